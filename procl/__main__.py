@@ -1,0 +1,5 @@
+import sys
+
+from procl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,59 @@
+"""The command line (a contract, see README): data synth, features, train, evaluate, predict, bench.
+
+Each command's arguments and work live in the module that owns it; this file only
+wires sub-commands to them, so `python -m procl --help` lists everything.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from procl import ProclError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from procl import bench, train as train_mod, infer
+    from procl.data import synth
+    from procl.features import cache
+
+    parser = argparse.ArgumentParser(prog="python -m procl", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="dataset utilities")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    p = data_sub.add_parser("synth", help="generate the built-in instructional-video dataset")
+    synth.add_arguments(p)
+    p.set_defaults(func=synth.main)
+
+    p = sub.add_parser("features", help="extract (or reuse cached) region features of a dataset")
+    cache.add_arguments(p)
+    p.set_defaults(func=cache.main)
+
+    p = sub.add_parser("train", help="train a model; prints the run directory last")
+    train_mod.add_arguments(p)
+    p.set_defaults(func=train_mod.main)
+
+    p = sub.add_parser("evaluate", help="metrics of a trained run")
+    infer.add_evaluate_arguments(p)
+    p.set_defaults(func=infer.main_evaluate)
+
+    p = sub.add_parser("predict", help="per-frame predictions of a run on a dataset, as CSV")
+    infer.add_predict_arguments(p)
+    p.set_defaults(func=infer.main_predict)
+
+    p = sub.add_parser("bench", help="reproduce the paper's tables and measure speed")
+    bench.add_arguments(p)
+    p.set_defaults(func=bench.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ProclError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
