@@ -1,0 +1,281 @@
+"""Predictions of a trained run: one video, a split, and the `evaluate` / `predict` commands.
+
+For a video (Sec. 2.1, DESIGN.md "Inference"): the TCN gives task probabilities; each
+frame gets the argmax of p restricted to the predicted task's k selected states. With
+background "unselected" a frame whose argmax over all M states is not one of them is
+background (-1). The teacher's labels (each frame's nearest selected state of the
+video's true task, on the same attention features) are kept for comparison. In the
+single-task setting the video's own task's network is used (the task is given).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from procl import ProclError, metrics, runs
+from procl.data import Dataset
+from procl.features.types import FeatureSet
+from procl.io import write_json, write_text
+from procl.model import NetConfig, ProcedureNet
+from procl.selection import nearest_state
+
+PREDICT_COLUMNS = ["video", "task", "pred_task", "frame", "time", "state", "step", "teacher", "gt"]
+
+
+@dataclass
+class VideoPrediction:
+    video_id: str
+    task: str
+    pred_task: str
+    task_probs: np.ndarray  # [A] over the run's tasks
+    times: np.ndarray  # [T]
+    alpha: np.ndarray  # [T, R]
+    p: np.ndarray  # [T, M]
+    beta: np.ndarray | None  # [M]
+    states: np.ndarray  # [T] key-step state per frame, -1 background
+    teacher: np.ndarray  # [T] the teacher's state per frame, -1 background
+    gt: np.ndarray | None  # [T] ground-truth step, -1 background
+
+
+@dataclass
+class LoadedRun:
+    path: Path
+    config: dict
+    nets: nn.ModuleDict
+    units: dict[str, list[str]]  # unit -> tasks
+    centers: dict[str, np.ndarray]  # unit -> [M, D]
+    selected: dict[str, dict[str, list[int]]]  # unit -> task -> states
+
+    def unit_of(self, task: str) -> str:
+        for key, tasks in self.units.items():
+            if task in tasks:
+                return key
+        raise ProclError(f"task {task!r} is not one of run {self.path.name}'s tasks: {', '.join(self.config['tasks'])}")
+
+
+def load_run(run: str | Path) -> LoadedRun:
+    """Config, networks (weights_only load) and teacher states of a finished epoch."""
+    path = runs.run_dir(run)
+    config = runs.read_config(path)
+    state = runs.load_torch(path / "model.pt")
+    centers, selected = runs.load_states(path)
+    feats = config["features"]
+    nets = nn.ModuleDict()
+    for key, tasks in config["units"].items():
+        nets[key] = ProcedureNet(NetConfig(
+            D=feats["D"], M=config["M"], n_tasks=len(tasks), width=config["width"],
+            attention=config["attention"], learnable_pooling=config["learnable_pooling"],
+            classifier=config["setting"] == "multi",
+        ))
+    try:
+        nets.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as err:
+        raise ProclError(f"{path / 'model.pt'} does not fit run {path.name}'s config ({err}); is it from another run?") from err
+    nets.eval()
+    return LoadedRun(path, config, nets, config["units"], centers, selected)
+
+
+@torch.no_grad()
+def predict_video(
+    net: ProcedureNet, y: np.ndarray, tasks: list[str], selected: dict[str, list[int]],
+    centers: np.ndarray, true_task: str, background: str = "none",
+) -> dict:
+    """The network's outputs for one video's region features y [T, R, D]."""
+    net.eval()
+    out = net(torch.from_numpy(np.asarray(y, dtype=np.float32)))
+    if out.logits is not None:
+        probs = torch.softmax(out.logits, 0).numpy()
+        pred_task = tasks[int(probs.argmax())]
+    else:  # single-task: the video's task is given
+        probs = np.array([1.0 if t == true_task else 0.0 for t in tasks])
+        pred_task = true_task
+    p = out.p.numpy()  # [T, M]
+    sel = np.array(selected[pred_task])
+    states = sel[p[:, sel].argmax(1)]
+    f = out.f.numpy()
+    teacher_sel = np.array(selected.get(true_task, selected[pred_task]))
+    teacher = nearest_state(f, centers, allowed=teacher_sel)
+    if background == "unselected":
+        states = np.where(np.isin(p.argmax(1), sel), states, -1)
+        teacher = np.where(np.isin(nearest_state(f, centers), teacher_sel), teacher, -1)
+    return {
+        "task_probs": probs, "pred_task": pred_task, "p": p, "alpha": out.alpha.numpy(),
+        "beta": None if out.beta is None else out.beta.numpy(), "states": states, "teacher": teacher,
+    }
+
+
+def predict_dataset(
+    loaded: LoadedRun, dataset: Dataset, features: FeatureSet, split: str = "all",
+) -> list[VideoPrediction]:
+    feats = loaded.config["features"]
+    if features.D != feats["D"]:
+        raise ProclError(
+            f"features of {dataset.spec} have D={features.D} but run {loaded.path.name} expects "
+            f"D={feats['D']} (backbone {feats['backbone']}): extract features with that backbone"
+        )
+    all_tasks = loaded.config["tasks"]
+    out = []
+    for video in dataset.videos_of(split=split):
+        if video.id not in features.videos:
+            continue
+        vf = features.videos[video.id]
+        if not np.isfinite(vf.feats).all():
+            raise ProclError(f"features of video {video.id!r} contain NaN or inf")
+        unit = loaded.unit_of(video.task) if video.task in all_tasks else next(iter(loaded.units))
+        tasks = loaded.units[unit]
+        r = predict_video(loaded.nets[unit], vf.feats, tasks, loaded.selected[unit], loaded.centers[unit],
+                          video.task, loaded.config["background"])
+        probs = np.zeros(len(all_tasks))
+        probs[[all_tasks.index(t) for t in tasks]] = r["task_probs"]
+        out.append(VideoPrediction(
+            video_id=video.id, task=video.task, pred_task=r["pred_task"], task_probs=probs,
+            times=vf.times, alpha=r["alpha"], p=r["p"], beta=r["beta"], states=r["states"],
+            teacher=r["teacher"], gt=video.labels_at(vf.times),
+        ))
+    return out
+
+
+def score(preds: list[VideoPrediction], field: str = "states") -> dict:
+    """The metric protocol over predictions: localization of `field` and task accuracy."""
+    gt = {p.video_id: p.gt for p in preds}
+    pred = {p.video_id: getattr(p, field) for p in preds}
+    task_of = {p.video_id: p.task for p in preds}
+    result = metrics.evaluate_localization(gt, pred, task_of) if any(g is not None for g in gt.values()) else {}
+    result["task"] = metrics.task_accuracy(task_of, {p.video_id: p.pred_task for p in preds})
+    result["accuracy"] = result["task"]["accuracy"]
+    return result
+
+
+def predictions_frame(preds: list[VideoPrediction], steps: dict[str, list[str]], mapping: dict) -> pd.DataFrame:
+    """One row per scored frame: the `predict` columns (DESIGN.md) plus the matched step name."""
+    rows = []
+    for p in preds:
+        task_map = mapping.get(p.task, {})
+        names = steps.get(p.task, [])
+        for t in range(len(p.times)):
+            s = int(p.states[t])
+            step = task_map.get(str(s))
+            rows.append((p.video_id, p.task, p.pred_task, t, round(float(p.times[t]), 3), s,
+                         names[step] if step is not None and step < len(names) else "",
+                         int(p.teacher[t]), -1 if p.gt is None else int(p.gt[t])))
+    return pd.DataFrame(rows, columns=PREDICT_COLUMNS)
+
+
+def default_split(config: dict) -> str:
+    return "test" if config["setting"] == "multi" else "all"
+
+
+def finish_run(path: Path, dataset: Dataset, features: FeatureSet, nets=None, units=None) -> dict:
+    """After training: per-video outputs for the app, predictions.csv and metrics.json."""
+    loaded = load_run(path)
+    preds = predict_dataset(loaded, dataset, features, split="all")
+    split = default_split(loaded.config)
+    scored = [p for p in preds if split == "all" or dataset.split.get(p.video_id) == split]
+    result = {"split": split, "student": score(scored, "states"), "teacher": score(scored, "teacher"),
+              "train": score([p for p in preds if p.video_id in set(loaded.config["train_videos"])])}
+    for p in preds:
+        runs.save_outputs(path, p.video_id, times=p.times, alpha=p.alpha.astype(np.float16),
+                          p=p.p.astype(np.float16), states=p.states, teacher=p.teacher,
+                          gt=p.gt if p.gt is not None else np.full(len(p.times), -2),
+                          task_probs=p.task_probs,
+                          beta=p.beta if p.beta is not None else np.zeros(0))
+    mapping = {t: v["mapping"] for t, v in result["student"].get("per_task", {}).items()}
+    frame = predictions_frame(preds, dataset.steps, mapping)
+    frame["split"] = [dataset.split.get(v, "") for v in frame["video"]]
+    write_text(path / "predictions.csv", frame.to_csv(index=False))
+    metrics_out = {**headline(result["student"]), "split": split, **result}
+    write_json(path / "metrics.json", metrics_out)
+    return metrics_out
+
+
+def headline(result: dict) -> dict:
+    return {k: result.get(k) for k in ("recall", "precision", "f1", "iou", "accuracy")}
+
+
+def format_metrics(path: Path) -> str:
+    m = json.loads((Path(path) / "metrics.json").read_text())
+    def fmt(v):
+        return "-" if v is None else f"{100 * v:.1f}"
+    lines = [f"{'':8} {'R':>6} {'P':>6} {'F1':>6} {'IoU':>6} {'Acc':>6}   (split: {m['split']}, %)"]
+    for who in ("student", "teacher"):
+        r = m[who]
+        lines.append(f"{who:8} " + " ".join(f"{fmt(r.get(k)):>6}" for k in ("recall", "precision", "f1", "iou", "accuracy")))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- command line
+
+def _open_for_run(config: dict, spec: str | None):
+    from procl.data import open_dataset
+    from procl.features.cache import load_or_extract
+    dataset = open_dataset(spec or config["dataset"])
+    f = config["features"]
+    features = load_or_extract(dataset, backbone=config["backbone"], fps=config["fps"], weights=config.get("weights"))
+    if features.D != f["D"]:
+        raise ProclError(f"features of {dataset.spec} have D={features.D}, run expects D={f['D']}")
+    return dataset, features
+
+
+def evaluate(run: str, split: str | None = None) -> dict:
+    loaded = load_run(run)
+    dataset, features = _open_for_run(loaded.config, None)
+    split = split or default_split(loaded.config)
+    preds = predict_dataset(loaded, dataset, features, split=split)
+    if not preds:
+        raise ProclError(f"no videos in split {split!r} of {dataset.spec}")
+    return {**headline(score(preds)), "split": split, "student": score(preds), "teacher": score(preds, "teacher")}
+
+
+def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="run name (under checkpoints/) or folder")
+    p.add_argument("--split", choices=("test", "all", "train"), default=None,
+                   help="videos to score (default: test for multi-task runs, all for single-task)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def main_evaluate(args: argparse.Namespace) -> int:
+    result = evaluate(args.run, args.split)
+    if args.json:
+        out = {**headline(result["student"]), "split": result["split"],
+               "per_task": result["student"].get("per_task", {}),
+               "per_class_accuracy": result["student"]["task"]["per_class"],
+               "per_video": result["student"].get("per_video"), "teacher": headline(result["teacher"])}
+        print(json.dumps(out, indent=2))
+    else:
+        def fmt(v):
+            return "-" if v is None else f"{100 * v:.1f}"
+        print(f"run {args.run}, split {result['split']}")
+        for who in ("student", "teacher"):
+            r = result[who]
+            print(f"{who:8} R {fmt(r.get('recall'))}  P {fmt(r.get('precision'))}  F1 {fmt(r.get('f1'))}  "
+                  f"IoU {fmt(r.get('iou'))}  Acc {fmt(r.get('accuracy'))}")
+        for task, r in result["student"].get("per_task", {}).items():
+            print(f"  {task:28} R {fmt(r.get('recall'))}  P {fmt(r.get('precision'))}  F1 {fmt(r.get('f1'))}")
+    return 0
+
+
+def add_predict_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True)
+    p.add_argument("--dataset", required=True, help="dataset spec to predict on")
+    p.add_argument("--split", choices=("test", "all", "train"), default="all")
+    p.add_argument("--out", required=True, help="CSV file to write")
+
+
+def main_predict(args: argparse.Namespace) -> int:
+    loaded = load_run(args.run)
+    dataset, features = _open_for_run(loaded.config, args.dataset)
+    preds = predict_dataset(loaded, dataset, features, split=args.split)
+    result = score(preds) if preds else {}
+    mapping = {t: v["mapping"] for t, v in result.get("per_task", {}).items()}
+    frame = predictions_frame(preds, dataset.steps, mapping)
+    write_text(args.out, frame.to_csv(index=False))
+    print(f"{len(frame)} frames of {len(preds)} videos -> {args.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,49 @@
+"""Training in a background process: launch, status, cancel.
+
+The app never trains inside its own script: `launch` creates the run folder (so it is
+listed at once, as queued) and starts `python -m procl train --run NAME --resume` in a
+new process session with its output in the run's train.log. Everything about a job
+lives in its run folder, so it survives a page reload or an app restart.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from procl import runs
+from procl.io import write_json
+from procl.train import TrainConfig, default_run_name
+
+
+def launch(cfg: TrainConfig, run: str | None = None) -> Path:
+    """Validate cfg, create the run folder (queued) and start training it in the background."""
+    cfg = cfg.resolved()
+    cfg.validate()
+    name = runs.check_name(run) if run else default_run_name(cfg)
+    path = runs.create_run(name, {**asdict(cfg), "launched": True})
+    log = open(path / "train.log", "ab")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "procl", "train", "--run", name, "--resume"],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True, env=env, cwd=os.getcwd(),
+    )
+    log.close()
+    write_json(path / "job.json", {"pid": proc.pid})
+    return path
+
+
+def cancel(run: str | Path) -> None:
+    """Ask a job to stop; it stops between two steps and keeps its last completed epoch."""
+    runs.request_stop(run)
+
+
+def log_tail(run: str | Path, lines: int = 30) -> str:
+    path = runs.run_dir(run) / "train.log"
+    if not path.exists():
+        return ""
+    text = path.read_text(errors="replace").replace("\r", "\n")
+    return "\n".join([ln for ln in text.splitlines() if ln.strip()][-lines:])

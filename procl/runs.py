@@ -1,0 +1,240 @@
+"""The run folder `checkpoints/<name>/`: create, write, read, list.
+
+Files (every one written to a temporary name and renamed into place):
+  config.json    every setting, the dataset spec, the backbone and a fingerprint of its features
+  status.json    state (queued/running/done/failed/cancelled), epoch, step, losses, timings, pid
+  model.pt       state_dict of the network(s), loaded with torch.load(weights_only=True)
+  resume.pt      model + optimizer + teacher state after the last completed epoch (for --resume)
+  states.npz     k-means centers and the per-task selected states
+  metrics.json   the metric protocol's figures (procl.metrics) and the baselines
+  predictions.csv  one row per scored frame (the `predict` columns)
+  outputs/<video>.npz  per-video arrays the app shows: attention, state probabilities,
+                 states, teacher labels, ground truth, task probabilities, pooling weights
+  train.log      the training process's output when launched in the background
+  STOP           present when a stop was requested (honoured between steps)
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from procl import ProclError
+from procl.io import read_json, write_bytes, write_json, write_npz
+from procl.paths import checkpoints_dir
+
+TERMINAL = ("done", "failed", "cancelled")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def check_name(name: str) -> str:
+    if not _NAME_RE.match(name):
+        raise ProclError(
+            f"run name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
+            "(at most 100, starting with a letter or digit)"
+        )
+    return name
+
+
+def create_run(name: str, config: dict) -> Path:
+    """Make `checkpoints/<name>/` with config.json and a queued status, atomically.
+
+    The folder is filled under a temporary name and renamed, so a run folder is
+    never half-made; an existing name is refused, so two trainings never share one.
+    """
+    check_name(name)
+    root = checkpoints_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / name
+    if final.exists():
+        raise ProclError(f"run {name!r} already exists in {root}: choose another --run name, or --resume it")
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.", suffix=".tmp"))
+    try:
+        write_json(tmp / "config.json", config)
+        write_json(tmp / "status.json", {"state": "queued", "created": time.time()})
+        os.rename(tmp, final)  # fails if `final` appeared meanwhile
+    except OSError as err:
+        raise ProclError(f"run {name!r} could not be created in {root}: {err}") from err
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def unique_name(base: str) -> str:
+    """`base`, or `base-2`, `base-3`, ... whichever does not exist yet."""
+    root = checkpoints_dir()
+    name, i = base, 2
+    while (root / name).exists():
+        name, i = f"{base}-{i}", i + 1
+    return name
+
+
+def run_dir(run: str | os.PathLike) -> Path:
+    """The folder of a run given by name (under checkpoints/) or by path."""
+    path = Path(run)
+    if (path / "config.json").is_file():
+        return path
+    by_name = checkpoints_dir() / str(run)
+    if (by_name / "config.json").is_file():
+        return by_name
+    known = ", ".join(r["name"] for r in list_runs()[:10]) or "none"
+    raise ProclError(f"unknown run {str(run)!r}: no {by_name}/config.json (runs found: {known})")
+
+
+def read_config(run: str | os.PathLike) -> dict:
+    path = run_dir(run) / "config.json"
+    try:
+        return read_json(path)
+    except (OSError, json.JSONDecodeError) as err:
+        raise ProclError(f"{path} is unreadable ({err}): the run folder is damaged") from err
+
+
+# ---------------------------------------------------------------- status
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped) is not alive
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def read_status(run: str | os.PathLike) -> dict:
+    """status.json, with a running/queued run whose process died reported as failed."""
+    path = Path(run) / "status.json" if Path(run, "status.json").exists() else run_dir(run) / "status.json"
+    try:
+        status = read_json(path)
+    except (OSError, json.JSONDecodeError) as err:
+        return {"state": "failed", "error": f"{path} is unreadable: {err}"}
+    pid = status.get("pid") or _job_pid(path.parent)
+    if status.get("state") in ("running", "queued") and pid and not _pid_alive(int(pid)):
+        status["state"] = "failed"
+        status.setdefault(
+            "error",
+            f"the training process (pid {pid}) ended without finishing (killed?); "
+            "`python -m procl train --run NAME --resume` continues from the last completed epoch",
+        )
+    return status
+
+
+def _job_pid(run: Path) -> int | None:
+    """The pid of the background process that `procl.jobs.launch` started, if any."""
+    try:
+        return int(read_json(run / "job.json")["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_status(run: Path, status: dict) -> None:
+    write_json(Path(run) / "status.json", {**status, "updated": time.time()})
+
+
+def request_stop(run: str | os.PathLike) -> None:
+    write_bytes(run_dir(run) / "STOP", b"stop requested\n")
+
+
+def stop_requested(run: Path) -> bool:
+    return (Path(run) / "STOP").exists()
+
+
+def list_runs() -> list[dict[str, Any]]:
+    """Every run folder under checkpoints/, newest first; a damaged one is listed with its error."""
+    root = checkpoints_dir()
+    out = []
+    if not root.is_dir():
+        return out
+    for path in root.iterdir():
+        if path.name.startswith(".") or not path.is_dir():
+            continue
+        entry: dict[str, Any] = {"name": path.name, "path": str(path)}
+        try:
+            entry["config"] = read_json(path / "config.json")
+        except (OSError, json.JSONDecodeError) as err:
+            entry["error"] = f"config.json unreadable: {err}"
+            entry["status"] = {"state": "failed"}
+            entry["mtime"] = path.stat().st_mtime
+            out.append(entry)
+            continue
+        entry["status"] = read_status(path)
+        metrics_path = path / "metrics.json"
+        if metrics_path.exists():
+            try:
+                entry["metrics"] = read_json(metrics_path)
+            except (OSError, json.JSONDecodeError):
+                entry["metrics"] = None
+        entry["mtime"] = entry["status"].get("created", path.stat().st_mtime)
+        out.append(entry)
+    out.sort(key=lambda e: e["mtime"], reverse=True)
+    return out
+
+
+# ---------------------------------------------------------------- tensors and arrays
+
+def save_torch(path: Path, obj: Any) -> None:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_bytes(path, buf.getvalue())
+
+
+def load_torch(path: Path) -> Any:
+    """torch.load with weights_only=True; a damaged or foreign file gives a clear error."""
+    if not path.is_file():
+        raise ProclError(f"{path} is missing: the run has not finished an epoch yet, or was deleted")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for bad files
+        raise ProclError(
+            f"{path} is not a procl checkpoint or is damaged ({type(err).__name__}: {err}); "
+            "retrain the run or restore the file"
+        ) from err
+
+
+def save_states(run: Path, centers: dict[str, np.ndarray], selected: dict[str, dict[str, list[int]]]) -> None:
+    """centers: unit -> [M, D]; selected: unit -> task -> k state indices in pick order."""
+    arrays = {f"centers/{u}": c for u, c in centers.items()}
+    write_npz(Path(run) / "states.npz", **arrays)
+    write_json(Path(run) / "selected.json", selected)
+
+
+def load_states(run: Path) -> tuple[dict[str, np.ndarray], dict[str, dict[str, list[int]]]]:
+    run = Path(run)
+    try:
+        with np.load(run / "states.npz") as z:
+            centers = {k.split("/", 1)[1]: z[k] for k in z.files}
+        selected = read_json(run / "selected.json")
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
+        raise ProclError(f"the states of run {run} are missing or damaged ({err})") from err
+    return centers, selected
+
+
+def outputs_path(run: Path, video_id: str) -> Path:
+    return Path(run) / "outputs" / f"{video_id}.npz"
+
+
+def save_outputs(run: Path, video_id: str, **arrays: np.ndarray) -> None:
+    write_npz(outputs_path(run, video_id), **arrays)
+
+
+def load_outputs(run: str | os.PathLike, video_id: str) -> dict[str, np.ndarray]:
+    path = outputs_path(run_dir(run), video_id)
+    try:
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as err:
+        raise ProclError(f"{path} is missing or damaged ({err}); re-run `python -m procl evaluate --run ...`") from err

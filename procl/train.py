@@ -1,0 +1,421 @@
+"""The alternating training loop (Sec. 2.2): teacher refresh, then student steps.
+
+Each epoch starts with a teacher refresh: attention features of every training video
+from the current SAN -> mini-batch k-means refresh of the M latent states (warm-started
+from the previous centers, so state m stays state m) -> greedy subset selection per task
+(Eq. 2) -> per-frame pseudo-labels. Then SAN + KLN + TCN are trained one video per step
+with L = L_rank + lambda * L_ce (Eqs. 6-7), RMSprop (lr 1e-3, weight decay 1e-4).
+`refresh_every` > 0 refreshes the teacher every that many videos as well.
+
+Settings: "multi" trains one network for all tasks (train split only; lambda 0.5,
+M 50 by default); "single" trains one network per task on all its videos with lambda 0
+and no classifier (M 30), as the paper's Table 1. Everything is seeded and
+deterministic on a CPU; an epoch's video order and dropout depend only on (seed, epoch),
+so --resume from a completed epoch ends in the same model as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+import procl
+from procl import ProclError, runs
+from procl.data import Dataset
+from procl.features.types import FeatureSet
+from procl.io import write_json
+from procl.model import NetConfig, ProcedureNet, classification_loss, ranking_loss
+from procl.paths import slug
+from procl.selection import fit_states, subset_selection
+
+SETTINGS = ("multi", "single")
+BACKGROUND_OPTIONS = ("none", "unselected")
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run (saved as config.json). None means "the setting's default"."""
+
+    dataset: str = "synthetic"
+    k: int = 7
+    M: int | None = None  # latent states: 50 multi-task, 30 single-task (Sec. 3.1)
+    lam: float | None = None  # weight of L_ce: 0.5 multi-task, 0 single-task (Eq. 6)
+    epochs: int = 8
+    setting: str = "multi"
+    attention: bool = True
+    learnable_pooling: bool = True
+    ranking: bool = True  # False: task labels only, no subset-selection supervision (Fig. 2)
+    background: str = "none"
+    seed: int = 0
+    backbone: str = "default"
+    weights: str | None = None
+    fps: float = 2.0
+    width: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    refresh_every: int = 0  # extra teacher refresh every N videos; 0 = once per epoch
+
+    def resolved(self) -> "TrainConfig":
+        multi = self.setting == "multi"
+        return TrainConfig(**{
+            **asdict(self),
+            "M": self.M if self.M is not None else (50 if multi else 30),
+            "lam": self.lam if self.lam is not None else (0.5 if multi else 0.0),
+        })
+
+    def validate(self) -> None:
+        """Reject bad values before any long work starts."""
+        if self.setting not in SETTINGS:
+            raise ProclError(f"setting {self.setting!r} is not one of {', '.join(SETTINGS)}")
+        if self.background not in BACKGROUND_OPTIONS:
+            raise ProclError(f"background {self.background!r} is not one of {', '.join(BACKGROUND_OPTIONS)}")
+        if self.M is None or self.M < 1:
+            raise ProclError(f"M={self.M}: the number of latent states must be at least 1")
+        if self.k < 1:
+            raise ProclError(f"k={self.k}: the number of key-steps must be at least 1")
+        if self.k > self.M:
+            raise ProclError(f"k={self.k} is larger than M={self.M}: k key-steps are chosen among M states")
+        if self.lam is None or self.lam < 0 or not math.isfinite(self.lam):
+            raise ProclError(f"lambda={self.lam} must be a number >= 0")
+        if self.epochs < 1:
+            raise ProclError(f"epochs={self.epochs} must be at least 1")
+        if self.width < 1 or self.fps <= 0 or self.lr <= 0 or self.refresh_every < 0:
+            raise ProclError("width, fps and lr must be positive and refresh_every >= 0")
+        if not self.ranking and self.lam == 0:
+            raise ProclError("--no-ranking with lambda=0 leaves nothing to train: give --lam > 0")
+
+
+@dataclass
+class Unit:
+    """One network with its own states and teacher: all tasks (multi) or one task (single)."""
+
+    key: str
+    tasks: list[str]  # the classifier's classes, in order
+    videos: list[str]  # training video ids
+    centers: np.ndarray | None = None  # [M, D]
+    selected: dict[str, list[int]] = field(default_factory=dict)  # task -> k states
+    labels: dict[str, torch.Tensor] = field(default_factory=dict)  # video -> [T] pseudo-labels
+
+
+def make_units(cfg: TrainConfig, dataset: Dataset, features: FeatureSet) -> list[Unit]:
+    """The networks to train and their training videos; checks every task has enough."""
+    usable = [v for v in dataset.videos if v.id in features.videos]
+    if cfg.setting == "multi":
+        train_ids = [v.id for v in usable if dataset.split.get(v.id) == "train"]
+        for task in dataset.tasks:
+            n = sum(1 for v in usable if v.task == task and v.id in train_ids)
+            if n < 2:
+                raise ProclError(
+                    f"task {task!r} has {n} training video(s) with features in {dataset.spec}; "
+                    "the multi-task setting needs at least 2 per task (add videos or edit split.csv)"
+                )
+        return [Unit("all", list(dataset.tasks), train_ids)]
+    units = []
+    for i, task in enumerate(dataset.tasks):
+        ids = [v.id for v in usable if v.task == task]
+        if not ids:
+            raise ProclError(f"task {task!r} has no video with features in {dataset.spec}")
+        units.append(Unit(f"task{i}", [task], ids))
+    return units
+
+
+def net_config(cfg: TrainConfig, features: FeatureSet, unit: Unit) -> NetConfig:
+    return NetConfig(
+        D=features.D, M=cfg.M, n_tasks=len(unit.tasks), width=cfg.width,
+        attention=cfg.attention, learnable_pooling=cfg.learnable_pooling,
+        classifier=cfg.setting == "multi",
+    )
+
+
+def build_networks(cfg: TrainConfig, features: FeatureSet, units: list[Unit]) -> nn.ModuleDict:
+    torch.manual_seed(cfg.seed)
+    return nn.ModuleDict({u.key: ProcedureNet(net_config(cfg, features, u)) for u in units})
+
+
+@torch.no_grad()
+def attention_features(net: ProcedureNet, ys: dict[str, torch.Tensor], ids: list[str]) -> dict[str, np.ndarray]:
+    net.eval()
+    return {vid: net.attend(ys[vid])[0].numpy() for vid in ids}
+
+
+def refresh_teacher(
+    cfg: TrainConfig, net: ProcedureNet, unit: Unit, ys: dict[str, torch.Tensor], task_of: dict[str, str]
+) -> dict:
+    """Attention features -> k-means refresh -> subset selection per task -> pseudo-labels."""
+    f = attention_features(net, ys, unit.videos)
+    unit.centers = fit_states(np.concatenate([f[v] for v in unit.videos]), cfg.M, init=unit.centers, seed=cfg.seed)
+    costs = {}
+    for task in unit.tasks:
+        ids = [v for v in unit.videos if task_of[v] == task]
+        sel = subset_selection([f[v] for v in ids], unit.centers, cfg.k)
+        unit.selected[task] = sel.selected
+        costs[task] = sel.costs[-1]
+        for vid, lab in zip(ids, sel.labels):
+            unit.labels[vid] = torch.from_numpy(lab.astype(np.int64))
+    return costs
+
+
+def train_step(
+    cfg: TrainConfig, net: ProcedureNet, opt: torch.optim.Optimizer, y: torch.Tensor, r: torch.Tensor, task: int
+) -> dict[str, float]:
+    """One video: L = L_rank + lambda * L_ce (Eq. 6), one optimizer step."""
+    net.train()
+    out = net(y)
+    rank = ranking_loss(out.s, r) if cfg.ranking else out.s.new_zeros(())
+    ce = classification_loss(out.logits, task) if out.logits is not None else out.s.new_zeros(())
+    loss = rank + cfg.lam * ce
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return {"loss": float(loss), "rank": float(rank), "ce": float(ce)}
+
+
+def _optimizers(cfg: TrainConfig, nets: nn.ModuleDict) -> dict[str, torch.optim.Optimizer]:
+    return {
+        key: torch.optim.RMSprop(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        for key, net in nets.items()
+    }
+
+
+def check_features(features: FeatureSet, ids: list[str]) -> None:
+    for vid in ids:
+        feats = features.videos[vid].feats
+        if not np.isfinite(feats).all():
+            raise ProclError(f"features of video {vid!r} contain NaN or inf: fix or remove the source")
+
+
+def load_inputs(cfg: TrainConfig, progress: bool = True, on_progress: Callable | None = None):
+    """Open the dataset and its (cached or extracted) features."""
+    from procl.data import open_dataset
+    from procl.features.cache import load_or_extract
+
+    dataset = open_dataset(cfg.dataset, progress=progress)
+    feat_cb = None
+    if on_progress is not None:
+        def feat_cb(done, total, vid):
+            on_progress({"phase": "features", "step": done, "steps": total, "video": vid})
+    features = load_or_extract(
+        dataset, backbone=cfg.backbone, fps=cfg.fps, weights=cfg.weights, progress=progress, on_progress=feat_cb
+    )
+    return dataset, features
+
+
+def default_run_name(cfg: TrainConfig) -> str:
+    spec = cfg.dataset.split(":", 1)
+    base = spec[0] if len(spec) == 1 else f"{spec[0]}-{Path(spec[1]).name}"
+    tag = "" if cfg.setting == "multi" else "-single"
+    return runs.unique_name(slug(f"{base}-k{cfg.k}{tag}").rsplit("-", 1)[0] + time.strftime("-%m%d-%H%M%S"))
+
+
+def train(
+    cfg: TrainConfig,
+    run: str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    on_progress: Callable[[dict], None] | None = None,
+) -> Path:
+    """Train (or resume) a run; returns its folder. See the module docstring."""
+    if resume:
+        if not run:
+            raise ProclError("--resume needs --run NAME (the run to continue)")
+        path = runs.run_dir(run)
+        saved = runs.read_config(path)
+        cfg = TrainConfig(**{f.name: saved[f.name] for f in fields(TrainConfig) if f.name in saved})
+        status = runs.read_status(path)
+        if status.get("state") == "running":
+            raise ProclError(f"run {run!r} is still running (pid {status.get('pid')}); cancel it first")
+    cfg = cfg.resolved()
+    cfg.validate()
+    if run and not resume:
+        runs.check_name(run)
+
+    try:
+        dataset, features = load_inputs(cfg, progress=progress, on_progress=on_progress)
+        units = make_units(cfg, dataset, features)
+        check_features(features, [v for u in units for v in u.videos])
+    except ProclError as err:
+        if resume:  # a launched job: say why in its status, not only in train.log
+            runs.write_status(path, {**runs.read_status(path), "state": "failed", "error": str(err)})
+        raise
+    config = {
+        **asdict(cfg),
+        "procl_version": procl.__version__,
+        "tasks": list(dataset.tasks),
+        "steps": {t: list(s) for t, s in dataset.steps.items()},
+        "units": {u.key: u.tasks for u in units},
+        "features": {k: features.manifest.get(k) for k in ("backbone", "weights", "fps", "R", "D", "grid", "fingerprint")},
+        "train_videos": sorted(v for u in units for v in u.videos),
+    }
+    fresh = not resume or "features" not in saved  # a queued run (procl.jobs) starts afresh
+    if resume and not fresh:
+        if saved["features"]["D"] != features.D:
+            raise ProclError(
+                f"features of {cfg.dataset} have D={features.D} but run {run!r} was trained with "
+                f"D={saved['features']['D']}: use the run's backbone ({saved['features']['backbone']})"
+            )
+    elif resume:
+        write_json(path / "config.json", config)
+    else:
+        path = runs.create_run(run or default_run_name(cfg), config)
+    return _train_loop(cfg, path, dataset, features, units, resume and not fresh, progress, on_progress)
+
+
+def _train_loop(cfg, path, dataset, features, units, resume, progress, on_progress) -> Path:
+    nets = build_networks(cfg, features, units)
+    opts = _optimizers(cfg, nets)
+    task_of = {v.id: v.task for v in dataset.videos}
+    ys = {vid: torch.from_numpy(np.asarray(features.videos[vid].feats, dtype=np.float32))
+          for u in units for vid in u.videos}
+    steps_per_epoch = sum(len(u.videos) for u in units)
+    total = steps_per_epoch * cfg.epochs
+    status = {"state": "running", "pid": os.getpid(), "epoch": 0, "epochs": cfg.epochs, "step": 0,
+              "steps": total, "history": {"step": [], "loss": [], "rank": [], "ce": []},
+              "epoch_seconds": [], "teacher_seconds": [], "started": time.time()}
+    start_epoch = 0
+    if resume and (path / "resume.pt").exists():
+        state = runs.load_torch(path / "resume.pt")
+        nets.load_state_dict(state["model"])
+        for key, opt in opts.items():
+            opt.load_state_dict(state["optim"][key])
+        for u in units:
+            u.centers = state["centers"][u.key].numpy()
+        start_epoch = int(state["epoch"])
+        old = runs.read_status(path)
+        status.update({k: old[k] for k in ("history", "epoch_seconds", "teacher_seconds") if k in old})
+        status["step"] = start_epoch * steps_per_epoch
+    status["epoch"] = start_epoch
+    (path / "STOP").unlink(missing_ok=True)
+    runs.write_status(path, status)
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=total, initial=status["step"], desc="train", unit="video", file=sys.stderr)
+    t0, last_write = time.time(), 0.0
+    done_before = status["step"]
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            t_epoch = time.time()
+            rng = np.random.default_rng([cfg.seed, epoch])
+            torch.manual_seed(cfg.seed * 1000 + epoch)
+            teacher_s = 0.0
+            for u in units:
+                t = time.time()
+                refresh_teacher(cfg, nets[u.key], u, ys, task_of)
+                teacher_s += time.time() - t
+                order = rng.permutation(len(u.videos))
+                for i, idx in enumerate(order):
+                    if cfg.refresh_every and i and i % cfg.refresh_every == 0:
+                        t = time.time()
+                        refresh_teacher(cfg, nets[u.key], u, ys, task_of)
+                        teacher_s += time.time() - t
+                    vid = u.videos[idx]
+                    losses = train_step(cfg, nets[u.key], opts[u.key], ys[vid], u.labels[vid],
+                                        u.tasks.index(task_of[vid]))
+                    status["step"] += 1
+                    hist = status["history"]
+                    hist["step"].append(status["step"])
+                    for name in ("loss", "rank", "ce"):
+                        hist[name].append(round(losses[name], 5))
+                    elapsed = time.time() - t0
+                    rate = (status["step"] - done_before) / max(elapsed, 1e-9)
+                    status.update(epoch=epoch, elapsed=elapsed, eta=(total - status["step"]) / max(rate, 1e-9),
+                                  **{f"last_{k}": v for k, v in losses.items()})
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(epoch=epoch + 1, loss=f"{losses['loss']:.3f}")
+                    if on_progress is not None:
+                        on_progress({"phase": "train", **{k: status[k] for k in ("epoch", "epochs", "step", "steps", "elapsed", "eta")}, **losses})
+                    if time.time() - last_write > 0.5:
+                        runs.write_status(path, status)
+                        last_write = time.time()
+                    if runs.stop_requested(path):
+                        status.update(state="cancelled", error="stopped on request")
+                        runs.write_status(path, status)
+                        return path
+            status["epoch_seconds"].append(time.time() - t_epoch)
+            status["teacher_seconds"].append(teacher_s)
+            status["epoch"] = epoch + 1
+            _save_epoch(path, nets, opts, units, epoch + 1)
+            runs.write_status(path, status)
+        if bar is not None:
+            bar.close()
+        status["phase"] = "evaluate"
+        runs.write_status(path, status)
+        from procl.infer import finish_run
+        finish_run(path, dataset, features, nets=nets, units=units)
+        status.update(state="done", elapsed=time.time() - t0, eta=0.0, finished=time.time())
+        runs.write_status(path, status)
+    except BaseException as err:
+        status.update(state="failed" if not isinstance(err, KeyboardInterrupt) else "cancelled",
+                      error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc()[-4000:])
+        runs.write_status(path, status)
+        raise
+    return path
+
+
+def _save_epoch(path: Path, nets: nn.ModuleDict, opts: dict, units: list[Unit], epoch: int) -> None:
+    """After a completed epoch: the resume point, the model and the teacher's states."""
+    runs.save_torch(path / "resume.pt", {
+        "model": nets.state_dict(),
+        "optim": {k: o.state_dict() for k, o in opts.items()},
+        "centers": {u.key: torch.from_numpy(u.centers) for u in units},
+        "epoch": epoch,
+    })
+    runs.save_torch(path / "model.pt", nets.state_dict())
+    runs.save_states(path, {u.key: u.centers for u in units}, {u.key: u.selected for u in units})
+
+
+# ---------------------------------------------------------------- command line
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    p.add_argument("--dataset", default=d.dataset, help="dataset spec (default: synthetic)")
+    p.add_argument("--k", type=int, default=None, help="key-steps per task (required unless --resume)")
+    p.add_argument("--M", type=int, default=None, help="latent states (default 50 multi, 30 single)")
+    p.add_argument("--lam", type=float, default=None, help="weight of the task loss (default 0.5 multi, 0 single)")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--setting", choices=SETTINGS, default=d.setting)
+    p.add_argument("--no-attention", dest="attention", action="store_false", help="mean over cells instead of SAN")
+    p.add_argument("--no-learnable-pooling", dest="learnable_pooling", action="store_false", help="uniform beta")
+    p.add_argument("--no-ranking", dest="ranking", action="store_false",
+                   help="task labels only: no subset-selection supervision (the paper's Fig. 2 ablation)")
+    p.add_argument("--background", choices=BACKGROUND_OPTIONS, default=d.background)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--backbone", default=d.backbone, help="feature backbone (default: the weight-free one)")
+    p.add_argument("--weights", default=None, help="backbone weights: a state_dict path, or 'none' for random")
+    p.add_argument("--fps", type=float, default=d.fps)
+    p.add_argument("--width", type=int, default=d.width, help="KLN channels")
+    p.add_argument("--refresh-every", type=int, default=d.refresh_every,
+                   help="also refresh k-means and subset selection every N videos (0: once per epoch)")
+    p.add_argument("--run", default=None, help="run name (default: derived from dataset, k and time)")
+    p.add_argument("--resume", action="store_true", help="continue --run from its last completed epoch")
+
+
+def main(args: argparse.Namespace) -> int:
+    names = {f.name for f in fields(TrainConfig)}
+    if args.k is None and not args.resume:
+        raise ProclError("--k is required: the number of key-steps per task (e.g. --k 7)")
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in names and v is not None})
+    path = train(cfg, run=args.run, resume=args.resume, progress=True)
+    config = runs.read_config(path)
+    status = runs.read_status(path)
+    feats = config["features"]
+    print(f"backbone: {feats['backbone']} (weights: {feats['weights']}), R={feats['R']}, D={feats['D']}", file=sys.stderr)
+    if status["state"] != "done":
+        print(f"run ended: {status['state']}", file=sys.stderr)
+    else:
+        from procl.infer import format_metrics
+        print(format_metrics(runs.run_dir(path)), file=sys.stderr)
+    print(path)
+    return 0 if status["state"] == "done" else 1

@@ -1,0 +1,15 @@
+"""Shared fixtures: a tiny built-in synthetic dataset, generated once per test session."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from procl.data.synth import generate
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 tasks x 4 videos of 8-12 s at 112x112 (seed 0); the folder layout of DESIGN.md."""
+    return generate(tmp_path_factory.mktemp("synth") / "tiny", n_tasks=3, videos_per_task=4, seed=0,
+                    frame_size=112, min_duration=8.0, max_duration=12.0, progress=False, workers=1)
