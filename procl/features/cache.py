@@ -1,0 +1,527 @@
+"""The feature cache: region features of every video of a dataset, extracted once.
+
+`load_or_extract(dataset, backbone, fps, weights)` returns a `FeatureSet`. For video
+files it keeps a cache per (dataset, backbone, weights, fps) in
+
+    data_dir()/features/<slug(spec)>/<backbone>-<fps>fps[-<weights tag>]/
+        <video id>.npz    feats [T, R, D] float16 (float32 when a value exceeds float16's
+                          range) and times [T] float64; float16 halves the disk of the
+                          large CNN maps (VGG19: 100 KB per frame in float32) and its
+                          3 significant digits are far below the features' noise;
+                          values are converted back to float32 on load
+        manifest.json     settings, R, D, grid, per-video source fingerprints (size,
+                          mtime_ns, superframes), skipped videos and a dataset fingerprint
+
+Every file is written atomically and the manifest after each video, so an interrupted
+extraction keeps its finished videos, and a reader never sees a half-written file. A
+video is reused while its source's size and mtime are unchanged and re-extracted
+otherwise; a video that cannot be decoded is skipped with a warning (and not retried
+until its file changes).
+
+Decoding runs in background threads (one on a 2-core machine, up to 4 videos at once
+on bigger ones), a few chunks of frames ahead of the backbone and on into the next
+videos, so decoding and the forward pass overlap.
+
+Precomputed features (records of kind "features") pass through unchanged: they are
+read from their files on each call (no copy: CrossTask's are 18 GB) and the manifest
+says backbone "precomputed".
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import queue
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from procl import ProclError
+from procl.data.records import Dataset, VideoRecord
+from procl.features.backbones import NAMES, Backbone, available_cores, describe_weights, feature_dim, get_backbone
+from procl.features.types import FeatureSet, VideoFeatures
+from procl.features.video import iter_frames, sample_frames
+from procl.io import read_json, write_json, write_npz
+from procl.paths import data_dir, slug
+
+# Bump when extraction changes what it writes: every cache is then rebuilt.
+FEATURE_VERSION = 1
+PRECOMPUTED = "precomputed"
+_FLOAT16_MAX = 60000.0
+_QUEUE_CHUNKS = 3  # decoded chunks waiting for the backbone, at most
+_NOT_SOURCE = ("file", "T", "reason")  # manifest entry keys that do not describe the source
+_MANIFEST_EVERY_S = 2.0  # rewrite the manifest at most this often during an extraction
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+# ---------------------------------------------------------------- fingerprints
+
+
+def _source_entry(record: VideoRecord) -> dict:
+    """What identifies a video's source: path, size, mtime and its superframes."""
+    path = Path(record.source)
+    stat = path.stat()
+    entry = {"source": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    if record.superframes is not None:
+        sf = np.ascontiguousarray(record.superframes, dtype=np.float64)
+        entry["superframes"] = hashlib.sha1(sf.tobytes()).hexdigest()[:16]
+    if record.frame_labels is not None:
+        entry["rows"] = len(record.frame_labels)
+    return entry
+
+
+def _fingerprint(settings: dict, entries: dict[str, dict]) -> str:
+    """A hash over the settings and every (video id, source entry) that has features."""
+    text = json.dumps({"settings": settings, "videos": entries}, sort_keys=True)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _same_source(entry: dict | None, current: dict) -> bool:
+    """Whether a manifest entry was made from the source `current` describes."""
+    return entry is not None and {k: v for k, v in entry.items() if k not in _NOT_SOURCE} == current
+
+
+# ---------------------------------------------------------------- superframes
+
+
+def pool_superframes(
+    feats: np.ndarray, times: np.ndarray, superframes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Average the frames inside each superframe: feats [T, R, D], times [T] -> [S, R, D], [S].
+
+    A frame at time t is inside (start, end) when start <= t < end; a superframe with
+    no frame inside takes the frame nearest to its centre. Times are the centres.
+    """
+    sf = np.asarray(superframes, dtype=np.float64).reshape(-1, 2)  # [S, 2]
+    centres = sf.mean(axis=1)  # [S]
+    lo = np.searchsorted(times, sf[:, 0], side="left")
+    hi = np.searchsorted(times, sf[:, 1], side="left")
+    nearest = np.abs(times[None, :] - centres[:, None]).argmin(axis=1)  # [S]
+    out = np.empty((len(sf), *feats.shape[1:]), dtype=np.float32)
+    for s in range(len(sf)):
+        out[s] = feats[lo[s] : hi[s]].mean(axis=0) if hi[s] > lo[s] else feats[nearest[s]]
+    return out, centres
+
+
+# ---------------------------------------------------------------- precomputed features
+
+
+def load_precomputed(record: VideoRecord) -> VideoFeatures:
+    """The features of a record of kind "features": [T, D] -> [T, 1, D]; [T, R, D] kept.
+
+    Raises ProclError naming the file for another rank, T == 0, NaN/inf, or a missing
+    `feature_fps`.
+    """
+    from procl.data.specs import load_feature_array
+
+    path = Path(record.source)
+    arr = load_feature_array(record)  # [T, D] or [T, R, D] float32, rank and T checked
+    if not np.isfinite(arr).all():
+        raise ProclError(f"features {path} contain NaN or inf values: fix or remove the file")
+    if not record.feature_fps or record.feature_fps <= 0:
+        raise ProclError(f"features {path}: no rows-per-second rate (feature_fps) for video {record.id}")
+    feats = arr[:, None, :] if arr.ndim == 2 else arr  # [T, R, D]
+    times = np.arange(len(feats), dtype=np.float64) / float(record.feature_fps)
+    if record.superframes is not None:
+        feats, times = pool_superframes(feats, times, record.superframes)
+    return VideoFeatures(record.id, feats, times)
+
+
+def _precomputed_set(dataset: Dataset, progress: bool, on_progress: ProgressFn | None) -> FeatureSet:
+    videos: dict[str, VideoFeatures] = {}
+    entries: dict[str, dict] = {}
+    shapes: set[tuple[int, int]] = set()
+    total = len(dataset.videos)
+    for done, record in enumerate(tqdm(dataset.videos, desc="features", disable=not progress), 1):
+        vf = load_precomputed(record)
+        videos[record.id], entries[record.id] = vf, _source_entry(record)
+        shapes.add(vf.feats.shape[1:])
+        if on_progress is not None:
+            on_progress(done, total, record.id)
+    if len(shapes) > 1:
+        raise ProclError(f"dataset {dataset.spec}: precomputed features of different shapes {sorted(shapes)}")
+    R, D = shapes.pop()
+    side = int(round(R**0.5))
+    rates = sorted({float(v.feature_fps) for v in dataset.videos})
+    settings = {"backbone": PRECOMPUTED, "version": FEATURE_VERSION}
+    manifest = {
+        "backbone": PRECOMPUTED,
+        "weights": None,
+        "fps": rates[0] if len(rates) == 1 else rates,
+        "R": R,
+        "D": D,
+        "grid": [side, side] if R > 1 and side * side == R else None,
+        "fingerprint": _fingerprint(settings, entries),
+        "dataset": dataset.spec,
+        "cache_dir": None,
+        "counts": {"extracted": 0, "reused": len(videos), "skipped": 0},
+    }
+    return FeatureSet(videos, manifest)
+
+
+# ---------------------------------------------------------------- extraction pipeline
+
+
+@dataclass
+class VideoResult:
+    """One video through the pipeline: its features [T, R, D] float32 and times [T],
+    or the error that made it unreadable."""
+
+    index: int
+    feats: np.ndarray | None = None
+    times: np.ndarray | None = None
+    error: str | None = None
+
+
+@dataclass
+class _Decoder:
+    """A thread decoding its share of the videos, in order, into a bounded queue of
+    (index, frames, times, error) items; frames None ends a video."""
+
+    jobs: list[tuple[int, Path]]
+    fps: float
+    size: int
+    chunk: int
+    stop: threading.Event
+    items: queue.Queue = field(default_factory=lambda: queue.Queue(maxsize=_QUEUE_CHUNKS))
+
+    def start(self) -> "_Decoder":
+        threading.Thread(target=self._run, name="procl-decoder", daemon=True).start()
+        return self
+
+    def _put(self, item: tuple) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        for index, path in self.jobs:
+            try:
+                for frames, times in iter_frames(path, fps=self.fps, size=self.size, chunk=self.chunk):
+                    if not self._put((index, frames, times, None)):
+                        return
+                item = (index, None, None, None)
+            except ProclError as err:
+                item = (index, None, None, str(err))
+            except Exception as err:  # noqa: BLE001 - a decoder crash is this video's failure
+                item = (index, None, None, f"video {path}: {type(err).__name__}: {err}")
+            if not self._put(item):
+                return
+
+
+def decoder_threads() -> int:
+    """Videos decoded at once: one on a small machine (the backbone needs the other
+    cores), up to 4 where there are cores to spare (a GPU backbone outruns one decoder)."""
+    return max(1, min(4, available_cores() // 2))
+
+
+def extract_stream(paths: Sequence[Path], backbone: Backbone, fps: float = 2.0) -> Iterator[VideoResult]:
+    """Features of each video, in order, decoding in background threads while the
+    backbone runs on the chunks already decoded.
+
+    Yields one `VideoResult` per path: feats and times, or `error` (the file could not
+    be decoded: unreadable, truncated, no frames).
+    """
+    paths = list(paths)
+    n = min(decoder_threads(), max(1, len(paths)))
+    stop = threading.Event()
+    decoders = [  # decoder w takes videos w, w + n, w + 2n, ...: the order is kept
+        _Decoder([(i, Path(paths[i])) for i in range(w, len(paths), n)], fps, backbone.input_size,
+                 backbone.batch_size, stop).start()
+        for w in range(n)
+    ]
+    try:
+        for index in range(len(paths)):
+            items, parts, prev = decoders[index % n].items, [], None
+            while True:
+                got, chunk, times, error = items.get()
+                assert got == index, "decoders deliver their videos in order"
+                if error is not None:
+                    yield VideoResult(index, error=error)
+                    break
+                if chunk is None:
+                    feats = np.concatenate([p[0] for p in parts])  # [T, R, D]
+                    yield VideoResult(index, feats, np.concatenate([p[1] for p in parts]))
+                    break
+                parts.append((backbone(chunk, prev=prev), times))  # [n, R, D], [n]
+                prev = chunk[-1]
+    finally:
+        stop.set()
+
+
+# ---------------------------------------------------------------- the cache
+
+
+def cache_dir(dataset: Dataset, backbone: str = "default", fps: float = 2.0, weights: str | None = None) -> Path:
+    """The cache folder of a dataset's features for these settings (may not exist yet)."""
+    desc = describe_weights(backbone, weights, check_cache=False)
+    return data_dir() / "features" / slug(dataset.spec) / _folder_name(backbone, fps, desc)
+
+
+def _folder_name(backbone: str, fps: float, weights_desc: str) -> str:
+    name = f"{backbone}-{fps:g}fps"
+    if backbone == "default":
+        return name
+    if weights_desc.startswith("imagenet"):
+        return f"{name}-imagenet"
+    if weights_desc == "random":
+        return f"{name}-random"
+    stat = Path(weights_desc).stat()  # a state_dict file: its path, size and mtime
+    key = f"{weights_desc}|{stat.st_size}|{stat.st_mtime_ns}"
+    return f"{name}-w{hashlib.sha1(key.encode('utf-8')).hexdigest()[:10]}"
+
+
+def _read_manifest(folder: Path, settings: dict) -> dict:
+    """The folder's manifest when it was written with these settings, else an empty one."""
+    path = folder / "manifest.json"
+    try:
+        old = read_json(path)
+    except (OSError, ValueError):
+        old = None
+    if isinstance(old, dict) and old.get("settings") == settings:
+        old.setdefault("videos", {})
+        old.setdefault("skipped", {})
+        return old
+    return {"settings": settings, "videos": {}, "skipped": {}}
+
+
+def _read_cached(folder: Path, entry: dict, R: int, D: int) -> VideoFeatures | None:
+    """A cached video's features, or None when its file is missing or does not match."""
+    try:
+        with np.load(folder / entry["file"], allow_pickle=False) as npz:
+            feats = npz["feats"].astype(np.float32)  # [T, R, D]
+            times = npz["times"].astype(np.float64)  # [T]
+    except (OSError, ValueError, KeyError):
+        return None
+    if feats.ndim != 3 or feats.shape[1:] != (R, D) or len(times) != len(feats) or len(feats) != entry.get("T"):
+        return None
+    return VideoFeatures(entry["id"], feats, times)
+
+
+def _write_video(folder: Path, record: VideoRecord, feats: np.ndarray, times: np.ndarray) -> tuple[str, np.ndarray]:
+    """Write one video's features atomically: (file name, the features as stored, in
+    float32), so the first call returns exactly what later calls will read back."""
+    name = f"{slug(record.id)}.npz"
+    stored = feats.astype(np.float16 if np.abs(feats).max(initial=0.0) <= _FLOAT16_MAX else np.float32)
+    write_npz(folder / name, feats=stored, times=times)
+    return name, stored.astype(np.float32)
+
+
+def load_or_extract(
+    dataset: Dataset,
+    backbone: str = "default",
+    fps: float = 2.0,
+    weights: str | None = None,
+    progress: bool = True,
+    on_progress: ProgressFn | None = None,
+) -> FeatureSet:
+    """Region features of every video of `dataset`, from the cache or extracted now.
+
+    backbone: one of backbones.NAMES; weights: None (ImageNet from the torchvision
+    cache for CNNs), "none" (random CNN weights) or a state_dict path; fps: sampling
+    rate. on_progress(done, total, video_id) is called after each video. Videos that
+    cannot be decoded are skipped with a warning and listed in `FeatureSet.skipped`;
+    ProclError when none can be. The returned manifest adds "cache_dir" and "counts"
+    (extracted, reused, skipped) to what manifest.json holds.
+    """
+    if not dataset.videos:
+        raise ProclError(f"dataset {dataset.spec} has no videos")
+    kinds = {v.kind for v in dataset.videos}
+    if kinds == {"features"}:
+        if backbone not in ("default", PRECOMPUTED) or weights is not None:
+            warnings.warn(f"dataset {dataset.spec} has precomputed features: --backbone/--weights are ignored")
+        return _precomputed_set(dataset, progress, on_progress)
+    if kinds != {"video"}:
+        raise ProclError(
+            f"dataset {dataset.spec} mixes video files and precomputed features ({sorted(kinds)}); "
+            "their features would not be comparable: use one kind per dataset"
+        )
+    if not fps > 0:
+        raise ProclError(f"--fps must be positive, got {fps}")
+
+    # ImageNet weights are only needed (and checked) when something must be extracted.
+    weights_desc = describe_weights(backbone, weights, check_cache=False)
+    folder = cache_dir(dataset, backbone, fps, weights)
+    R, D = 49, feature_dim(backbone)
+    settings = {"backbone": backbone, "weights": weights_desc, "fps": float(fps), "R": R, "D": D,
+                "grid": [7, 7], "version": FEATURE_VERSION}
+    manifest = _read_manifest(folder, settings)
+    old_videos, old_skipped = manifest["videos"], manifest["skipped"]
+    manifest.update(settings, dataset=dataset.spec, videos={}, skipped={})
+
+    videos: dict[str, VideoFeatures] = {}
+    skipped: dict[str, str] = {}
+    todo: list[tuple[VideoRecord, dict]] = []
+    total, done = len(dataset.videos), 0
+    with tqdm(total=total, desc=f"features ({backbone})", unit="video", disable=not progress) as bar:
+
+        def finished(record: VideoRecord) -> None:
+            nonlocal done
+            done += 1
+            bar.update(1)
+            if on_progress is not None:
+                on_progress(done, total, record.id)
+
+        for record in dataset.videos:
+            try:
+                entry = _source_entry(record)
+            except OSError as err:
+                skipped[record.id] = f"video {record.source}: cannot be read ({err.strerror or err})"
+                warnings.warn(f"skipped: {skipped[record.id]}")
+                finished(record)
+                continue
+            if _same_source(old_skipped.get(record.id), entry):  # failed before, unchanged since
+                skipped[record.id] = old_skipped[record.id]["reason"]
+                manifest["skipped"][record.id] = old_skipped[record.id]
+                finished(record)
+                continue
+            cached = old_videos.get(record.id)
+            vf = _read_cached(folder, {**cached, "id": record.id}, R, D) if _same_source(cached, entry) else None
+            if vf is None:
+                todo.append((record, entry))
+                continue
+            videos[record.id] = vf
+            manifest["videos"][record.id] = cached
+            finished(record)
+        reused = len(videos)
+        if todo:
+            _extract(todo, get_backbone(backbone, weights), fps, folder, manifest, videos, skipped, finished)
+
+    if not videos:
+        reasons = "; ".join(list(skipped.values())[:3])
+        raise ProclError(f"no video of {dataset.spec} could be decoded ({len(skipped)} failed: {reasons})")
+    manifest["fingerprint"] = _fingerprint(settings, _entries(manifest))
+    counts = {"extracted": len(videos) - reused, "reused": reused, "skipped": len(skipped)}
+    ordered = {r.id: videos[r.id] for r in dataset.videos if r.id in videos}
+    return FeatureSet(ordered, {**manifest, "cache_dir": str(folder), "counts": counts}, skipped)
+
+
+def _extract(
+    todo: list[tuple[VideoRecord, dict]],
+    model: Backbone,
+    fps: float,
+    folder: Path,
+    manifest: dict,
+    videos: dict[str, VideoFeatures],
+    skipped: dict[str, str],
+    finished: Callable[[VideoRecord], None],
+) -> None:
+    """Extract the `todo` videos into `folder`, adding them to `videos` or `skipped` and
+    to the manifest. The manifest is rewritten every few seconds and at the end (also
+    on an interruption), listing only videos whose file is completely written."""
+    last_write = time.monotonic()
+
+    def write_manifest() -> None:
+        manifest["fingerprint"] = _fingerprint(manifest["settings"], _entries(manifest))
+        write_json(folder / "manifest.json", manifest)
+
+    try:
+        for result in extract_stream([Path(r.source) for r, _ in todo], model, fps):
+            record, entry = todo[result.index]
+            if result.error is not None:
+                skipped[record.id] = result.error
+                manifest["skipped"][record.id] = {**entry, "reason": result.error}
+                warnings.warn(f"skipped: {result.error}")
+            else:
+                feats, times = result.feats, result.times  # [T, R, D], [T]
+                if record.superframes is not None:
+                    feats, times = pool_superframes(feats, times, record.superframes)
+                name, feats = _write_video(folder, record, feats, times)
+                manifest["videos"][record.id] = {**entry, "file": name, "T": len(feats)}
+                videos[record.id] = VideoFeatures(record.id, feats, times)
+            finished(record)
+            if time.monotonic() - last_write > _MANIFEST_EVERY_S:
+                write_manifest()
+                last_write = time.monotonic()
+    finally:
+        write_manifest()
+
+
+def _entries(manifest: dict) -> dict[str, dict]:
+    """The source entries of the videos that have features (what the fingerprint covers)."""
+    return {vid: {k: v for k, v in e.items() if k not in _NOT_SOURCE} for vid, e in manifest["videos"].items()}
+
+
+# ---------------------------------------------------------------- throughput
+
+
+def measure_throughput(paths: Sequence[str | Path], backbone: str | Backbone = "default", fps: float = 2.0) -> dict:
+    """Frames per second of the whole pipeline (decoding threads + forward) and of the
+    bare forward pass on the same frames (decoded beforehand), and their ratio.
+
+    backbone: a Backbone, or a name (CNNs then get random weights: the speed is the
+    same). decode_fps is decoding alone, one video after the other. Returns
+    {"backbone", "frames", "pipeline_fps", "forward_fps", "decode_fps", "ratio"}.
+    """
+    model = get_backbone(backbone, "none" if backbone != "default" else None) if isinstance(backbone, str) else backbone
+    paths = [Path(p) for p in paths]
+
+    start = time.perf_counter()
+    decoded = [sample_frames(p, fps=fps, size=model.input_size)[0] for p in paths]  # [T, S, S, 3] each
+    decode_s = time.perf_counter() - start
+    frames = sum(len(d) for d in decoded)
+    model(decoded[0][:2])  # warm-up
+
+    start = time.perf_counter()
+    for video in decoded:
+        prev = None
+        for i in range(0, len(video), model.batch_size):
+            chunk = video[i : i + model.batch_size]
+            model(chunk, prev=prev)
+            prev = chunk[-1]
+    forward_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    for result in extract_stream(paths, model, fps):
+        if result.error is not None:
+            raise ProclError(result.error)
+    pipeline_s = time.perf_counter() - start
+    return {
+        "backbone": model.name,
+        "frames": frames,
+        "pipeline_fps": frames / pipeline_s,
+        "forward_fps": frames / forward_s,
+        "decode_fps": frames / decode_s,
+        "ratio": forward_s / pipeline_s,
+    }
+
+
+# ---------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="synthetic", help="dataset spec (default: synthetic)")
+    parser.add_argument("--backbone", default="default", choices=NAMES,
+                        help="region feature extractor (default: the weight-free one)")
+    parser.add_argument("--fps", type=float, default=2.0, help="sampling rate, frames per second (default 2)")
+    parser.add_argument("--weights", default=None,
+                        help="CNN weights: a state_dict PATH, or 'none' for random weights "
+                             "(default: ImageNet weights from the torchvision cache)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from procl.data import open_dataset
+
+    dataset = open_dataset(args.dataset)
+    fs = load_or_extract(dataset, backbone=args.backbone, fps=args.fps, weights=args.weights)
+    m, counts = fs.manifest, fs.manifest["counts"]
+    print(f"dataset:   {dataset.spec} ({len(dataset.videos)} videos)")
+    print(f"backbone:  {m['backbone']}")
+    print(f"weights:   {m['weights'] or 'none (precomputed features)'}")
+    print(f"R x D:     {fs.R} x {fs.D} (grid {m['grid']}) at {m['fps']} fps")
+    print(f"videos:    {counts['extracted']} extracted, {counts['reused']} reused, {counts['skipped']} skipped")
+    for vid, reason in fs.skipped.items():
+        print(f"  skipped {vid}: {reason}")
+    print(f"cache:     {m['cache_dir'] or 'none (precomputed features are read from their files)'}")
+    return 0
