@@ -73,7 +73,7 @@ def load_run(run: str | Path) -> LoadedRun:
         nets[key] = ProcedureNet(NetConfig(
             D=feats["D"], M=config["M"], n_tasks=len(tasks), width=config["width"],
             attention=config["attention"], learnable_pooling=config["learnable_pooling"],
-            classifier=config["setting"] == "multi",
+            classifier=config["setting"] == "multi", center=config.get("center", False),
         ))
     try:
         nets.load_state_dict(state)

@@ -50,7 +50,7 @@ class TrainConfig:
     k: int = 7
     M: int | None = None  # latent states: 50 multi-task, 30 single-task (Sec. 3.1)
     lam: float | None = None  # weight of L_ce: 0.5 multi-task, 0 single-task (Eq. 6)
-    epochs: int = 8
+    epochs: int = 20
     setting: str = "multi"
     attention: bool = True
     learnable_pooling: bool = True
@@ -64,6 +64,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     refresh_every: int = 0  # extra teacher refresh every N videos; 0 = once per epoch
+    center: bool = True  # subtract each video's mean attention feature (procl's addition)
 
     def resolved(self) -> "TrainConfig":
         multi = self.setting == "multi"
@@ -133,7 +134,7 @@ def net_config(cfg: TrainConfig, features: FeatureSet, unit: Unit) -> NetConfig:
     return NetConfig(
         D=features.D, M=cfg.M, n_tasks=len(unit.tasks), width=cfg.width,
         attention=cfg.attention, learnable_pooling=cfg.learnable_pooling,
-        classifier=cfg.setting == "multi",
+        classifier=cfg.setting == "multi", center=cfg.center,
     )
 
 
@@ -177,7 +178,7 @@ def train_step(
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    return {"loss": float(loss), "rank": float(rank), "ce": float(ce)}
+    return {"loss": loss.item(), "rank": rank.item(), "ce": ce.item()}
 
 
 def _optimizers(cfg: TrainConfig, nets: nn.ModuleDict) -> dict[str, torch.optim.Optimizer]:
@@ -271,10 +272,13 @@ def train(
 
 
 def _train_loop(cfg, path, dataset, features, units, resume, progress, on_progress) -> Path:
+    # One video per step makes every op small: one thread is fastest, and several
+    # threads slow to a crawl when other processes share the cores.
+    torch.set_num_threads(1)
     nets = build_networks(cfg, features, units)
     opts = _optimizers(cfg, nets)
     task_of = {v.id: v.task for v in dataset.videos}
-    ys = {vid: torch.from_numpy(np.asarray(features.videos[vid].feats, dtype=np.float32))
+    ys = {vid: torch.from_numpy(np.ascontiguousarray(features.videos[vid].feats, dtype=np.float32))
           for u in units for vid in u.videos}
     steps_per_epoch = sum(len(u.videos) for u in units)
     total = steps_per_epoch * cfg.epochs
@@ -396,6 +400,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="backbone weights: a state_dict path, or 'none' for random")
     p.add_argument("--fps", type=float, default=d.fps)
     p.add_argument("--width", type=int, default=d.width, help="KLN channels")
+    p.add_argument("--no-center", dest="center", action="store_false",
+                   help="keep each video's mean attention feature (the paper's exact form; see README)")
     p.add_argument("--refresh-every", type=int, default=d.refresh_every,
                    help="also refresh k-means and subset selection every N videos (0: once per epoch)")
     p.add_argument("--run", default=None, help="run name (default: derived from dataset, k and time)")

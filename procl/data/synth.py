@@ -6,7 +6,7 @@ than one task. Every step has a fixed visual identity (an object: shape + colour
 pattern) and an action (a motion of the object in a person's hands).
 
 What makes it a benchmark for spatial attention: the evidence of a key-step is
-confined to a small square region (`region_frac` of the frame area, 1/11 by default)
+confined to a small square region (`region_frac` of the frame area, 1/9 by default)
 whose place changes from video to video and drifts a little within a video. Everything
 else is drawn from distributions that do not depend on the task: the scene (wall,
 table texture, lighting), clutter objects taken from the same object vocabulary but
@@ -16,7 +16,7 @@ an object held and moved by two hands does, and whole-frame (mean-pooled) featur
 carry little of the task.
 
 Per video the steps follow the grammar with random swaps of neighbours and skipped
-steps, durations vary, and at least `background` (35% by default) of the time is
+steps, durations vary, and at least `background` (30% by default) of the time is
 background. Same seed, same dataset: each video draws from its own seeded stream, so
 the number of worker processes does not change the output.
 
@@ -163,12 +163,12 @@ class SynthConfig:
     fps: float = 4.0
     min_duration: float = 30.0
     max_duration: float = 60.0
-    region_frac: float = 1 / 11
-    clutter: int = 4
-    noise: float = 0.02
+    region_frac: float = 1 / 9
+    clutter: int = 2
+    noise: float = 0.01
     swap_rate: float = 0.15
     skip_rate: float = 0.15
-    background: float = 0.35
+    background: float = 0.30
 
     def validate(self) -> None:
         def bad(name: str, value: object, rule: str) -> ProclError:
@@ -781,12 +781,12 @@ def generate(
     fps: float = 4.0,
     min_duration: float = 30.0,
     max_duration: float = 60.0,
-    region_frac: float = 1 / 11,
-    clutter: int = 4,
-    noise: float = 0.02,
+    region_frac: float = 1 / 9,
+    clutter: int = 2,
+    noise: float = 0.01,
     swap_rate: float = 0.15,
     skip_rate: float = 0.15,
-    background: float = 0.35,
+    background: float = 0.30,
     progress: bool = True,
     workers: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,

@@ -21,6 +21,7 @@ class NetConfig:
     learnable_pooling: bool = True  # False: uniform beta (ablation)
     classifier: bool = True  # False in the single-task setting (lambda = 0, no TCN)
     dropout: float = 0.1
+    center: bool = True  # subtract each video's mean attention feature (see ProcedureNet.attend)
 
 
 @dataclass
@@ -46,12 +47,20 @@ class ProcedureNet(nn.Module):
         )
 
     def attend(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """[T, R, D] -> attention features [T, D] and attention [T, R]."""
-        return self.san(y)
+        """[T, R, D] -> attention features [T, D] and attention [T, R].
+
+        With `center`, each video's mean feature is subtracted: what stays the same all
+        through a video (its scene, lighting, still clutter) cannot define a latent state,
+        so k-means and subset selection see what changes, the key-steps.
+        """
+        f, alpha = self.san(y)
+        if self.cfg.center:
+            f = f - f.mean(0, keepdim=True)
+        return f, alpha
 
     def forward(self, y: torch.Tensor) -> NetOutput:
         # y: [T, R, D] region features of one video
-        f, alpha = self.san(y)
+        f, alpha = self.attend(y)
         s = self.kln(f)
         p = torch.softmax(s, dim=1)
         logits = beta = None

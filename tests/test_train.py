@@ -1,0 +1,210 @@
+"""Training, inference, runs and the train/evaluate/predict commands on a tiny built-in dataset."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from procl import ProclError, baselines, runs
+from procl.cli import main as cli
+from procl.infer import PREDICT_COLUMNS, evaluate, load_run
+from procl.train import TrainConfig, train, load_inputs
+
+TINY = dict(k=3, M=8, epochs=30, width=32)
+
+
+@pytest.fixture(scope="module")
+def env(tiny_synth, tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PROCL_DATA", str(root / "data"))
+    mp.setenv("PROCL_CHECKPOINTS", str(root / "checkpoints"))
+    yield {"spec": f"folder:{tiny_synth}", "root": root}
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def trained(env):
+    path = train(TrainConfig(dataset=env["spec"], seed=0, **TINY), run="tiny", progress=False)
+    return path
+
+
+def test_training_beats_random_and_loss_falls(env, trained):
+    # scored on every video: the tiny test split holds one video per task
+    m = evaluate("tiny", "all")
+    cfg = TrainConfig(dataset=env["spec"], **TINY).resolved()
+    dataset, features = load_inputs(cfg, progress=False)
+    base = baselines.run_baselines(dataset, features, k=3, M=8, split="all", fit_split="all", names=("random",))
+    assert m["f1"] > base["random"]["f1"] + 0.05, (m["f1"], base["random"]["f1"])
+    hist = runs.read_status(trained)["history"]
+    steps = len(hist["loss"]) // 4
+    assert np.mean(hist["loss"][-steps:]) < np.mean(hist["loss"][:steps])
+    assert runs.read_status(trained)["state"] == "done"
+
+
+def test_run_folder_contract(trained):
+    for name in ("config.json", "status.json", "model.pt", "states.npz", "selected.json",
+                 "metrics.json", "predictions.csv"):
+        assert (trained / name).is_file(), name
+    assert not list(trained.glob("*.tmp")) and not list(trained.glob(".*.tmp"))
+    state = torch.load(trained / "model.pt", weights_only=True)
+    assert isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())
+    config = json.loads((trained / "config.json").read_text())
+    assert config["features"]["backbone"] == "default" and config["features"]["fingerprint"]
+    selected = json.loads((trained / "selected.json").read_text())
+    assert all(len(s) == 3 for unit in selected.values() for s in unit.values())
+    df = pd.read_csv(trained / "predictions.csv")
+    assert list(df.columns[: len(PREDICT_COLUMNS)]) == PREDICT_COLUMNS
+    video = df["video"].iloc[0]
+    o = runs.load_outputs(trained, video)
+    assert o["alpha"].shape[1] == 49 and o["p"].shape[1] == 8 and len(o["states"]) == (df["video"] == video).sum()
+    np.testing.assert_allclose(o["alpha"].astype(float).sum(1), 1.0, atol=1e-2)
+
+
+def test_evaluate_json_and_predict_csv(env, trained, capsys, tmp_path):
+    assert cli(["evaluate", "--run", "tiny", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("recall", "precision", "f1", "accuracy", "per_task"):
+        assert key in out
+    m = json.loads((trained / "metrics.json").read_text())
+    assert out["f1"] == pytest.approx(m["f1"])  # same split, same model, same numbers
+    csv = tmp_path / "pred.csv"
+    assert cli(["predict", "--run", "tiny", "--dataset", env["spec"], "--split", "test", "--out", str(csv)]) == 0
+    df = pd.read_csv(csv)
+    assert set(["video", "task", "pred_task", "frame", "time", "state"]) <= set(df.columns)
+    assert (df.groupby("video")["frame"].apply(lambda f: (np.diff(f) == 1).all())).all()
+    assert np.allclose(df[df.frame == 1]["time"], 0.5)  # 2 fps samples
+
+
+def test_single_task_setting(env):
+    path = train(TrainConfig(dataset=env["spec"], setting="single", k=3, M=6, epochs=1, width=16),
+                 run="tiny-single", progress=False)
+    m = json.loads((path / "metrics.json").read_text())
+    assert m["split"] == "all" and m["accuracy"] == 1.0  # the task is given
+    assert len(json.loads((path / "selected.json").read_text())) == 3  # one network per task
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(k=0), "k=0"), (dict(k=9, M=8), "k=9 is larger than M=8"), (dict(M=0), "M=0"),
+    (dict(lam=-1.0), "lambda=-1.0"), (dict(epochs=0), "epochs=0"), (dict(setting="both"), "setting"),
+])
+def test_bad_settings_fail_before_any_work(env, change, message):
+    before = set(os.listdir(os.environ["PROCL_CHECKPOINTS"])) if Path(os.environ["PROCL_CHECKPOINTS"]).exists() else set()
+    with pytest.raises(ProclError, match=message):
+        train(TrainConfig(dataset=env["spec"], **{**TINY, **change}), run="bad", progress=False)
+    after = set(os.listdir(os.environ["PROCL_CHECKPOINTS"])) if Path(os.environ["PROCL_CHECKPOINTS"]).exists() else set()
+    assert after == before
+
+
+def test_task_with_too_few_training_videos(env, tiny_synth, tmp_path):
+    import shutil
+    root = tmp_path / "ds"
+    shutil.copytree(tiny_synth, root)
+    rows = [ln.split(",") for ln in (root / "split.csv").read_text().split()]
+    first_task = sorted((root / "videos").iterdir())[0].name
+    rows = [(v, "test" if v.startswith(first_task) else s) for v, s in rows]
+    (root / "split.csv").write_text("".join(f"{v},{s}\n" for v, s in rows))
+    with pytest.raises(ProclError, match="at least 2 per task"):
+        train(TrainConfig(dataset=f"folder:{root}", **TINY), run="few", progress=False)
+    assert not (Path(os.environ["PROCL_CHECKPOINTS"]) / "few").exists()
+
+
+def test_nan_features_and_wrong_D(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROCL_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("PROCL_CHECKPOINTS", str(tmp_path / "ck"))
+    rng = np.random.default_rng(0)
+    for D, name in ((8, "a"), (5, "b")):
+        for task in ("t1", "t2"):
+            d = tmp_path / name / "videos" / task
+            d.mkdir(parents=True)
+            for i in range(3):
+                np.save(d / f"{name}{task}_{i}.npy", rng.normal(size=(20, D)).astype(np.float32))
+    path = train(TrainConfig(dataset=f"folder:{tmp_path / 'a'}", k=2, M=4, epochs=1, width=8), run="a", progress=False)
+    assert json.loads((path / "config.json").read_text())["features"]["R"] == 1
+    with pytest.raises(ProclError, match="D=5"):
+        cli_args = ["predict", "--run", "a", "--dataset", f"folder:{tmp_path / 'b'}", "--out", str(tmp_path / "x.csv")]
+        from procl.cli import build_parser
+        args = build_parser().parse_args(cli_args)
+        args.func(args)
+    bad = tmp_path / "a" / "videos" / "t1" / "at1_0.npy"
+    arr = np.load(bad)
+    arr[3, 2] = np.nan
+    np.save(bad, arr)
+    with pytest.raises(ProclError, match="NaN"):
+        train(TrainConfig(dataset=f"folder:{tmp_path / 'a'}", k=2, M=4, epochs=1, width=8), run="n", progress=False)
+
+
+def test_unknown_run_and_damaged_model(trained, tmp_path):
+    with pytest.raises(ProclError, match="unknown run 'nope'"):
+        load_run("nope")
+    import shutil
+    copy = Path(os.environ["PROCL_CHECKPOINTS"]) / "damaged"
+    shutil.copytree(trained, copy)
+    (copy / "model.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ProclError, match="model.pt"):
+        load_run("damaged")
+    foreign = {"weight": torch.zeros(3)}
+    torch.save(foreign, copy / "model.pt")
+    with pytest.raises(ProclError, match="does not fit"):
+        load_run("damaged")
+
+
+def test_run_names_are_never_shared(env, trained):
+    with pytest.raises(ProclError, match="already exists"):
+        runs.create_run("tiny", {})
+    with pytest.raises(ProclError, match="not allowed"):
+        runs.create_run("../evil", {})
+
+
+def test_cancel_then_resume_equals_uninterrupted(env, trained):
+    """A stop between steps, then --resume, ends in the same model as one uninterrupted run."""
+    seen = {"n": 0}
+
+    def stop_after_first_epoch(info):
+        if info.get("phase") == "train" and info["epoch"] == 1 and not seen["n"]:
+            seen["n"] = 1
+            runs.request_stop("resumed")
+
+    path = train(TrainConfig(dataset=env["spec"], seed=0, **TINY), run="resumed", progress=False,
+                 on_progress=stop_after_first_epoch)
+    assert runs.read_status(path)["state"] == "cancelled"
+    train(TrainConfig(), run="resumed", resume=True, progress=False)
+    assert runs.read_status(path)["state"] == "done"
+    a = torch.load(trained / "model.pt", weights_only=True)
+    b = torch.load(path / "model.pt", weights_only=True)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key])
+
+
+def test_kill_9_is_reported_and_resumable(env):
+    envs = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "procl", "train", "--dataset", env["spec"], "--k", "3", "--M", "8",
+         "--epochs", "30", "--width", "16", "--run", "killed"],
+        env=envs, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    path = Path(os.environ["PROCL_CHECKPOINTS"]) / "killed"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (path / "resume.pt").exists():
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    status = runs.read_status(path)
+    assert status["state"] == "failed" and "resume" in status["error"]
+    config = json.loads((path / "config.json").read_text())
+    config["epochs"] = int(json.loads((path / "status.json").read_text())["epoch"]) + 1
+    (path / "config.json").write_text(json.dumps(config))  # finish soon: one more epoch
+    train(TrainConfig(), run="killed", resume=True, progress=False)
+    assert runs.read_status(path)["state"] == "done"
+    assert (path / "metrics.json").exists()
