@@ -1,124 +1,243 @@
-"""What the app shows about a finished run, computed from its folder (no streamlit here).
+"""What the app shows about datasets and runs, computed from files (no streamlit here).
 
-Everything reads the run's outputs (procl.runs): per-video arrays written at the end
-of training, metrics.json (whose per-task Hungarian matching names each state by the
-ground-truth step it matched) and the dataset's records for frames and step names.
+A run is read from its folder only (procl.runs): per-video arrays written at the end
+of training, predictions.csv (video, task, predicted task and split of every scored
+frame), selected.json and metrics.json, whose per-task Hungarian matching names each
+state by the ground-truth step it matched. The dataset is needed only for what the
+run folder does not hold: the video files (frames) and the ground truth of a preview.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 
 from procl import ProclError, metrics, runs
 from procl.data import Dataset, VideoRecord
 from procl.io import read_json
+from procl.paths import data_dir, slug
+
+RUN_FILES = ("config.json", "status.json", "metrics.json", "selected.json", "predictions.csv")
 
 
 @dataclass
 class RunInfo:
+    """A run's settings, status, metrics and selected states, read once."""
+
     path: Path
     config: dict
     status: dict
     metrics: dict | None
+    selected_states: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # unit -> task -> states
 
     @property
     def name(self) -> str:
         return self.path.name
 
     @property
+    def state(self) -> str:
+        return str(self.status.get("state", "unknown"))
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run has its results (metrics, predictions and per-video outputs)."""
+        return self.state == "done" and self.metrics is not None
+
+    @property
     def tasks(self) -> list[str]:
-        return self.config.get("tasks", [])
+        return list(self.config.get("tasks", []))
+
+    @property
+    def features(self) -> dict:
+        return self.config.get("features") or {}
+
+    @property
+    def grid(self) -> tuple[int, int] | None:
+        """The attention grid (gh, gw), or None when the features have no grid (R = 1)."""
+        g = self.features.get("grid")
+        if not g or int(self.features.get("R") or 1) <= 1:
+            return None
+        return int(g[0]), int(g[1])
 
     def mapping(self, task: str) -> dict[str, int]:
         """state (as string) -> matched ground-truth step of `task` (pooled matching)."""
         if not self.metrics:
             return {}
-        return self.metrics["student"].get("per_task", {}).get(task, {}).get("mapping") or {}
+        return self.metrics.get("student", {}).get("per_task", {}).get(task, {}).get("mapping") or {}
 
     def selected(self, task: str) -> list[int]:
-        sel = read_json(self.path / "selected.json")
-        for unit in sel.values():
+        """The task's k selected states in pick order (empty before the first epoch)."""
+        for unit in self.selected_states.values():
             if task in unit:
-                return list(unit[task])
+                return [int(s) for s in unit[task]]
         return []
 
     def step_names(self, task: str) -> list[str]:
         return list(self.config.get("steps", {}).get(task, []))
 
+    def step_name(self, task: str, state: int) -> str | None:
+        """The name of the ground-truth step `state` matched in `task`, or None."""
+        step = self.mapping(task).get(str(int(state)))
+        steps = self.step_names(task)
+        if step is None:
+            return None
+        return steps[step] if step < len(steps) else f"step {step + 1}"
+
     def state_names(self, task: str) -> dict[int, str]:
-        """Selected state -> its matched step's name (or 'state m' when unmatched)."""
-        names, steps, mapping = {}, self.step_names(task), self.mapping(task)
-        for s in self.selected(task):
-            step = mapping.get(str(s))
-            names[s] = steps[step] if step is not None and step < len(steps) else f"state {s} (unmatched)"
-        return names
+        """Selected state -> its matched step's name (or 'unmatched')."""
+        return {s: self.step_name(task, s) or "unmatched" for s in self.selected(task)}
 
 
-def load_run_info(run: str | Path) -> RunInfo:
+def run_stamp(run: str | os.PathLike) -> tuple:
+    """A value that changes whenever the run's results change (for cache keys).
+
+    Raises ProclError when the run folder is gone.
+    """
+    path = Path(run)
+    if not (path / "config.json").is_file():
+        raise ProclError(f"run folder {path} is gone or has no config.json (deleted while viewed?)")
+    stamp = [str(path)]
+    for name in RUN_FILES:
+        try:
+            stamp.append((path / name).stat().st_mtime_ns)
+        except OSError:
+            stamp.append(None)
+    return tuple(stamp)
+
+
+def load_run_info(run: str | os.PathLike) -> RunInfo:
+    """Config, status, metrics and selected states of a run; ProclError if damaged."""
     path = runs.run_dir(run)
     m = None
     if (path / "metrics.json").exists():
         try:
             m = read_json(path / "metrics.json")
         except (OSError, ValueError) as err:
-            raise ProclError(f"{path / 'metrics.json'} is damaged ({err})") from err
-    return RunInfo(path, runs.read_config(path), runs.read_status(path), m)
+            raise ProclError(f"{path / 'metrics.json'} is damaged ({err}): re-run `python -m procl evaluate`") from err
+    selected = {}
+    if (path / "selected.json").exists():
+        try:
+            selected = read_json(path / "selected.json")
+        except (OSError, ValueError) as err:
+            raise ProclError(f"{path / 'selected.json'} is damaged ({err}): retrain the run") from err
+    return RunInfo(path, runs.read_config(path), runs.read_status(path), m, selected)
 
 
-def split_videos(info: RunInfo, dataset: Dataset, split: str = "all", task: str | None = None) -> list[VideoRecord]:
-    """Videos of the run's dataset that have outputs, filtered by split and task."""
-    out_dir = info.path / "outputs"
-    have = {p.stem for p in out_dir.glob("*.npz")} if out_dir.is_dir() else set()
-    return [v for v in dataset.videos_of(task=task, split=split) if v.id in have]
+def video_table(info: RunInfo) -> pd.DataFrame:
+    """One row per scored video: video, task, pred_task, correct, frames, split.
 
-
-def video_table(info: RunInfo, dataset: Dataset, split: str = "all") -> pd.DataFrame:
-    """One row per video: id, task, predicted task, correct, frames (from predictions.csv)."""
+    Read from predictions.csv, so it needs neither the dataset nor the outputs.
+    """
     path = info.path / "predictions.csv"
     if not path.exists():
-        raise ProclError(f"{path} is missing: the run has not finished")
-    df = pd.read_csv(path, usecols=["video", "task", "pred_task", "frame"])
-    g = df.groupby("video").agg(task=("task", "first"), pred_task=("pred_task", "first"), frames=("frame", "size"))
+        raise ProclError(f"{path} is missing: the run has not finished (state: {info.state})")
+    try:
+        df = pd.read_csv(path, usecols=lambda c: c in ("video", "task", "pred_task", "frame", "split"),
+                         dtype={"video": str, "task": str, "pred_task": str})
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        raise ProclError(f"{path} is damaged ({err}): re-run `python -m procl evaluate`") from err
+    if "split" not in df:
+        df["split"] = ""
+    g = df.groupby("video", sort=True).agg(task=("task", "first"), pred_task=("pred_task", "first"),
+                                            frames=("frame", "size"), split=("split", "first"))
     g["correct"] = g["task"] == g["pred_task"]
-    g["split"] = [dataset.split.get(v, "") for v in g.index]
+    g["split"] = g["split"].fillna("").astype(str)
+    return g.reset_index()[["video", "task", "pred_task", "correct", "frames", "split"]]
+
+
+def filter_videos(table: pd.DataFrame, split: str = "all", task: str | None = None,
+                  correct: bool | None = None) -> pd.DataFrame:
+    """Rows of `video_table` in a split ("all", "train", "test"), of a task, right or wrong."""
+    keep = np.ones(len(table), dtype=bool)
     if split != "all":
-        g = g[g["split"] == split]
-    return g.reset_index()
+        keep &= (table["split"] == split).to_numpy()
+    if task is not None:
+        keep &= (table["task"] == task).to_numpy()
+    if correct is not None:
+        keep &= (table["correct"] == correct).to_numpy()
+    return table[keep]
 
 
 def video_scores(outputs: dict[str, np.ndarray], mapping: dict) -> dict | None:
-    """R/P/F1/IoU of one video under the run's pooled matching of its task."""
+    """R/P/F1/IoU of one video under the run's pooled matching of its task (None: no ground truth)."""
     gt = outputs["gt"]
     if (gt == -2).all():
         return None
     return metrics.localization_scores(gt, outputs["states"], mapping={int(k): v for k, v in mapping.items()})
 
 
-def state_table(info: RunInfo, dataset: Dataset, task: str, split: str = "all") -> pd.DataFrame:
+def timeline_rows(info: RunInfo, outputs: dict[str, np.ndarray], task: str, teacher: bool = True,
+                  label: str = "prediction") -> list[dict]:
+    """Rows for `viz.timeline_figure`: ground truth, then the prediction (and the teacher).
+
+    Colours agree through the run's matching for `task` (the video's true task): a state
+    matched to step j takes step j's colour and its legend entry; background is grey.
+    """
+    from procl import viz
+
+    steps = info.step_names(task)
+    mapping = info.mapping(task)
+    rows = []
+    gt = outputs["gt"]
+    if not (gt == -2).all():
+        rows.append(gt_row(gt, steps))
+    kinds = [(label, outputs["states"])] + ([("teacher", outputs["teacher"])] if teacher else [])
+    all_states = np.concatenate([s for _, s in kinds])
+    colors = viz.state_colors(mapping, all_states, len(steps))
+    for name, labels in kinds:
+        rows.append(state_row(name, labels, colors, info, task))
+    return rows
+
+
+def gt_row(gt: np.ndarray, steps: list[str], name: str = "ground truth") -> dict:
+    from procl import viz
+
+    present = sorted({int(s) for s in np.unique(gt) if s >= 0})
+    names = {s: steps[s] if s < len(steps) else f"step {s + 1}" for s in present}
+    return {"name": name, "labels": gt, "colors": {s: viz.step_color(s) for s in present},
+            "names": names, "legend": names}
+
+
+def state_row(name: str, labels: np.ndarray, colors: dict[int, str], info: RunInfo, task: str) -> dict:
+    """A timeline row of states: hover 'state m: step', legend by matched step."""
+    present = sorted({int(s) for s in np.unique(labels) if s >= 0})
+    names, legend = {}, {}
+    for s in present:
+        step = info.step_name(task, s)
+        names[s] = f"state {s}: {step}" if step else f"state {s} (unmatched)"
+        legend[s] = step or f"state {s} (unmatched)"
+    return {"name": name, "labels": labels, "colors": colors, "names": names, "legend": legend, "rank_offset": 1000}
+
+
+def state_table(info: RunInfo, outputs: dict[str, dict[str, np.ndarray]], task: str) -> pd.DataFrame:
     """The task's k selected states in pick order with what they matched and how often they occur.
 
-    Columns: order, state, step (matched ground-truth step or ''), iou (of the state's
-    frames with that step's), frames, videos (share of the task's videos where it
-    occurs), beta (mean pooling weight), shared_with (other tasks that selected it).
+    outputs: video id -> its arrays, for the task's videos. Columns: order, state, step
+    (matched ground-truth step or ''), iou (of the state's frames with that step's, over
+    these videos), frames (given the state by the student), videos (share of the videos where it occurs),
+    teacher_frames (given it by the teacher), beta (mean pooling weight, None for
+    single-task runs), shared_with (other tasks of the same network that selected it).
     """
     selected = info.selected(task)
     mapping = info.mapping(task)
-    steps = info.step_names(task)
-    all_sel = read_json(info.path / "selected.json")
-    others = {t: set(s) for unit in all_sel.values() for t, s in unit.items() if t != task}
-    videos = split_videos(info, dataset, split, task)
-    states, gts, betas, present = [], [], [], []
-    for v in videos:
-        o = runs.load_outputs(info.path, v.id)
+    # states are shared only inside one network (unit): all tasks (multi), or none (single)
+    unit = next((u for u in info.selected_states.values() if task in u), {})
+    others = {t: set(s) for t, s in unit.items() if t != task}
+    states, teachers, gts, betas, present = [], [], [], [], []
+    for o in outputs.values():
         states.append(o["states"])
+        teachers.append(o["teacher"])
         gts.append(o["gt"])
         if o["beta"].size:
-            betas.append(o["beta"])
+            betas.append(o["beta"].astype(np.float64))
         present.append(set(np.unique(o["states"]).tolist()))
     st = np.concatenate(states) if states else np.zeros(0, int)
+    te = np.concatenate(teachers) if teachers else np.zeros(0, int)
     gt = np.concatenate(gts) if gts else np.zeros(0, int)
     beta = np.mean(betas, axis=0) if betas else None
     rows = []
@@ -129,38 +248,150 @@ def state_table(info: RunInfo, dataset: Dataset, task: str, split: str = "all") 
             a, b = st == s, gt == step
             iou = float((a & b).sum() / max((a | b).sum(), 1))
         rows.append({
-            "order": order, "state": s,
-            "step": steps[step] if step is not None and step < len(steps) else "",
-            "iou": iou, "frames": int((st == s).sum()),
+            "order": order, "state": s, "step": info.step_name(task, s) or "", "iou": iou,
+            "frames": int((st == s).sum()), "teacher_frames": int((te == s).sum()),
             "videos": sum(s in p for p in present) / max(len(present), 1),
-            "beta": None if beta is None else float(beta[s]),
+            "beta": None if beta is None or s >= len(beta) else float(beta[s]),
             "shared_with": ", ".join(sorted(t for t, sel in others.items() if s in sel)),
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["order", "state", "step", "iou", "frames", "teacher_frames", "videos", "beta",
+                                       "shared_with"])
 
 
-def representative_frames(info: RunInfo, dataset: Dataset, task: str, state: int, n: int = 5) -> list[dict]:
-    """Up to n frames given `state`, one per video, those the network is surest of first.
+def representative_frames(outputs: dict[str, dict[str, np.ndarray]], state: int, n: int = 5,
+                          field: str = "states") -> list[dict]:
+    """Up to n frames labelled `state` in `field` ("states": the student's prediction, or
+    "teacher"), one per video, those the network is surest of (highest p) first.
 
-    Each: {"video", "index", "time", "p"}.
+    outputs: video id -> its arrays. Each result: {"video", "index", "time", "p"}.
     """
     best = []
-    for v in split_videos(info, dataset, "all", task):
-        o = runs.load_outputs(info.path, v.id)
-        idx = np.flatnonzero(o["states"] == state)
-        if idx.size:
+    for vid, o in outputs.items():
+        idx = np.flatnonzero(o[field] == state)
+        if idx.size and state < o["p"].shape[1]:
             i = int(idx[np.argmax(o["p"][idx, state])])
-            best.append({"video": v.id, "index": i, "time": float(o["times"][i]), "p": float(o["p"][i, state])})
+            best.append({"video": vid, "index": i, "time": float(o["times"][i]), "p": float(o["p"][i, state])})
     best.sort(key=lambda r: -r["p"])
     return best[:n]
 
 
-def frames_at(video: VideoRecord, times: np.ndarray, fps: float, size: int | None = None) -> np.ndarray | None:
-    """RGB frames [n, H, W, 3] nearest to `times`, or None when the source is no video."""
+def frames_at(video: VideoRecord, times: np.ndarray) -> np.ndarray | None:
+    """RGB frames [n, H, W, 3] shown at `times` (seconds), by seeking; None when no video file.
+
+    A time t shows frame floor(t * native_fps + 0.5), as the feature sampler does.
+    """
     if video.kind != "video":
         return None
-    from procl.features.video import sample_frames
+    cap = cv2.VideoCapture(str(video.source))
+    try:
+        fps = float(cap.get(cv2.CAP_PROP_FPS))
+        if not cap.isOpened() or not math.isfinite(fps) or fps <= 0:
+            raise ProclError(f"video {video.source}: cannot be opened (missing, moved or not a video)")
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        out = []
+        for t in np.asarray(times, dtype=float):
+            index = math.floor(t * fps + 0.5)
+            if count > 0:
+                index = min(index, count - 1)
+            cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+            ok, bgr = cap.read()
+            if not ok:
+                raise ProclError(f"video {video.source}: frame {index} cannot be decoded")
+            out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        return np.stack(out) if out else None
+    finally:
+        cap.release()
 
-    frames, ftimes = sample_frames(video.source, fps=fps, size=size)
-    idx = np.abs(ftimes[None, :] - np.asarray(times, dtype=float)[:, None]).argmin(1)
-    return frames[idx]
+
+def display_frames(source: str | os.PathLike, fps: float, max_side: int = 480) -> tuple[np.ndarray, np.ndarray]:
+    """Every sample of a video at `fps` for display: RGB frames [T, h, w, 3] whose longer
+    side is at most `max_side` (aspect kept), and their times [T] in seconds."""
+    from procl.features.video import iter_frames
+
+    frames, times = [], []
+    for chunk, chunk_times in iter_frames(source, fps=fps):
+        h, w = chunk.shape[1:3]
+        scale = max_side / max(h, w)
+        if scale < 1:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            chunk = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in chunk])
+        frames.append(chunk)
+        times.append(chunk_times)
+    if not frames:
+        raise ProclError(f"video {source}: no frame could be decoded")
+    return np.concatenate(frames), np.concatenate(times)
+
+
+def nearest_frames(frame_times: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Index into `frame_times` of the sample nearest to each of `times`."""
+    frame_times = np.asarray(frame_times, dtype=float)
+    return np.abs(frame_times[None, :] - np.asarray(times, dtype=float)[:, None]).argmin(1)
+
+
+# ---------------------------------------------------------------- comparing runs
+
+def compare_row(info: RunInfo) -> dict:
+    """One line of the Compare table: the settings that tell runs apart and their scores."""
+    c, m = info.config, info.metrics or {}
+    feats = info.features
+    teacher = m.get("teacher") or {}
+    return {
+        "run": info.name, "k": c.get("k"),
+        "recall": m.get("recall"), "precision": m.get("precision"), "f1": m.get("f1"),
+        "iou": m.get("iou"), "accuracy": m.get("accuracy"), "teacher_f1": teacher.get("f1"),
+        "split": m.get("split"), "setting": c.get("setting"), "M": c.get("M"), "lambda": c.get("lam"),
+        "attention": c.get("attention"), "learnable_pooling": c.get("learnable_pooling"),
+        "background": c.get("background"), "epochs": c.get("epochs"), "seed": c.get("seed"),
+        "backbone": feats.get("backbone"), "weights": feats.get("weights"), "dataset": c.get("dataset"),
+    }
+
+
+# ---------------------------------------------------------------- datasets
+
+def dataset_summary(dataset: Dataset) -> pd.DataFrame:
+    """One row per task: videos, train, test, annotated videos, key-steps."""
+    rows = []
+    for task in dataset.tasks:
+        vids = dataset.videos_of(task=task)
+        rows.append({
+            "task": task, "videos": len(vids),
+            "train": sum(dataset.split.get(v.id) == "train" for v in vids),
+            "test": sum(dataset.split.get(v.id) == "test" for v in vids),
+            "annotated": sum(v.annotated for v in vids),
+            "key-steps": len(dataset.steps.get(task, [])),
+        })
+    return pd.DataFrame(rows, columns=["task", "videos", "train", "test", "annotated", "key-steps"])
+
+
+def feature_caches(spec: str) -> list[dict]:
+    """The feature caches of a dataset spec: {"setting", "backbone", "weights", "fps", "videos"}."""
+    root = data_dir() / "features" / slug(spec)
+    out = []
+    if not root.is_dir():
+        return out
+    for folder in sorted(root.iterdir()):
+        try:
+            manifest = read_json(folder / "manifest.json")
+        except (OSError, ValueError):
+            continue
+        out.append({"setting": folder.name, "backbone": manifest.get("backbone"),
+                    "weights": manifest.get("weights"), "fps": manifest.get("fps"),
+                    "videos": len(manifest.get("videos", {})), "skipped": len(manifest.get("skipped", {}))})
+    return out
+
+
+def preview_labels(video: VideoRecord, duration: float | None, fps: float = 2.0) -> tuple[np.ndarray, np.ndarray] | None:
+    """(times [T], ground truth [T]) of a video sampled at `fps`, or None when not annotated.
+
+    duration: the video's length in seconds; None takes the end of its last segment.
+    """
+    if not video.annotated:
+        return None
+    if video.frame_labels is not None:
+        labels = np.asarray(video.frame_labels, dtype=np.int64)
+        rate = video.feature_fps or fps
+        return np.arange(len(labels)) / rate, labels
+    if duration is None:
+        duration = max((s.end for s in video.segments or []), default=0.0)
+    times = np.arange(0.0, max(duration, 1.0 / fps), 1.0 / fps)
+    return times, video.labels_at(times)

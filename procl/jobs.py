@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,6 +33,8 @@ def launch(cfg: TrainConfig, run: str | None = None) -> Path:
         start_new_session=True, env=env, cwd=os.getcwd(),
     )
     log.close()
+    # reap the child when it ends, so a long-lived app holds no zombie processes
+    threading.Thread(target=proc.wait, name=f"procl-job-{name}", daemon=True).start()
     write_json(path / "job.json", {"pid": proc.pid})
     return path
 

@@ -274,7 +274,15 @@ def train(
 def _train_loop(cfg, path, dataset, features, units, resume, progress, on_progress) -> Path:
     # One video per step makes every op small: one thread is fastest, and several
     # threads slow to a crawl when other processes share the cores.
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    try:
+        return _train_epochs(cfg, path, dataset, features, units, resume, progress, on_progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_progress) -> Path:
     nets = build_networks(cfg, features, units)
     opts = _optimizers(cfg, nets)
     task_of = {v.id: v.task for v in dataset.videos}

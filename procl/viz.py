@@ -17,7 +17,7 @@ from procl.metrics import segments_of
 BACKGROUND_COLOR = "#d9d9d9"
 PALETTE = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-    "#bcbd22", "#7f7f7f", "#393b79", "#e7ba52", "#843c39", "#5254a3", "#6b6ecf", "#637939",
+    "#bcbd22", "#b15928", "#393b79", "#e7ba52", "#843c39", "#5254a3", "#6b6ecf", "#637939",
     "#ad494a", "#3182bd", "#31a354", "#756bb1",
 ]
 
@@ -39,37 +39,59 @@ def state_colors(mapping: dict, states: Sequence[int], n_steps: int) -> dict[int
     return colors
 
 
+def _ends(times: np.ndarray) -> np.ndarray:
+    """Each sample's end: the next sample's time (the last one lasts a median step)."""
+    step = float(np.median(np.diff(times))) if len(times) > 1 else 0.5
+    return np.append(times[1:], times[-1] + step) if len(times) else times
+
+
 def timeline_figure(
     rows: list[dict], times: np.ndarray, current: float | None = None, height_per_row: int = 34,
 ) -> go.Figure:
-    """Stacked timelines. Each row: {"name", "labels" [T], "colors" {label: colour}, "names" {label: text}}.
+    """Stacked key-step timelines, the first row on top.
 
-    Segments are drawn as horizontal bars in seconds; each bar carries its start time
-    as customdata so that a click can jump there. `current` draws a marker line.
+    Each row: {"name", "labels" [T], "colors" {label: colour}, "names" {label: hover
+    text}, "legend" {label: legend entry} (optional, default: names), "times" [T]
+    (optional, default: `times`), "rank_offset" (optional: legend entries are ordered
+    by rank_offset + label)}. Segments are horizontal bars in seconds, one trace
+    per (row, label); each bar carries [start time, start index] as customdata so that
+    a click can jump there. Labels < 0 are background (grey, no legend entry).
+    `current` draws a marker line at that time.
     """
-    times = np.asarray(times, dtype=float)
-    step = float(np.median(np.diff(times))) if len(times) > 1 else 0.5
-    ends = np.append(times[1:], times[-1] + step) if len(times) else times
     fig = go.Figure()
     legend_seen: set[str] = set()
+    end = 0.0
     for row in rows:
+        row_times = np.asarray(row.get("times", times), dtype=float)
+        ends = _ends(row_times)
+        if len(ends):
+            end = max(end, float(ends[-1]))
+        runs_by_label: dict[int, list[tuple[int, int]]] = {}
         for label, a, b in segments_of(np.asarray(row["labels"])):
+            runs_by_label.setdefault(int(label), []).append((a, b))
+        for label in sorted(runs_by_label, key=lambda lab: (lab >= 0, lab)):
+            segs = runs_by_label[label]
             text = row.get("names", {}).get(label, "background" if label < 0 else f"state {label}")
-            color = BACKGROUND_COLOR if label < 0 else row["colors"].get(label, "#444")
+            legend = row.get("legend", row.get("names", {})).get(label, text)
+            color = BACKGROUND_COLOR if label < 0 else row["colors"].get(label, "#444444")
             fig.add_trace(go.Bar(
-                y=[row["name"]], x=[ends[b - 1] - times[a]], base=[times[a]], orientation="h",
-                marker_color=color, marker_line_width=0, name=text,
-                legendgroup=text, showlegend=text not in legend_seen and label >= 0,
-                customdata=[[float(times[a]), int(a)]],
-                hovertemplate=f"{row['name']}: {text}<br>%{{base:.1f}}s to %{{x:.1f}}s long<extra></extra>",
+                y=[row["name"]] * len(segs), x=[ends[b - 1] - row_times[a] for a, b in segs],
+                base=[row_times[a] for a, _ in segs], orientation="h", marker_color=color, marker_line_width=0,
+                name=legend, legendgroup=legend, showlegend=label >= 0 and legend not in legend_seen,
+                legendrank=row.get("rank_offset", 0) + max(label, 0),
+                customdata=[[float(row_times[a]), int(a)] for a, _ in segs],
+                unselected=dict(marker=dict(opacity=1.0)),
+                hovertemplate=f"{row['name']}: {text}<br>%{{base:.1f}} s, %{{x:.1f}} s long<extra></extra>",
             ))
-            legend_seen.add(text)
+            if label >= 0:
+                legend_seen.add(legend)
     if current is not None:
         fig.add_vline(x=current, line_width=2, line_color="black")
     fig.update_layout(
-        barmode="overlay", height=60 + height_per_row * max(len(rows), 1) + 40,
-        margin=dict(l=10, r=10, t=10, b=30), xaxis_title="seconds",
-        yaxis=dict(autorange="reversed"), legend=dict(orientation="h", y=-0.35), bargap=0.25,
+        barmode="overlay", height=80 + height_per_row * max(len(rows), 1) + 22 * ((len(legend_seen) + 3) // 4),
+        margin=dict(l=10, r=10, t=10, b=40), xaxis=dict(title="seconds", range=[0, end or 1.0]),
+        yaxis=dict(autorange="reversed", type="category"), bargap=0.2, clickmode="event+select",
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
     )
     return fig
 
@@ -85,22 +107,32 @@ def attention_overlay(frame: np.ndarray, alpha: np.ndarray, grid: tuple[int, int
 
 
 def task_probs_figure(probs: np.ndarray, tasks: list[str], true_task: str | None = None) -> go.Figure:
+    """Horizontal bars of the task probabilities; the true task's bar is green."""
     colors = ["#2ca02c" if t == true_task else "#1f77b4" for t in tasks]
-    fig = go.Figure(go.Bar(x=list(probs), y=tasks, orientation="h", marker_color=colors,
+    fig = go.Figure(go.Bar(x=[float(p) for p in probs], y=tasks, orientation="h", marker_color=colors,
+                           text=[f"{float(p):.2f}" for p in probs], textposition="auto",
                            hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
-    fig.update_layout(height=40 + 26 * len(tasks), margin=dict(l=10, r=10, t=10, b=30),
+    fig.update_layout(height=70 + 28 * len(tasks), margin=dict(l=10, r=10, t=10, b=40),
                       xaxis=dict(range=[0, 1], title="probability"), yaxis=dict(autorange="reversed"))
     return fig
 
 
-def pooling_weights_figure(beta: np.ndarray, selected: list[int], names: dict[int, str]) -> go.Figure:
-    """Bars of beta_m over the M states; the predicted task's selected states highlighted and named."""
+def pooling_weights_figure(
+    beta: np.ndarray, selected: list[int], names: dict[int, str], colors: dict[int, str] | None = None,
+) -> go.Figure:
+    """Bars of beta_m over the M states (Eq. 5); the predicted task's selected states
+    highlighted (in their timeline colour when `colors` is given) and named."""
     sel = set(int(s) for s in selected)
+    colors = colors or {}
     x = [f"{m}: {names[m]}" if m in names else str(m) for m in range(len(beta))]
-    colors = ["#d62728" if m in sel else "#9ecae1" for m in range(len(beta))]
-    fig = go.Figure(go.Bar(x=x, y=list(beta), marker_color=colors,
+    bar_colors = [colors.get(m, "#d62728") if m in sel else "#c6dbef" for m in range(len(beta))]
+    fig = go.Figure(go.Bar(x=x, y=[float(b) for b in beta], marker_color=bar_colors,
+                           marker_line_color=["#000000" if m in sel else "rgba(0,0,0,0)" for m in range(len(beta))],
+                           marker_line_width=1,
                            hovertemplate="state %{x}<br>beta %{y:.4f}<extra></extra>"))
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="pooling weight beta",
+    fig.add_hline(y=1.0 / max(len(beta), 1), line_dash="dot", line_color="#888888",
+                  annotation_text="uniform 1/M", annotation_position="top right")
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="pooling weight beta",
                       xaxis=dict(tickangle=-60, type="category"))
     return fig
 
@@ -127,15 +159,21 @@ def smooth(values: Sequence[float], window: int = 10) -> list[float]:
 
 
 def metrics_vs_k_figure(rows: list[dict]) -> go.Figure:
-    """rows: {"run", "k", "recall", "precision", "f1", "accuracy"}; one line per metric."""
+    """rows: {"run", "k", "recall", "precision", "f1", "accuracy"}; one line per metric.
+
+    When several runs share a k (ablations), points are not joined by lines.
+    """
     fig = go.Figure()
     rows = sorted(rows, key=lambda r: r["k"])
-    for key, label in (("recall", "R"), ("precision", "P"), ("f1", "F1"), ("accuracy", "Acc")):
-        pts = [(r["k"], r[key]) for r in rows if r.get(key) is not None]
+    ks = [r["k"] for r in rows]
+    mode = "lines+markers" if len(set(ks)) == len(ks) else "markers"
+    for key, label, color in (("recall", "R", "#1f77b4"), ("precision", "P", "#ff7f0e"), ("f1", "F1", "#2ca02c"),
+                              ("accuracy", "Acc", "#9467bd")):
+        pts = [r for r in rows if r.get(key) is not None]
         if pts:
-            fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
-                                     name=label, text=[r["run"] for r in rows if r.get(key) is not None],
+            fig.add_trace(go.Scatter(x=[r["k"] for r in pts], y=[r[key] for r in pts], mode=mode,
+                                     name=label, text=[r["run"] for r in pts], marker_size=9, line_color=color,
                                      hovertemplate="%{text}<br>k=%{x}: %{y:.3f}<extra></extra>"))
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=30), xaxis_title="k",
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=10, b=40), xaxis=dict(title="k", dtick=1),
                       yaxis=dict(range=[0, 1], title="score"))
     return fig

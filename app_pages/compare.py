@@ -1,0 +1,90 @@
+"""Compare: several runs side by side: a metrics table, scores against k, one video's timelines stacked."""
+import pandas as pd
+import streamlit as st
+
+from app_pages import _shared as sh
+from procl import explore, viz
+
+st.title("Compare runs")
+
+entries = [e for e in sh.all_runs() if e.get("status", {}).get("state") == "done" and e.get("metrics")]
+if not entries:
+    st.info("No finished run yet: train some on the **Train** page (e.g. the same dataset at several k).", icon=":material/info:")
+    st.stop()
+
+names = [e["name"] for e in entries]
+current = sh.current_run()
+dataset_of = {e["name"]: e["config"].get("dataset") for e in entries}
+if current is not None and current["name"] in names:
+    default = [n for n in names if dataset_of[n] == dataset_of[current["name"]]][:6]
+else:
+    default = names[:6]
+chosen = st.multiselect("Runs", names, default=default, key="cmp_runs",
+                        help="Typically the same dataset at several k, or ablations (attention, pooling, setting).")
+if not chosen:
+    st.info("Choose at least one run.", icon=":material/info:")
+    st.stop()
+
+infos = []
+for name in chosen:
+    entry = next(e for e in entries if e["name"] == name)
+    with sh.guard(f"Run {name}"):
+        infos.append(sh.run_info(entry["path"]))
+
+if infos:
+    rows = [explore.compare_row(i) for i in infos]
+    table = pd.DataFrame(rows)
+    if table["dataset"].nunique() > 1 or table["backbone"].nunique() > 1:
+        st.warning("These runs use different datasets or backbones: their scores are not directly comparable.",
+                   icon=":material/warning:")
+    if table["split"].nunique() > 1:
+        st.caption("Runs are scored on different splits (multi-task: test split; single-task: all videos).")
+    score_cols = ["recall", "precision", "f1", "iou", "accuracy", "teacher_f1"]
+    shown = table.copy()
+    for col in score_cols:
+        shown[col] = [None if sh.missing(v) else 100 * v for v in table[col]]
+    st.dataframe(shown, hide_index=True, width="stretch",
+                 column_config={
+                     "recall": st.column_config.NumberColumn("R", format="%.1f"),
+                     "precision": st.column_config.NumberColumn("P", format="%.1f"),
+                     "f1": st.column_config.NumberColumn("F1", format="%.1f"),
+                     "iou": st.column_config.NumberColumn("IoU", format="%.1f"),
+                     "accuracy": st.column_config.NumberColumn("Acc", format="%.1f"),
+                     "teacher_f1": st.column_config.NumberColumn("teacher F1", format="%.1f",
+                                                                 help="F1 of subset selection's own labels")})
+    st.caption("Scores in %: key-step localization (recall, precision, F1, IoU; each task's frames matched to "
+               "ground-truth steps by one Hungarian matching, averaged over tasks) and task accuracy.")
+
+    st.subheader("Scores against k")
+    st.plotly_chart(viz.metrics_vs_k_figure(rows), key="cmp_vs_k", config={"displayModeBar": False})
+
+    st.subheader("One video, every run")
+    with sh.guard("Timelines"):
+        tables = [sh.video_table(i) for i in infos]
+        common = set(tables[0]["video"])
+        for t in tables[1:]:
+            common &= set(t["video"])
+        if not common:
+            st.info("The chosen runs share no video.", icon=":material/info:")
+        else:
+            task_of = dict(zip(tables[0]["video"], tables[0]["task"]))
+            videos = sorted(common, key=lambda v: (task_of[v], v))
+            video = st.selectbox("Video", videos, key="cmp_video", format_func=lambda v: f"{v} ({task_of[v]})")
+            task = task_of[video]
+            outs = [sh.outputs(i, video) for i in infos]
+            rows_t = []
+            if not (outs[0]["gt"] == -2).all():
+                rows_t.append(explore.gt_row(outs[0]["gt"], infos[0].step_names(task)))
+            for i, o in zip(infos, outs):
+                if len(o["states"]) != len(outs[0]["states"]):
+                    st.caption(f"{i.name} sampled this video differently ({len(o['states'])} frames): not stacked.")
+                    continue
+                colors = viz.state_colors(i.mapping(task), o["states"], len(i.step_names(task)))
+                rows_t.append(explore.state_row(f"{i.name} (k={i.config.get('k')})", o["states"], colors, i, task))
+            st.plotly_chart(viz.timeline_figure(rows_t, outs[0]["times"]), key="cmp_timelines",
+                            config={"displayModeBar": False})
+            st.caption("Each run's states take the colour of the ground-truth step they matched in that run.")
+
+    st.subheader("Downloads")
+    for i in infos:
+        sh.download_buttons(i, f"cmp_dl_{i.name}")

@@ -1,0 +1,187 @@
+"""Explore: one video of a run: frames with spatial attention, key-step timelines, task and pooling."""
+import numpy as np
+import streamlit as st
+
+from app_pages import _shared as sh
+from procl import explore, viz
+
+st.title("Explore a video")
+info = sh.require_finished_run()
+st.caption(f"Run **{info.name}** on `{info.config.get('dataset')}` — {sh.describe_features(info.config)}")
+
+
+def _pick_video() -> str | None:
+    """Filters (split, task, classification) and the video selector; the chosen video id."""
+    table = sh.video_table(info)
+    splits = ["all"] + sorted(s for s in table["split"].unique() if s)
+    default_split = info.metrics.get("split", "all")
+    c1, c2, c3, c4 = st.columns([1, 1.4, 1.2, 2])
+    split = c1.selectbox("Split", splits, index=splits.index(default_split) if default_split in splits else 0,
+                         key=f"ex_split_{info.name}")
+    task = c2.selectbox("Task", ["all tasks"] + info.tasks, key=f"ex_task_{info.name}")
+    verdict = c3.selectbox("Task prediction", ["any", "correct", "incorrect"], key=f"ex_correct_{info.name}",
+                           help="Filter videos by whether the classifier predicted their task right.")
+    rows = explore.filter_videos(table, split, None if task == "all tasks" else task,
+                                 {"any": None, "correct": True, "incorrect": False}[verdict])
+    if rows.empty:
+        c4.selectbox("Video", ["no video matches"], disabled=True, key="ex_video_none")
+        st.info("No video matches these filters.", icon=":material/info:")
+        return None
+    marks = {r.video: f"{r.video}  ({r.task}{'' if r.correct else ' → ' + r.pred_task}, {r.split})"
+             for r in rows.itertuples()}
+    key = f"ex_video_{info.name}"
+    if st.session_state.get(key) not in marks:
+        st.session_state.pop(key, None)
+    return c4.selectbox("Video", list(marks), format_func=marks.get, key=key)
+
+
+def _scores_row(out: dict, task: str, pred_task: str) -> None:
+    """The video's task, its predicted task and its R/P/F1/IoU under the run's matching."""
+    scores = explore.video_scores(out, info.mapping(task))
+    verdict = ":green-badge[correct]" if pred_task == task else ":red-badge[wrong]"
+    cols = st.columns([2.4, 1, 1, 1, 1])
+    cols[0].markdown(f"task **{task}**  \npredicted **{pred_task}** {verdict}  \n"
+                     f"{len(out['times'])} frames, {float(out['times'][-1]) if len(out['times']) else 0:.0f} s")
+    if scores is None:
+        cols[1].metric("Recall", "–", help="This video has no ground truth.")
+        return
+    help_ = "This video's frames scored with the run's matching of its task (pooled over the evaluation split)."
+    cols[1].metric("Recall", sh.pct(scores["recall"]), help=help_)
+    cols[2].metric("Precision", sh.pct(scores["precision"]))
+    cols[3].metric("F1", sh.pct(scores["f1"]))
+    cols[4].metric("IoU", sh.pct(scores["iou"]))
+
+
+def _on_timeline_click(chart_key: str, frame_key: str) -> None:
+    """A click on a timeline segment moves the frame slider to the segment's start."""
+    event = st.session_state.get(chart_key)
+    points = (event or {}).get("selection", {}).get("points", []) if event else []
+    for point in points:
+        data = point.get("customdata")
+        if data is not None and len(data) > 1:
+            st.session_state[frame_key] = int(data[1])
+            return
+
+
+def _step(frame_key: str, delta: int, last: int) -> None:
+    st.session_state[frame_key] = int(np.clip(st.session_state.get(frame_key, 0) + delta, 0, last))
+
+
+@st.fragment
+def frame_viewer(video_id: str, out: dict, task: str, frames: tuple | None, frames_note: str | None) -> None:
+    """Frame slider, prev/next, the frame with its attention, and the clickable timeline.
+
+    A fragment: moving the slider reruns only this part of the page.
+    """
+    times = out["times"]
+    last = len(times) - 1
+    frame_key = f"ex_frame_{info.name}_{video_id}"
+    if st.session_state.get(frame_key, 0) > last:
+        st.session_state[frame_key] = 0
+    left, right = st.columns([3, 2], gap="large")
+    with right:
+        st.slider("Frame", 0, max(last, 1), key=frame_key, disabled=last < 1,
+                  help="Sampled frames of the video; click a timeline segment to jump to it.")
+        b1, b2 = st.columns(2)
+        b1.button("◀ Previous", key=f"{frame_key}_prev", on_click=_step, args=(frame_key, -1, last),
+                  width="stretch", disabled=last < 1)
+        b2.button("Next ▶", key=f"{frame_key}_next", on_click=_step, args=(frame_key, 1, last),
+                  width="stretch", disabled=last < 1)
+        i = int(min(st.session_state.get(frame_key, 0), last))
+        grid = info.grid
+        opacity = 0.0
+        if grid is not None:
+            opacity = st.slider("Attention opacity", 0.0, 1.0, 0.45, 0.05, key="ex_opacity",
+                                help="Spatial attention alpha of the SAN (Eq. 1), red = high.")
+        steps = info.step_names(task)
+        gt = int(out["gt"][i])
+        state, teacher = int(out["states"][i]), int(out["teacher"][i])
+
+        def state_text(s: int) -> str:
+            if s < 0:
+                return "background"
+            name = info.step_name(task, s)
+            return f"state {s} → {name}" if name else f"state {s} (unmatched)"
+
+        gt_text = "not annotated" if gt == -2 else ("background" if gt < 0 else (steps[gt] if gt < len(steps) else f"step {gt + 1}"))
+        st.markdown(f"**t = {times[i]:.1f} s** (frame {i + 1} of {last + 1})  \n"
+                    f"ground truth: **{gt_text}**  \nprediction: **{state_text(state)}**  \n"
+                    f"teacher: {state_text(teacher)}")
+    with left:
+        if frames is None:
+            st.info(frames_note or "No frames to show.", icon=":material/info:")
+        else:
+            images, ftimes = frames
+            image = images[int(explore.nearest_frames(ftimes, [times[i]])[0])]
+            if grid is None:
+                st.image(image, width=480)
+            else:
+                st.image(viz.attention_overlay(image, out["alpha"][i], grid, opacity), width=480,
+                         caption="frame with its spatial attention")
+        if grid is None:
+            st.caption("No attention heatmap: these features have no spatial grid (R = 1, one vector per "
+                       "frame), so the attention network has a single cell and weighs the whole frame.")
+    rows = explore.timeline_rows(info, out, task, teacher=True)
+    fig = viz.timeline_figure(rows, times, current=float(times[i]))
+    chart_key = f"ex_timeline_{info.name}_{video_id}"
+    st.plotly_chart(fig, key=chart_key, on_select=lambda: _on_timeline_click(chart_key, frame_key),
+                    selection_mode="points", config={"displayModeBar": False})
+    st.caption("Ground truth above the prediction and the teacher (subset selection's labels). A state takes "
+               "the colour of the step it matched (the run's Hungarian matching for this task); unmatched "
+               "states have colours of their own; background is grey. Click a segment to jump to it.")
+
+
+def _frames_for(record) -> tuple[tuple | None, str | None]:
+    """(frames, times) of the video for the viewer, or None and why."""
+    if record is None:
+        return None, "The dataset's video file cannot be found, so there are no frames to show."
+    if record.kind != "video":
+        return None, "This dataset has precomputed features and no video files: there are no frames to show."
+    return sh.video_frames(record, float(info.config.get("fps", 2.0))), None
+
+
+with sh.guard(f"Run {info.name}"):
+    video_id = _pick_video()
+    if video_id is not None:
+        table = sh.video_table(info).set_index("video")
+        row = table.loc[video_id]
+        out = sh.outputs(info, video_id)
+        _scores_row(out, row["task"], row["pred_task"])
+        record = sh.video_record(info, video_id)
+        frames, note = None, "The video could not be decoded."
+        with sh.guard("Frames"):
+            frames, note = _frames_for(record)
+        frame_viewer(video_id, out, row["task"], frames, note)
+
+        left, right = st.columns([1, 1], gap="large")
+        with left:
+            st.subheader("Video")
+            if record is not None and record.kind == "video":
+                with sh.guard("Video"):
+                    st.video(str(record.source))
+            else:
+                st.caption("No playable video for this item.")
+        with right:
+            st.subheader("Task probabilities")
+            if info.config.get("setting") == "single":
+                st.caption("Single-task run: one network per task and no classifier; the video's task is given.")
+            st.plotly_chart(viz.task_probs_figure(out["task_probs"], info.tasks, row["task"]),
+                            key="ex_task_probs", config={"displayModeBar": False})
+            st.caption("The classifier's probabilities (Eq. 5); the video's true task in green.")
+
+        st.subheader("Pooling weights")
+        if out["beta"].size == 0:
+            st.caption("This run has no pooling weights (single-task setting: no task classifier).")
+        else:
+            pred = row["pred_task"]
+            selected = info.selected(pred)
+            colors = viz.state_colors(info.mapping(pred), selected, len(info.step_names(pred)))
+            st.plotly_chart(viz.pooling_weights_figure(out["beta"], selected, info.state_names(pred), colors),
+                            key="ex_beta", config={"displayModeBar": False})
+            learn = "learned" if info.config.get("learnable_pooling") else "uniform (learnable pooling off)"
+            st.caption(f"beta over the M = {len(out['beta'])} states for this video ({learn}, Eq. 5); the k states "
+                       f"selected for the predicted task **{pred}** are outlined, coloured and named by the step they "
+                       f"matched in {pred}'s matching.")
+
+    st.subheader("Downloads")
+    sh.download_buttons(info, "ex_dl")

@@ -1,0 +1,258 @@
+"""Train: a validated form that launches a background training job, live progress, and every run."""
+import time
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from app_pages import _shared as sh
+from procl import ProclError, jobs, runs, viz
+from procl.data.specs import normalise_spec
+from procl.train import BACKGROUND_OPTIONS, TrainConfig
+
+if st.session_state.pop("goto_explore", False):
+    st.switch_page("app_pages/explore.py")
+
+st.title("Train")
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def field_error(slot, errors: dict, name: str) -> None:
+    if name in errors:
+        slot.error(errors[name], icon=":material/warning:")
+
+
+# ---------------------------------------------------------------- the form
+
+errors: dict[str, str] = {}
+st.subheader("New run")
+c1, c2 = st.columns([2, 3])
+specs = sh.known_specs()
+other = "another folder…"
+current = sh.current_run()
+preferred = sh.BUILTIN if sh.builtin_ready() else ((current or {}).get("config") or {}).get("dataset")
+choice = c1.selectbox("Dataset", specs + [other], index=specs.index(preferred) if preferred in specs else 0,
+                      key="tr_dataset",
+                      help="The built-in synthetic dataset, one used by a run, or a folder (only read).")
+if choice == other:
+    f1, f2 = c2.columns([1, 3])
+    kind = f1.selectbox("Format", sh.FORMATS, key="tr_kind")
+    path = f2.text_input("Folder", key="tr_path", placeholder="/path/to/dataset")
+    spec = f"{kind}:{path.strip()}" if path.strip() else ""
+else:
+    spec = choice
+dataset_slot = st.empty()
+ds = None
+if not spec:
+    errors["dataset"] = "Give the dataset's folder."
+else:
+    try:
+        if choice == other and not Path(path.strip()).expanduser().is_dir():
+            raise ProclError(f"{path.strip()} is not a folder")
+        spec = normalise_spec(spec)
+        ds = sh.dataset(spec)
+    except ProclError as err:
+        errors["dataset"] = str(err)
+
+c1, c2, c3, c4 = st.columns(4)
+setting = c1.radio("Setting", ["multi", "single"], horizontal=True, key="tr_setting",
+                   help="multi: one network for all tasks (train/test split, task classifier). "
+                        "single: one network per task on all its videos, no classifier (the paper's Table 1).")
+multi = setting == "multi"
+k = c2.number_input("k (key-steps per task)", 1, 100, 7, key="tr_k")
+k_slot = c2.empty()
+M = c3.number_input("M (latent states)", 1, 500, 50 if multi else 30, key=f"tr_M_{setting}")
+M_slot = c3.empty()
+lam = c4.number_input("λ (task loss weight)", 0.0, 100.0, 0.5 if multi else 0.0, 0.1, key=f"tr_lam_{setting}",
+                      help="L = L_rank + λ L_ce (Eq. 6); 0 in the single-task setting.")
+lam_slot = c4.empty()
+
+c1, c2, c3, c4 = st.columns(4)
+epochs = c1.number_input("Epochs", 1, 1000, 8, key="tr_epochs")
+epochs_slot = c1.empty()
+seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed")
+background = c3.selectbox("Background", BACKGROUND_OPTIONS, key="tr_background",
+                          help="unselected: a frame whose best state is not one of its task's k is background.")
+run_name = c4.text_input("Run name", key="tr_run", placeholder="automatic",
+                         help="Letters, digits, '.', '_' and '-'; empty: derived from dataset, k and time.")
+run_slot = c4.empty()
+
+c1, c2, _ = st.columns([1, 1, 2])
+attention = c1.toggle("Spatial attention", True, key="tr_attention", help="Off: the mean over grid cells.")
+pooling = c2.toggle("Learnable pooling", True, key="tr_pooling", disabled=not multi,
+                    help="Off: uniform pooling weights beta. Only the multi-task classifier pools.")
+with st.expander("Features and network"):
+    a1, a2, a3, a4 = st.columns(4)
+    backbone = a1.selectbox("Backbone", ["default", "vgg19", "resnet50", "resnet18"], key="tr_backbone")
+    fps = a2.number_input("Frames per second", 0.5, 10.0, 2.0, 0.5, key="tr_fps")
+    width = a3.number_input("KLN width", 4, 1024, 128, key="tr_width")
+    refresh = a4.number_input("Refresh teacher every N videos", 0, 100000, 0, key="tr_refresh",
+                              help="0: once per epoch.")
+    weights = st.text_input("CNN weights", key="tr_weights", disabled=backbone == "default",
+                            placeholder="ImageNet weights from torchvision's cache",
+                            help="'none' for random weights, or the path of a state_dict file (only read). "
+                                 "The default backbone has no weights.").strip()
+    weights_slot = st.empty()
+
+if k > M:
+    errors["k"] = f"k = {k} is larger than M = {M}: the k key-steps are chosen among the M states."
+if ds is not None and multi:
+    short = [t for t in ds.tasks if sum(ds.split.get(v.id) == "train" for v in ds.videos_of(task=t)) < 2]
+    if short:
+        errors["dataset"] = (f"task(s) {', '.join(short)} have fewer than 2 training videos: the multi-task "
+                             "setting needs at least 2 per task (add videos, edit split.csv or use single).")
+weights = weights if backbone != "default" and weights else None
+if weights not in (None, "none") and not Path(weights).expanduser().is_file():
+    errors["weights"] = f"{weights} is not a file: give a state_dict file, 'none', or leave it empty."
+name = run_name.strip()
+if name:
+    try:
+        runs.check_name(name)
+        if (runs.checkpoints_dir() / name).exists():
+            errors["run"] = f"A run named {name!r} exists already: choose another name."
+    except ProclError as err:
+        errors["run"] = str(err)
+
+cfg = TrainConfig(dataset=spec or "synthetic", k=int(k), M=int(M), lam=float(lam), epochs=int(epochs),
+                  setting=setting, attention=attention, learnable_pooling=pooling or not multi,
+                  background=background, seed=int(seed), backbone=backbone, weights=weights, fps=float(fps),
+                  width=int(width), refresh_every=int(refresh)).resolved()
+try:
+    cfg.validate()
+except ProclError as err:
+    message = str(err)
+    field = next((f for prefix, f in (("k=", "k"), ("M=", "M"), ("lambda", "lam"), ("epochs", "epochs"))
+                  if message.startswith(prefix)), "general")
+    errors.setdefault(field, message)
+
+for slot, key in ((dataset_slot, "dataset"), (k_slot, "k"), (M_slot, "M"), (lam_slot, "lam"),
+                  (epochs_slot, "epochs"), (run_slot, "run"), (weights_slot, "weights")):
+    field_error(slot, errors, key)
+if ds is not None and "dataset" not in errors:
+    dataset_slot.caption(f"{len(ds.tasks)} tasks, {len(ds.videos)} videos"
+                         f"{'' if ds.annotated else ', not annotated (no localization scores)'}; "
+                         "features are extracted by the job when missing.")
+if "general" in errors:
+    st.error(errors["general"], icon=":material/warning:")
+
+
+
+def launch(cfg: TrainConfig, name: str) -> None:
+    """Start the job (a button callback, so that the run-name field can be cleared)."""
+    try:
+        path = jobs.launch(cfg, run=name or None)
+    except ProclError as err:
+        st.session_state["tr_message"] = str(err)
+        return
+    st.session_state.setdefault("tr_launched", []).append(path.name)
+    st.session_state["tr_run"] = ""
+    st.toast(f"Launched {path.name}", icon=":material/rocket_launch:")
+
+
+st.button("Launch training", type="primary", disabled=bool(errors), key="tr_launch", on_click=launch,
+          args=(cfg, name), help="Starts a background process; it keeps running if you close this page.")
+if "tr_message" in st.session_state:
+    st.error(st.session_state.pop("tr_message"), icon=":material/warning:")
+
+
+# ---------------------------------------------------------------- live progress
+
+def open_in_explore(run: str) -> None:
+    st.session_state["run"] = run
+    st.session_state["goto_explore"] = True
+
+
+def job_card(entry: dict) -> None:
+    """Progress of one queued or running job: bar, epoch/step, ETA, loss curves, cancel."""
+    name = entry["name"]
+    status = runs.read_status(entry["path"])
+    state = status.get("state", "?")
+    with st.container(border=True):
+        head, button = st.columns([4, 1])
+        head.markdown(f"**{name}** · {state}" + (f" ({status['phase']})" if status.get("phase") else ""))
+        if state in ("running", "queued"):
+            stopping = (Path(entry["path"]) / "STOP").exists()
+            button.button("Stopping…" if stopping else "Cancel", key=f"tr_cancel_{name}", disabled=stopping,
+                          on_click=jobs.cancel, args=(name,), width="stretch")
+        steps = status.get("steps") or 0
+        if state == "queued" or not steps:
+            st.progress(0.0, text="preparing: dataset and features")
+            tail = jobs.log_tail(name, 2)
+            if tail:
+                st.code(tail, language=None)
+            return
+        done = min(status.get("step", 0) / steps, 1.0)
+        st.progress(done, text=f"epoch {min(status.get('epoch', 0) + 1, status.get('epochs', 1))}/"
+                               f"{status.get('epochs')} · step {status.get('step')}/{steps} · "
+                               f"elapsed {duration(status.get('elapsed'))} · ETA {duration(status.get('eta'))}")
+        history = status.get("history") or {}
+        if history.get("step"):
+            st.plotly_chart(viz.loss_figure(history), key=f"tr_loss_{name}", config={"displayModeBar": False})
+
+
+def jobs_panel() -> None:
+    active = [e for e in runs.list_runs() if e.get("status", {}).get("state") in ("running", "queued")]
+    launched = st.session_state.get("tr_launched", [])
+    if not active:
+        if st.session_state.pop("tr_polling", False):
+            st.rerun(scope="app")  # a job ended: refresh the runs table and stop polling
+        st.caption("No job running.")
+    for entry in active:
+        job_card(entry)
+    st.session_state["tr_polling"] = bool(active)
+    finished = [e for e in runs.list_runs() if e["name"] in launched and e not in active
+                and e.get("status", {}).get("state") in runs.TERMINAL]
+    for entry in finished:
+        state = entry["status"]["state"]
+        c1, c2 = st.columns([4, 1])
+        c1.markdown(f"{sh.STATE_ICONS.get(state, '')} **{entry['name']}** {state}"
+                    + (f": {entry['status'].get('error', '')}" if state != "done" else ""))
+        if state == "done":
+            c2.button("Open in Explore", key=f"tr_open_{entry['name']}", on_click=open_in_explore,
+                      args=(entry["name"],), width="stretch")
+
+
+st.subheader("Jobs")
+any_active = any(e.get("status", {}).get("state") in ("running", "queued") for e in runs.list_runs())
+st.fragment(jobs_panel, run_every=1.0 if any_active else None)()
+
+# ---------------------------------------------------------------- all runs
+
+st.subheader("All runs")
+entries = sh.all_runs()
+if not entries:
+    st.caption("No run yet.")
+else:
+    rows = []
+    for e in entries:
+        c, s, m = e.get("config") or {}, e.get("status") or {}, e.get("metrics") or {}
+        rows.append({
+            "run": e["name"], "state": s.get("state", "?"),
+            "dataset": c.get("dataset"), "setting": c.get("setting"), "k": c.get("k"), "M": c.get("M"),
+            "epochs": c.get("epochs"), "backbone": (c.get("features") or {}).get("backbone", c.get("backbone")),
+            "F1 %": None if m.get("f1") is None else round(100 * m["f1"], 1),
+            "Acc %": None if m.get("accuracy") is None else round(100 * m["accuracy"], 1),
+            "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(e.get("mtime", 0))),
+        })
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    broken = [e for e in entries if (e.get("status") or {}).get("state") in ("failed", "cancelled")][:10]
+    for e in broken:
+        s = e.get("status") or {}
+        with st.expander(f"{e['name']}: {s.get('state')}", icon=sh.STATE_ICONS.get(s.get("state"))):
+            st.markdown(f"**Error:** {s.get('error') or e.get('error') or 'none recorded'}")
+            with sh.guard("Log"):
+                tail = jobs.log_tail(e["path"], 15)
+                if tail:
+                    st.caption("Last lines of train.log")
+                    st.code(tail, language=None)
+            if s.get("traceback"):
+                st.caption("Traceback (last lines)")
+                st.code("\n".join(s["traceback"].strip().splitlines()[-8:]), language=None)
+            if s.get("state") == "cancelled" or "resume" in str(s.get("error", "")):
+                st.caption(f"Continue it from its last completed epoch: `python -m procl train --run {e['name']} --resume`")

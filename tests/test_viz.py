@@ -1,0 +1,225 @@
+"""procl.viz (figures, overlays) and procl.explore (what the app reads from a run)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from procl import ProclError, explore, viz
+
+
+# ---------------------------------------------------------------- viz, pure
+
+def _bars(fig):
+    return [t for t in fig.data if t.type == "bar"]
+
+
+def test_timeline_colours_agree_through_the_matching():
+    gt = np.array([-1, 0, 0, 1, 1, -1])
+    pred = np.array([5, 5, 5, 7, 9, 9])  # state 5 matched step 0, state 7 step 1, state 9 unmatched
+    mapping = {"5": 0, "7": 1}
+    colors = viz.state_colors(mapping, pred, n_steps=2)
+    assert colors[5] == viz.step_color(0) and colors[7] == viz.step_color(1)
+    assert colors[9] not in (viz.step_color(0), viz.step_color(1), viz.BACKGROUND_COLOR)
+    rows = [{"name": "ground truth", "labels": gt, "colors": {0: viz.step_color(0), 1: viz.step_color(1)},
+             "names": {0: "boil", 1: "pour"}},
+            {"name": "prediction", "labels": pred, "colors": colors, "names": {5: "s5", 7: "s7", 9: "s9"},
+             "legend": {5: "boil", 7: "pour", 9: "state 9"}}]
+    times = np.arange(6) * 0.5
+    fig = viz.timeline_figure(rows, times, current=1.0)
+    bars = _bars(fig)
+    by_row_label = {(b.y[0], b.name): b for b in bars}
+    # background is grey and one trace holds both background runs of the ground truth
+    bg = next(b for b in bars if b.y[0] == "ground truth" and b.marker.color == viz.BACKGROUND_COLOR)
+    assert len(bg.x) == 2 and list(bg.base) == [0.0, 2.5]
+    # the prediction's state 5 has step 0's colour and shares its legend entry
+    assert by_row_label[("prediction", "boil")].marker.color == by_row_label[("ground truth", "boil")].marker.color
+    assert sum(1 for b in bars if b.showlegend and b.name == "boil") == 1
+    # each bar carries its start time and start index for click-to-jump
+    s7 = by_row_label[("prediction", "pour")]
+    assert [list(c) for c in s7.customdata] == [[1.5, 3]]
+    assert s7.x[0] == pytest.approx(0.5)
+    # the marker line is at the current time
+    assert [s.x0 for s in fig.layout.shapes] == [1.0]
+    assert fig.layout.xaxis.range[1] == pytest.approx(3.0)
+
+
+def test_timeline_rows_may_have_their_own_times():
+    rows = [{"name": "a", "labels": np.array([0, 0]), "colors": {0: "#000000"}, "times": np.array([0.0, 1.0])},
+            {"name": "b", "labels": np.array([1, 1, 1, 1]), "colors": {1: "#111111"}, "times": np.arange(4) * 1.0}]
+    fig = viz.timeline_figure(rows, rows[0]["times"])
+    assert fig.layout.xaxis.range[1] == pytest.approx(4.0)
+    assert {b.y[0]: b.x[0] for b in _bars(fig)} == {"a": pytest.approx(2.0), "b": pytest.approx(4.0)}
+
+
+def test_attention_overlay_puts_heat_on_the_attended_cell():
+    frame = np.full((70, 70, 3), 128, np.uint8)
+    alpha = np.zeros(49)
+    alpha[0] = 1.0  # top-left cell
+    out = viz.attention_overlay(frame, alpha, (7, 7), opacity=0.6)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    # JET: high = red, low = blue
+    assert out[3, 3, 0] > out[3, 3, 2] and out[66, 66, 2] > out[66, 66, 0]
+    assert np.array_equal(viz.attention_overlay(frame, alpha, (7, 7), opacity=0.0), frame)
+
+
+def test_pooling_weights_highlight_and_name_the_selected_states():
+    beta = np.array([0.1, 0.4, 0.2, 0.3])
+    fig = viz.pooling_weights_figure(beta, [1, 3], {1: "boil", 3: "unmatched"}, colors={1: "#ff0000"})
+    bar = _bars(fig)[0]
+    assert list(bar.x) == ["0", "1: boil", "2", "3: unmatched"]
+    assert bar.marker.color[1] == "#ff0000" and bar.marker.color[0] != bar.marker.color[3]
+    assert list(bar.y) == pytest.approx(beta.tolist())
+
+
+def test_metrics_vs_k_sorts_by_k_and_skips_missing():
+    rows = [{"run": "b", "k": 10, "recall": 0.5, "precision": 0.2, "f1": 0.3, "accuracy": None},
+            {"run": "a", "k": 7, "recall": 0.4, "precision": 0.3, "f1": 0.35, "accuracy": 0.9}]
+    fig = viz.metrics_vs_k_figure(rows)
+    traces = {t.name: t for t in fig.data}
+    assert list(traces["R"].x) == [7, 10] and list(traces["R"].y) == [0.4, 0.5]
+    assert list(traces["Acc"].x) == [7]
+    assert traces["F1"].mode == "lines+markers"
+    rows.append({"run": "c", "k": 7, "recall": 0.1, "precision": 0.1, "f1": 0.1, "accuracy": 0.1})
+    assert viz.metrics_vs_k_figure(rows).data[0].mode == "markers"
+
+
+def test_loss_figure_smooths_each_curve():
+    history = {"step": list(range(1, 31)), "loss": [float(i % 2) for i in range(30)], "rank": [], "ce": []}
+    fig = viz.loss_figure(history)
+    assert [t.name for t in fig.data] == ["loss"]
+    assert max(fig.data[0].y[10:]) < 0.6  # the alternation is smoothed away
+
+
+# ---------------------------------------------------------------- explore, on a trained tiny run
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_synth, tmp_path_factory):
+    from procl.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("viz")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PROCL_DATA", str(root / "data"))
+        mp.setenv("PROCL_CHECKPOINTS", str(root / "checkpoints"))
+        path = train(TrainConfig(dataset=f"folder:{tiny_synth}", k=3, M=8, epochs=2, width=16), run="tiny",
+                     progress=False)
+        yield path
+
+
+def test_run_info_and_video_table(tiny_run):
+    info = explore.load_run_info(tiny_run)
+    assert info.finished and info.grid == (7, 7) and len(info.tasks) == 3
+    table = explore.video_table(info)
+    assert len(table) == 12 and set(table["split"]) == {"train", "test"}
+    assert table["frames"].min() > 0
+    assert (table["correct"] == (table["task"] == table["pred_task"])).all()
+    test = explore.filter_videos(table, "test")
+    assert 0 < len(test) < 12 and (test["split"] == "test").all()
+    wrong = explore.filter_videos(table, "all", correct=False)
+    assert not wrong["correct"].any()
+    task = info.tasks[0]
+    assert set(explore.filter_videos(table, "all", task=task)["task"]) == {task}
+    for t in info.tasks:
+        assert len(info.selected(t)) == 3
+        assert set(info.state_names(t)) == set(info.selected(t))
+
+
+def test_timeline_rows_and_video_scores(tiny_run):
+    from procl import runs
+
+    info = explore.load_run_info(tiny_run)
+    vid, task = explore.video_table(info).iloc[0][["video", "task"]]
+    out = runs.load_outputs(tiny_run, vid)
+    rows = explore.timeline_rows(info, out, task)
+    assert [r["name"] for r in rows] == ["ground truth", "prediction", "teacher"]
+    for s, step in info.mapping(task).items():
+        if int(s) in rows[1]["colors"]:
+            assert rows[1]["colors"][int(s)] == viz.step_color(step)
+    scores = explore.video_scores(out, info.mapping(task))
+    assert scores is not None and 0 <= scores["f1"] <= 1
+    unannotated = {**out, "gt": np.full_like(out["gt"], -2)}
+    assert explore.video_scores(unannotated, {}) is None
+    assert [r["name"] for r in explore.timeline_rows(info, unannotated, task, teacher=False)] == ["prediction"]
+
+
+def test_state_table_and_representative_frames(tiny_run, tiny_synth):
+    from procl import runs
+    from procl.data import open_dataset
+
+    info = explore.load_run_info(tiny_run)
+    task = info.tasks[1]
+    table = explore.video_table(info)
+    outs = {v: runs.load_outputs(tiny_run, v) for v in table.loc[table["task"] == task, "video"]}
+    states = explore.state_table(info, outs, task)
+    assert list(states["order"]) == [1, 2, 3] and list(states["state"]) == info.selected(task)
+    total = sum(int(np.isin(o["states"], info.selected(task)).sum()) for o in outs.values())
+    assert states["frames"].sum() == total  # every frame gets one of the task's states (no background)
+    assert ((states["videos"] >= 0) & (states["videos"] <= 1)).all()
+    assert states["beta"].notna().all()
+    for r in states.itertuples():
+        assert (r.step == "") == (str(r.state) not in info.mapping(task))
+    shared = {t: set(info.selected(t)) for t in info.tasks if t != task}
+    for r in states.itertuples():
+        assert set(filter(None, r.shared_with.split(", "))) == {t for t, s in shared.items() if r.state in s}
+
+    used = int(next(iter(outs.values()))["states"][0])  # a state some frame of the task was given
+    best = explore.representative_frames(outs, int(used), n=2)
+    assert 1 <= len(best) <= 2 and best == sorted(best, key=lambda b: -b["p"])
+    assert len({b["video"] for b in best}) == len(best)
+    b = best[0]
+    assert outs[b["video"]]["states"][b["index"]] == used
+
+    ds = open_dataset(info.config["dataset"], progress=False)
+    frames = explore.frames_at(ds.video(b["video"]), [b["time"], 0.0])
+    assert frames.shape[0] == 2 and frames.shape[-1] == 3 and frames.dtype == np.uint8
+
+
+def test_display_frames_keep_the_aspect_and_bound_the_size(tmp_path, tiny_synth):
+    import cv2
+
+    video = next((tiny_synth / "videos").rglob("*.mp4"))
+    frames, times = explore.display_frames(video, fps=2.0)
+    assert frames.shape[1:] == (112, 112, 3) and len(frames) == len(times)  # small: kept as it is
+    assert times[1] - times[0] == pytest.approx(0.5)
+    wide = tmp_path / "wide.avi"
+    writer = cv2.VideoWriter(str(wide), cv2.VideoWriter_fourcc(*"MJPG"), 4.0, (640, 320))
+    for i in range(8):
+        writer.write(np.full((320, 640, 3), 30 * i, np.uint8))
+    writer.release()
+    frames, times = explore.display_frames(wide, fps=2.0, max_side=200)
+    assert frames.shape[1:] == (100, 200, 3) and len(times) == 4
+
+
+def test_damaged_run_files_are_proclerrors(tiny_run, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_run, broken)
+    (broken / "metrics.json").write_text("{ not json")
+    with pytest.raises(ProclError, match="metrics.json"):
+        explore.load_run_info(broken)
+    (broken / "metrics.json").write_text(json.dumps({"split": "test"}))
+    (broken / "predictions.csv").unlink()
+    info = explore.load_run_info(broken)
+    with pytest.raises(ProclError, match="predictions.csv"):
+        explore.video_table(info)
+    shutil.rmtree(broken)
+    with pytest.raises(ProclError, match="gone"):
+        explore.run_stamp(broken)
+
+
+def test_dataset_summary_and_preview(tiny_synth):
+    from procl.data import open_dataset
+
+    ds = open_dataset(f"folder:{tiny_synth}", progress=False)
+    summary = explore.dataset_summary(ds)
+    assert isinstance(summary, pd.DataFrame) and list(summary["videos"]) == [4, 4, 4]
+    assert (summary["train"] + summary["test"] == summary["videos"]).all()
+    v = ds.videos[0]
+    times, gt = explore.preview_labels(v, duration=10.0)
+    assert len(times) == 20 and len(gt) == 20 and gt.max() >= 0
+    assert explore.feature_caches("folder:/nowhere") == []
+    assert Path(v.source).exists()
