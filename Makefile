@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_K ?= 7 10
 
-.PHONY: install data demo app test bench bench-quick clean-demo
+.PHONY: install data demo app test bench bench-quick
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
