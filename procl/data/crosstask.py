@@ -28,6 +28,7 @@ from procl import ProclError
 from procl.data.folder import (
     check_feature_file,
     check_root,
+    csv_rows,
     duplicate_error,
     read_annotation_csv,
     scan_sources,
@@ -80,15 +81,10 @@ def read_tasks_primary(path: Path) -> list[tuple[str, str, list[str]]]:
 def read_video_csv(path: Path) -> list[tuple[str, str, int]]:
     """(task id, video id, line number) of each row "task_id,video_id,url"."""
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            line = line.strip()
-            if not line:
-                continue
-            fields = [f.strip() for f in line.split(",", 2)]
-            if len(fields) < 2 or not fields[0] or not fields[1]:
-                raise ProclError(f"{path} line {lineno}: {line!r} is not a row 'task_id,video_id,url': fix the row")
-            rows.append((fields[0], fields[1], lineno))
+    for lineno, line, fields in csv_rows(path, maxsplit=2):
+        if len(fields) < 2 or not fields[0] or not fields[1]:
+            raise ProclError(f"{path} line {lineno}: {line!r} is not a row 'task_id,video_id,url': fix the row")
+        rows.append((fields[0], fields[1], lineno))
     return rows
 
 

@@ -20,6 +20,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -113,43 +114,47 @@ def read_feature_fps(root: Path, default: float = DEFAULT_FEATURE_FPS) -> float:
     return fps
 
 
+def csv_rows(path: Path, maxsplit: int = -1) -> Iterator[tuple[int, str, list[str]]]:
+    """(line number, stripped line, stripped comma-separated fields) of each non-blank line."""
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            line = line.strip()
+            if line:
+                yield lineno, line, [f.strip() for f in line.split(",", maxsplit)]
+
+
 def read_annotation_csv(path: Path, n_steps: int | None, steps_file: Path | None = None) -> list[Segment]:
     """Rows "step,start,end" (1-based step, seconds, no header) as 0-based Segments.
 
     `n_steps` bounds the step (None: any step >= 1); `steps_file` is only named in errors.
     """
     segments = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            line = line.strip()
-            if not line:
-                continue
-            fields = [f.strip() for f in line.split(",")]
-            where = f"{path} line {lineno}"
-            try:
-                if len(fields) != 3:
-                    raise ValueError
-                step, start, end = int(fields[0]), float(fields[1]), float(fields[2])
-                if not (math.isfinite(start) and math.isfinite(end)):
-                    raise ValueError
-            except ValueError:
-                raise ProclError(
-                    f"{where}: {line!r} is not a row 'step,start,end' (an integer step from 1, "
-                    "then start and end in seconds): fix or delete the row"
-                ) from None
-            if start < 0 or end < start:
-                raise ProclError(
-                    f"{where}: the segment {start:g}..{end:g} s is invalid (start must be >= 0 and "
-                    "end >= start): fix the times"
-                )
-            if step < 1 or (n_steps is not None and step > n_steps):
-                bound = f"outside 1..{n_steps}" if n_steps is not None else "below 1"
-                source = f" (the key-steps of {steps_file})" if steps_file is not None else ""
-                raise ProclError(
-                    f"{where}: step {step} is {bound}{source}; steps are 1-based: "
-                    "fix the row or add the missing key-step"
-                )
-            segments.append(Segment(step - 1, start, end))
+    for lineno, line, fields in csv_rows(path):
+        where = f"{path} line {lineno}"
+        try:
+            if len(fields) != 3:
+                raise ValueError
+            step, start, end = int(fields[0]), float(fields[1]), float(fields[2])
+            if not (math.isfinite(start) and math.isfinite(end)):
+                raise ValueError
+        except ValueError:
+            raise ProclError(
+                f"{where}: {line!r} is not a row 'step,start,end' (an integer step from 1, "
+                "then start and end in seconds): fix or delete the row"
+            ) from None
+        if start < 0 or end < start:
+            raise ProclError(
+                f"{where}: the segment {start:g}..{end:g} s is invalid (start must be >= 0 and "
+                "end >= start): fix the times"
+            )
+        if step < 1 or (n_steps is not None and step > n_steps):
+            bound = f"outside 1..{n_steps}" if n_steps is not None else "below 1"
+            source = f" (the key-steps of {steps_file})" if steps_file is not None else ""
+            raise ProclError(
+                f"{where}: step {step} is {bound}{source}; steps are 1-based: "
+                "fix the row or add the missing key-step"
+            )
+        segments.append(Segment(step - 1, start, end))
     return segments
 
 
@@ -187,28 +192,23 @@ def read_split_csv(path: Path, ids: list[str]) -> dict[str, str]:
     """
     known = set(ids)
     split: dict[str, str] = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            line = line.strip()
-            if not line:
-                continue
-            fields = [f.strip() for f in line.split(",")]
-            if lineno == 1 and [f.lower() for f in fields] == ["video", "split"]:
-                continue
-            where = f"{path} line {lineno}"
-            if len(fields) != 2:
-                raise ProclError(f"{where}: {line!r} is not a row 'video,train' or 'video,test': fix the row")
-            video, value = fields
-            if value not in ("train", "test"):
-                raise ProclError(f"{where}: the split of {video!r} is {value!r}; it must be 'train' or 'test'")
-            if video not in known:
-                raise ProclError(
-                    f"{where}: there is no video {video!r} in the dataset (ids are file names without "
-                    "extension): fix the name or delete the row"
-                )
-            if split.get(video, value) != value:
-                raise ProclError(f"{where}: {video!r} is listed as both train and test: keep one row")
-            split[video] = value
+    for lineno, line, fields in csv_rows(path):
+        if lineno == 1 and [f.lower() for f in fields] == ["video", "split"]:
+            continue
+        where = f"{path} line {lineno}"
+        if len(fields) != 2:
+            raise ProclError(f"{where}: {line!r} is not a row 'video,train' or 'video,test': fix the row")
+        video, value = fields
+        if value not in ("train", "test"):
+            raise ProclError(f"{where}: the split of {video!r} is {value!r}; it must be 'train' or 'test'")
+        if video not in known:
+            raise ProclError(
+                f"{where}: there is no video {video!r} in the dataset (ids are file names without "
+                "extension): fix the name or delete the row"
+            )
+        if split.get(video, value) != value:
+            raise ProclError(f"{where}: {video!r} is listed as both train and test: keep one row")
+        split[video] = value
     missing = sorted(known - split.keys())
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
