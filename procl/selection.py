@@ -100,11 +100,12 @@ def subset_selection(videos: list[np.ndarray], centers: np.ndarray, k: int) -> S
     selected: list[int] = []
     costs: list[float] = []
     current = None  # [N] distance of each frame to its nearest selected state
+    buf = torch.empty_like(dist)  # reused: no N x M allocation per pick
     for _ in range(k):
         if current is None:
             cand = weights @ dist  # [M] cost of each singleton
         else:
-            cand = weights @ torch.minimum(current[:, None], dist)  # [M]
+            cand = weights @ torch.minimum(current[:, None], dist, out=buf)  # [M]
         if selected:
             cand[selected] = float("inf")
         j = int(torch.argmin(cand))
