@@ -70,5 +70,5 @@ def test_network_trains_on_a_toy_problem():
     for _ in range(60):
         loss = ranking_loss(net(y).s, r)
         opt.zero_grad(); loss.backward(); opt.step()
-        first = first if first is not None else float(loss)
+        first = first if first is not None else loss.item()
     assert float(loss) < 0.5 * first
