@@ -13,3 +13,7 @@ def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 tasks x 4 videos of 8-12 s at 112x112 (seed 0); the folder layout of DESIGN.md."""
     return generate(tmp_path_factory.mktemp("synth") / "tiny", n_tasks=3, videos_per_task=4, seed=0,
                     frame_size=112, min_duration=8.0, max_duration=12.0, progress=False, workers=1)
+
+
+# The project's shared sample data lies beside the checkout (../shared), here and in CI.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

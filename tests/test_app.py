@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from conftest import SHARED_DATA
 from procl import runs
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -324,18 +325,22 @@ def test_explore_filters_change_the_videos(app_env):
         assert f"task **{pred.loc[videos[1], 'task']}**" in texts(at)
 
 
-def test_explore_rerun_after_a_slider_move_is_fast(app_env):
+def test_explore_slider_move_reuses_the_decoded_frames(app_env, monkeypatch):
+    """Moving the frame slider must not decode the video again (speed is measured by
+    `procl bench`-style timing outside the tests, never asserted here)."""
+    import procl.features.video as video
+
+    calls = []
+    real = video.iter_frames
+    monkeypatch.setattr(video, "iter_frames", lambda *a, **k: calls.append(a) or real(*a, **k))
     at = open_page("app_pages/explore.py")
     key = frame_key(at)
     at.slider(key=key).set_value(1).run()  # warm the caches
-    seconds = []
-    for i in (2, 3, 4, 5, 6):
-        start = time.perf_counter()
+    decoded = len(calls)
+    for i in (2, 3, 4):
         at.slider(key=key).set_value(i).run()
-        seconds.append(time.perf_counter() - start)
-    assert_clean(at)
-    print(f"Explore rerun after a slider move (whole page, AppTest): median {1000 * np.median(seconds):.0f} ms")
-    assert np.median(seconds) < 1.0  # target 0.3 s for the fragment alone; generous for a loaded CI machine
+        assert_clean(at)
+    assert len(calls) == decoded
 
 
 # ---------------------------------------------------------------- Key-steps
@@ -434,7 +439,7 @@ def test_run_deleted_while_viewed(app_env):
 
 # ---------------------------------------------------------------- other kinds of runs
 
-BREAKFAST = Path("/work/shared/data/breakfast_coffee")
+BREAKFAST = SHARED_DATA / "breakfast_coffee"
 
 
 def test_single_task_run_has_no_classifier_views(app_env, tiny_synth):
