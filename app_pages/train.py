@@ -10,6 +10,8 @@ from procl import ProclError, jobs, runs, viz
 from procl.data.specs import normalise_spec
 from procl.train import BACKGROUND_OPTIONS, TrainConfig
 
+DEFAULTS = TrainConfig()
+
 if st.session_state.pop("goto_explore", False):
     st.switch_page("app_pages/explore.py")
 
@@ -74,7 +76,7 @@ lam = c4.number_input("λ (task loss weight)", 0.0, 100.0, 0.5 if multi else 0.0
 lam_slot = c4.empty()
 
 c1, c2, c3, c4 = st.columns(4)
-epochs = c1.number_input("Epochs", 1, 1000, 8, key="tr_epochs")
+epochs = c1.number_input("Epochs", 1, 1000, DEFAULTS.epochs, key="tr_epochs")
 epochs_slot = c1.empty()
 seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed")
 background = c3.selectbox("Background", BACKGROUND_OPTIONS, key="tr_background",
@@ -90,8 +92,8 @@ pooling = c2.toggle("Learnable pooling", True, key="tr_pooling", disabled=not mu
 with st.expander("Features and network"):
     a1, a2, a3, a4 = st.columns(4)
     backbone = a1.selectbox("Backbone", ["default", "vgg19", "resnet50", "resnet18"], key="tr_backbone")
-    fps = a2.number_input("Frames per second", 0.5, 10.0, 2.0, 0.5, key="tr_fps")
-    width = a3.number_input("KLN width", 4, 1024, 128, key="tr_width")
+    fps = a2.number_input("Frames per second", 0.5, 10.0, DEFAULTS.fps, 0.5, key="tr_fps")
+    width = a3.number_input("KLN width", 4, 1024, DEFAULTS.width, key="tr_width")
     refresh = a4.number_input("Refresh teacher every N videos", 0, 100000, 0, key="tr_refresh",
                               help="0: once per epoch.")
     weights = st.text_input("CNN weights", key="tr_weights", disabled=backbone == "default",
@@ -99,6 +101,12 @@ with st.expander("Features and network"):
                             help="'none' for random weights, or the path of a state_dict file (only read). "
                                  "The default backbone has no weights.").strip()
     weights_slot = st.empty()
+    b1, b2, _ = st.columns([1, 1, 2])
+    center = b1.toggle("Per-video centring", DEFAULTS.center, key="tr_center",
+                       help="Subtract each video's mean attention feature before k-means, subset selection "
+                            "and the networks (procl's addition; off = the paper's exact form, see README).")
+    ranking = b2.toggle("Subset-selection supervision", DEFAULTS.ranking, key="tr_ranking",
+                        help="Off: task labels only, no ranking loss (the paper's Fig. 2 ablation; needs λ > 0).")
 
 if k > M:
     errors["k"] = f"k = {k} is larger than M = {M}: the k key-steps are chosen among the M states."
@@ -122,7 +130,7 @@ if name:
 cfg = TrainConfig(dataset=spec or "synthetic", k=int(k), M=int(M), lam=float(lam), epochs=int(epochs),
                   setting=setting, attention=attention, learnable_pooling=pooling or not multi,
                   background=background, seed=int(seed), backbone=backbone, weights=weights, fps=float(fps),
-                  width=int(width), refresh_every=int(refresh)).resolved()
+                  width=int(width), refresh_every=int(refresh), center=center, ranking=ranking).resolved()
 try:
     cfg.validate()
 except ProclError as err:
