@@ -63,7 +63,8 @@ from procl.io import read_json, write_text
 from procl.model import NetConfig, ProcedureNet
 from procl.paths import data_dir
 from procl.selection import subset_selection
-from procl.train import TrainConfig, Unit, attention_features, net_config, refresh_teacher, train, train_step
+from procl.train import (TRAIN_THREADS, TrainConfig, Unit, attention_features, net_config, refresh_teacher, train,
+                         train_step)
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_PATH = REPO / "docs" / "RESULTS.md"
@@ -292,7 +293,7 @@ class Bench:
     train_seconds: dict[tuple[str, int, int], float] = field(default_factory=dict)
     setup: dict = field(default_factory=dict)
     cores: int = field(default_factory=lambda: machine()["cores"])  # threads for the large measurements
-    train_threads: int = 1  # torch threads the training loop ran with (read after it)
+    train_threads: int = TRAIN_THREADS  # torch threads of the training loop
 
     def log(self, message: str) -> None:
         print(f"[bench {time.perf_counter() - self.start:7.1f}s] {message}", file=sys.stderr, flush=True)
@@ -353,7 +354,6 @@ def train_all(b: Bench) -> None:
         b.train_seconds[(row, k, seed)] = time.perf_counter() - start
         multi = [s for (r, _, _), s in b.train_seconds.items() if r != "single"]
         estimate = statistics.median(multi) if multi else estimate
-    b.train_threads = torch.get_num_threads()
 
 
 # ---------------------------------------------------------------- quality tables

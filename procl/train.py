@@ -39,6 +39,9 @@ from procl.paths import slug
 from procl.selection import fit_states, subset_selection
 
 SETTINGS = ("multi", "single")
+# One video per step makes every op small: one thread is fastest, and several threads
+# slow to a crawl when other processes share the cores.
+TRAIN_THREADS = 1
 BACKGROUND_OPTIONS = ("none", "unselected")
 
 
@@ -272,10 +275,8 @@ def train(
 
 
 def _train_loop(cfg, path, dataset, features, units, resume, progress, on_progress) -> Path:
-    # One video per step makes every op small: one thread is fastest, and several
-    # threads slow to a crawl when other processes share the cores.
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(TRAIN_THREADS)
     try:
         return _train_epochs(cfg, path, dataset, features, units, resume, progress, on_progress)
     finally:
