@@ -2,7 +2,7 @@
 
 Implements Elhamifar & Huynh, "Self-Supervised Multi-Task Procedure Learning from
 Instructional Videos" (ECCV 2020). The library never imports streamlit; the app in
-`app.py` and `pages/` is a thin layer over it.
+`app.py` and `app_pages/` is a thin layer over it.
 """
 
 __version__ = "0.1.0"
