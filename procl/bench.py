@@ -9,7 +9,7 @@ One run does, on a built-in dataset it generates itself into an empty folder:
 - a single-task table (the paper's Table 1 style, all videos scored), next to the
   multi-task model scored on the same videos;
 - attention quality: the share of attention mass inside the ground-truth key-step box;
-- real data (`actseg:../shared/data/breakfast_coffee`, single-task, k in {4, 5, 7});
+- real data (`actseg:data/samples/breakfast_coffee`, single-task, k in {4, 5, 7});
 - the paper's claims C1-C6 as holds / does not hold / inconclusive (rule below), and
   the built-in dataset's calibration check;
 - speed: feature pipeline against the bare forward pass, training seconds per epoch,
@@ -68,7 +68,7 @@ from procl.train import (TRAIN_THREADS, TrainConfig, Unit, attention_features, n
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_PATH = REPO / "docs" / "RESULTS.md"
-REAL_DATA = REPO.parent / "shared" / "data" / "breakfast_coffee"
+REAL_DATA = REPO / "data" / "samples" / "breakfast_coffee"
 REAL_DATA_ENV = "PROCL_BENCH_REAL_DATA"  # another folder with that sample, if moved
 MIN_MARGIN = 0.01  # one point of F1 / accuracy: the least difference a claim counts
 STABLE_RANGE = 0.05  # C5: F1 may move this much across k and still be "stable"

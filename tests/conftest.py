@@ -15,5 +15,5 @@ def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     frame_size=112, min_duration=8.0, max_duration=12.0, progress=False, workers=1)
 
 
-# The project's shared sample data lies beside the checkout (../shared), here and in CI.
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The real samples shipped in the repository (data/samples/, see its NOTICE.md).
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"

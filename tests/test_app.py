@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import SHARED_DATA
+from conftest import SAMPLES
 from procl import runs
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -439,7 +439,7 @@ def test_run_deleted_while_viewed(app_env):
 
 # ---------------------------------------------------------------- other kinds of runs
 
-BREAKFAST = SHARED_DATA / "breakfast_coffee"
+BREAKFAST = SAMPLES / "breakfast_coffee"
 
 
 def test_single_task_run_has_no_classifier_views(app_env, tiny_synth):

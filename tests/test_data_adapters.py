@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import scipy.io
 
-from conftest import SHARED_DATA
+from conftest import SAMPLES
 from procl import ProclError
 from procl.data import BACKGROUND, Segment, load_feature_array, open_dataset, parse_spec
 from procl.data.folder import seeded_split
 from procl.data.records import VideoRecord
 
-BREAKFAST = SHARED_DATA / "breakfast_coffee"
+BREAKFAST = SAMPLES / "breakfast_coffee"
 
 
 def write(path: Path, text: str = "") -> Path:

@@ -9,7 +9,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA
+from conftest import SAMPLES
 from procl import ProclError
 from procl.data.records import Dataset, VideoRecord
 from procl.features import backbones, cache
@@ -17,7 +17,7 @@ from procl.features.backbones import get_backbone
 from procl.features.cache import load_or_extract, measure_throughput, pool_superframes
 from procl.features.video import iter_frames, probe, sample_frames
 
-PANCAKE = SHARED_DATA / "videos" / "flipping_a_pancake.mkv"
+PANCAKE = SAMPLES / "flipping_a_pancake.mkv"
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 
 
@@ -360,7 +360,7 @@ def test_bad_precomputed_features_are_an_error_naming_the_file(data_env, array):
 def test_breakfast_sample_passes_through():
     from procl.data import open_dataset
 
-    ds = open_dataset(f"actseg:{SHARED_DATA / 'breakfast_coffee'}")
+    ds = open_dataset(f"actseg:{SAMPLES / 'breakfast_coffee'}")
     fs = load_or_extract(ds, progress=False)
     assert fs.D == 64 and fs.R == 1 and len(fs.videos) == 5
     assert fs.videos["P08_webcam01_P08_coffee"].T == 271
