@@ -44,6 +44,24 @@ Per video (secondary)
     means over its videos that have at least one ground-truth key-step frame; the
     headline per-video scores are unweighted means of those over tasks.
 
+Segmental scores (`segmental_scores`; as MS-TCN and the action-segmentation literature)
+    They show over-segmentation (flicker), which the frame scores hide. Each video's
+    frames are cut into segments (runs of one label); background runs (-1) are left
+    out. A predicted segment's label is its state's matched step (the task's pooled
+    matching above); a segment of an unmatched state keeps a label no step has.
+    edit      = 1 - Levenshtein(predicted labels, ground-truth labels) / max(lengths),
+                the normalised edit distance between the two sequences of segment
+                labels (1.0 when both are empty); per task the mean over its videos.
+    F1@tau    for tau in 0.10, 0.25, 0.50: each predicted segment, in order, is a true
+                positive when its best-overlapping ground-truth segment of the same
+                label has IoU >= tau and was not hit before, else a false positive;
+                ground-truth segments never hit are false negatives. Counts are summed
+                over the task's videos; F1 = 2 P R / (P + R) (0.0 when no segment hits).
+    Segment ends are exclusive (MS-TCN's reference code uses the last index as the end
+    of the final segment; procl does not), so IoU is exact in frames.
+    Headline edit and f1_at are unweighted means over tasks with ground truth, like the
+    frame scores; n_segments / n_gt_segments give the mean segments per video.
+
 Task accuracy (`task_accuracy`)
     accuracy = share of videos whose predicted task equals the true task; per class:
     the same over the videos of each true task; plus the confusion counts
@@ -67,11 +85,13 @@ __all__ = [
     "evaluate_localization",
     "localization_scores",
     "match_states",
+    "segmental_scores",
     "segments_of",
     "task_accuracy",
 ]
 
 _SCORE_KEYS = ("recall", "precision", "f1", "iou")
+OVERLAPS = (0.10, 0.25, 0.50)  # F1@{10, 25, 50}
 
 
 class MetricsInputError(ProclError, ValueError):
@@ -202,7 +222,8 @@ def evaluate_localization(
     task_of: video id -> ground-truth task.
     The tasks reported are those of the videos keyed in `gt` (including unannotated
     ones); a task with no ground-truth key-step frame is undefined (see the module
-    docstring). Returns {"recall", "precision", "f1", "iou", "per_video": {...},
+    docstring). Returns {"recall", "precision", "f1", "iou", "edit", "f1_at": {"10",
+    "25", "50"}, "n_segments", "n_gt_segments", "per_video": {...},
     "per_task": {task: {...}}, "n_tasks", "n_tasks_without_gt", "n_videos"}.
     """
     videos_of: dict[str, list[str]] = defaultdict(list)
@@ -228,11 +249,15 @@ def evaluate_localization(
             pooled = localization_scores(np.zeros(0, np.int64), np.zeros(0, np.int64))
         pooled["n_videos"] = len(pairs)
         pooled["per_video"] = _means([localization_scores(g, p) for g, p in pairs])
+        pooled.update(_segmental_summary([segmental_scores(g, p, pooled["mapping"]) for g, p in pairs]))
         per_task[task] = pooled
 
     scored = [s for s in per_task.values() if s["recall"] is not None]
     result = {key: _mean([s[key] for s in scored]) for key in _SCORE_KEYS}
     result["per_video"] = {key: _mean([s["per_video"][key] for s in scored]) for key in _SCORE_KEYS}
+    for key in ("edit", "n_segments", "n_gt_segments"):
+        result[key] = _mean([s[key] for s in scored])
+    result["f1_at"] = {key: _mean([s["f1_at"][key] for s in scored]) for key in (str(round(100 * t)) for t in OVERLAPS)}
     result["per_task"] = per_task
     result["n_tasks"] = len(scored)
     result["n_tasks_without_gt"] = len(per_task) - len(scored)
@@ -273,3 +298,75 @@ def segments_of(labels: np.ndarray) -> list[tuple[int, int, int]]:
     starts = np.concatenate([[0], bounds])
     ends = np.concatenate([bounds, [arr.size]])
     return [(int(arr[s]), int(s), int(e)) for s, e in zip(starts, ends)]
+
+
+def _foreground_segments(labels: np.ndarray) -> list[tuple[int, int, int]]:
+    return [seg for seg in segments_of(labels) if seg[0] != -1]
+
+
+def _levenshtein(a: list, b: list) -> int:
+    """Edit distance (insertions, deletions, substitutions of cost 1) between two sequences."""
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1]
+
+
+def segmental_scores(
+    gt: np.ndarray, pred: np.ndarray, mapping: Mapping[int | str, int], overlaps: tuple[float, ...] = OVERLAPS,
+) -> dict:
+    """Edit score and segment hit counts of one video under a state -> step mapping.
+
+    Returns {"edit", "n_segments", "n_gt_segments", "counts": {"10": [tp, fp, fn], ...}}
+    (see the module docstring); keys of "counts" are the overlaps in percent.
+    """
+    gt, pred = _pair(gt, pred, "segmental_scores")
+    mapping = {int(state): int(step) for state, step in mapping.items()}
+    # an unmatched state m gets the label -2 - m: never a step, never background
+    steps_of = np.array([mapping.get(int(s), -2 - int(s)) if s >= 0 else -1 for s in pred], dtype=np.int64)
+    p_segs, g_segs = _foreground_segments(steps_of), _foreground_segments(gt)
+    p_lab, g_lab = [s[0] for s in p_segs], [s[0] for s in g_segs]
+    longest = max(len(p_lab), len(g_lab))
+    edit = 1.0 - _levenshtein(p_lab, g_lab) / longest if longest else 1.0
+    counts = {}
+    g_start = np.array([s[1] for s in g_segs]); g_end = np.array([s[2] for s in g_segs])
+    g_lab_arr = np.array(g_lab)
+    for tau in overlaps:
+        hit = np.zeros(len(g_segs), dtype=bool)
+        tp = fp = 0
+        for label, start, end in p_segs:
+            if len(g_segs):
+                inter = np.clip(np.minimum(end, g_end) - np.maximum(start, g_start), 0, None)
+                union = np.maximum(end, g_end) - np.minimum(start, g_start)
+                iou = np.where(g_lab_arr == label, inter / union, 0.0)
+                best = int(iou.argmax())
+                if iou[best] >= tau and not hit[best]:
+                    tp += 1
+                    hit[best] = True
+                    continue
+            fp += 1
+        counts[str(round(100 * tau))] = [tp, fp, int(len(g_segs) - hit.sum())]
+    return {"edit": edit, "n_segments": len(p_segs), "n_gt_segments": len(g_segs), "counts": counts}
+
+
+def _segment_f1(tp: int, fp: int, fn: int) -> float:
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def _segmental_summary(rows: list[dict]) -> dict:
+    """A task's segmental scores from its videos' `segmental_scores`."""
+    if not rows:
+        return {"edit": None, "f1_at": {str(round(100 * t)): None for t in OVERLAPS},
+                "n_segments": None, "n_gt_segments": None}
+    f1_at = {}
+    for key in rows[0]["counts"]:
+        tp, fp, fn = (sum(r["counts"][key][i] for r in rows) for i in range(3))
+        f1_at[key] = _segment_f1(tp, fp, fn)
+    return {"edit": float(np.mean([r["edit"] for r in rows])), "f1_at": f1_at,
+            "n_segments": float(np.mean([r["n_segments"] for r in rows])),
+            "n_gt_segments": float(np.mean([r["n_gt_segments"] for r in rows]))}

@@ -227,3 +227,52 @@ def test_segments_of():
     assert segments_of(a(4)) == [(4, 0, 1)]
     assert segments_of(a()) == []
     assert all(type(x) is int for seg in segments_of(a(1, 1, 2)) for x in seg)
+
+
+# ---------------------------------------------------------------- segmental scores
+
+from procl.metrics import segmental_scores  # noqa: E402
+
+
+def test_segmental_perfect_and_flicker():
+    gt = a(0, 0, 0, B, 1, 1, 1, 1)
+    perfect = segmental_scores(gt, a(5, 5, 5, B, 6, 6, 6, 6), {5: 0, 6: 1})
+    assert perfect["edit"] == 1.0
+    assert perfect["counts"] == {"10": [1 + 1, 0, 0], "25": [2, 0, 0], "50": [2, 0, 0]}
+    assert (perfect["n_segments"], perfect["n_gt_segments"]) == (2, 2)
+    # flicker inside step 1: predicted segments 0 | 1 2 1 (2 = unmatched state 7) -> labels
+    # [0, 1, u, 1] against [0, 1]: 2 insertions, edit = 1 - 2/4 = 0.5.
+    flick = segmental_scores(gt, a(5, 5, 5, B, 6, 7, 6, 6), {5: 0, 6: 1})
+    assert flick["edit"] == pytest.approx(0.5)
+    # F1@50: seg 0 [0,3) IoU 1 -> tp; seg 1 [4,5) IoU 1/4 -> fp; seg u -> fp;
+    # seg 1 [6,8) IoU 2/4 = 0.5 >= 0.5 -> tp (gt seg 1 not hit yet). tp 2, fp 2, fn 0.
+    assert flick["counts"]["50"] == [2, 2, 0]
+    # F1@10: the first 1-segment [4,5) already hits gt seg 1 (IoU 0.25): tp; the later one
+    # is then a fp: tp 2, fp 2.
+    assert flick["counts"]["10"] == [2, 2, 0]
+
+
+def test_segmental_background_and_empty():
+    # only background on both sides: nothing to edit, nothing to count
+    s = segmental_scores(a(B, B), a(B, B), {})
+    assert s["edit"] == 1.0 and s["counts"]["50"] == [0, 0, 0]
+    # prediction says background everywhere: every gt segment is missed, edit 0
+    s = segmental_scores(a(0, 0, 1), a(B, B, B), {})
+    assert s["edit"] == 0.0 and s["counts"]["25"] == [0, 0, 2]
+    # wrong order: [1, 0] vs [0, 1] is 2 substitutions -> edit 0
+    s = segmental_scores(a(0, 0, 1, 1), a(4, 4, 3, 3), {3: 0, 4: 1})
+    assert s["edit"] == 0.0 and s["counts"]["10"] == [0, 2, 2]
+
+
+def test_evaluate_localization_reports_segmental_means():
+    gt = {"v1": a(0, 0, 1, 1), "v2": a(0, 0, 1, 1)}
+    pred = {"v1": a(3, 3, 4, 4), "v2": a(3, 4, 3, 4)}  # v2 flickers
+    r = evaluate_localization(gt, pred, {"v1": "t", "v2": "t"})
+    # v1 edit 1; v2 labels [0,1,0,1] vs [0,1]: 2 deletions -> 1 - 2/4 = 0.5; mean 0.75
+    assert r["edit"] == pytest.approx(0.75)
+    # F1@50 over both videos: v1 tp 2; v2 segs [0,1) IoU 1/2 tp, [1,2) label 1 IoU 1/2 tp,
+    # [2,3) label 0 -> gt seg 0 already hit: fp, [3,4) fp. tp 4, fp 2, fn 0:
+    # P 4/6, R 1, F1 = 0.8
+    assert r["f1_at"]["50"] == pytest.approx(0.8)
+    assert r["n_segments"] == pytest.approx(3.0) and r["n_gt_segments"] == pytest.approx(2.0)
+    json.dumps(r)
