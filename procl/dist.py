@@ -15,7 +15,8 @@ on nccl is ended by torch's watchdog, which aborts the process after the same ti
 
     resolve_device(choice)      "auto" | "cpu" | "cuda" -> torch.device (cuda:LOCAL_RANK under torchrun)
     init_from_env(device)       join the ranks torchrun started; False when there is one
-    rank(), world_size(), local_rank(), local_world_size(), is_main(), is_distributed()
+    rank(), world_size(), local_rank(), local_world_size(), is_main(), is_distributed(),
+    launched_world_size()
     all_reduce_sum(tensor)      the sum over ranks (a new tensor on the input's device)
     all_gather_object(obj)      every rank's obj, in rank order (small objects only)
     broadcast(tensor, src=0)    rank src's tensor on every rank
@@ -24,6 +25,7 @@ on nccl is ended by torch's watchdog, which aborts the process after the same ti
     shard(items, weights)       this rank's part of a list: disjoint, deterministic
     check_same_settings(dict)   every rank was started with the same settings, or a clear error
     shutdown()                  leave the process group
+    exit_on_sigterm()           SIGTERM -> SystemExit, so that `finally` blocks run
     spawn(fn, nprocs, args)     run fn in nprocs local gloo processes (tests, bench)
 """
 from __future__ import annotations
@@ -33,7 +35,9 @@ import json
 import multiprocessing
 import os
 import queue
+import signal
 import socket
+import threading
 import time
 import traceback
 from contextlib import contextmanager
@@ -190,6 +194,25 @@ def session(device: str | torch.device = "auto") -> Iterator[bool]:
             shutdown()
 
 
+@contextmanager
+def exit_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM (what torchrun sends the other ranks when one fails) into SystemExit
+    for the duration of a `with` block, so that `finally` blocks still run (a rank
+    lists the videos it finished before it goes). Only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
@@ -200,6 +223,12 @@ def rank() -> int:
 
 def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def launched_world_size() -> int:
+    """The number of ranks torchrun started (WORLD_SIZE), 1 without torchrun; known
+    before (and without) init_from_env."""
+    return max(1, _env_int("WORLD_SIZE", 1))
 
 
 def local_rank() -> int:
@@ -236,8 +265,12 @@ def _guard(what: str) -> Iterator[None]:
         ) from None
 
 
-def _comm_device() -> torch.device:
-    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+def _on_wire(tensor: torch.Tensor) -> tuple[torch.Tensor, Any]:
+    """A copy of `tensor` to communicate and the group to do it in: CUDA tensors over
+    nccl (the default group on GPU), everything else on the CPU over gloo."""
+    if tensor.is_cuda and dist.get_backend() == "nccl":
+        return tensor.detach().clone(), None
+    return tensor.detach().to("cpu", copy=True), _cpu_group
 
 
 def all_reduce_sum(tensor: torch.Tensor, what: str = "all_reduce_sum") -> torch.Tensor:
@@ -245,9 +278,9 @@ def all_reduce_sum(tensor: torch.Tensor, what: str = "all_reduce_sum") -> torch.
     and of its dtype; bitwise the same on every rank. One process: a copy of it."""
     if not is_distributed():
         return tensor.clone()
-    comm = tensor.detach().to(_comm_device(), copy=True)
+    comm, group = _on_wire(tensor)
     with _guard(what):
-        dist.all_reduce(comm, op=dist.ReduceOp.SUM)
+        dist.all_reduce(comm, op=dist.ReduceOp.SUM, group=group)
     return comm.to(tensor.device)
 
 
@@ -265,9 +298,9 @@ def broadcast(tensor: torch.Tensor, src: int = 0, what: str = "broadcast") -> to
     """Rank `src`'s tensor (same shape and dtype on every rank), as a new tensor."""
     if not is_distributed():
         return tensor.clone()
-    comm = tensor.detach().to(_comm_device(), copy=True)
+    comm, group = _on_wire(tensor)
     with _guard(what):
-        dist.broadcast(comm, src=src)
+        dist.broadcast(comm, src=src, group=group)
     return comm.to(tensor.device)
 
 

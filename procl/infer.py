@@ -92,7 +92,7 @@ def predict_video(
     """The network's outputs for one video's region features y [T, R, D]."""
     net.eval()
     out = net(torch.from_numpy(np.asarray(y, dtype=np.float32)).to(next(net.parameters()).device))
-    out = type(out)(**{k: v if v is None else v.cpu() for k, v in vars(out).items()})
+    out = type(out)(**{k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in vars(out).items()})
     if out.logits is not None:
         probs = torch.softmax(out.logits, 0).numpy()
         pred_task = tasks[int(probs.argmax())]

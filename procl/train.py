@@ -31,7 +31,7 @@ from torch import nn
 
 import procl
 from procl import ProclError, runs
-from procl.dist import add_device_argument, resolve_device
+from procl.dist import add_device_argument, launched_world_size, resolve_device
 from procl.data import Dataset
 from procl.features.types import FeatureSet
 from procl.io import write_json
@@ -428,6 +428,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if launched_world_size() > 1:
+        raise ProclError("train runs as one process for now (torchrun -m procl train is not supported yet): "
+                         "run python -m procl train; torchrun works for features (README, Scale)")
     names = {f.name for f in fields(TrainConfig)}
     if args.k is None and not args.resume:
         raise ProclError("--k is required: the number of key-steps per task (e.g. --k 7)")

@@ -39,9 +39,9 @@ import argparse
 import hashlib
 import json
 import queue
-import uuid
 import threading
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -518,7 +518,8 @@ def _merge_ranks(
     reused: int, local: bool,
 ) -> FeatureSet:
     """After every rank's shard: rank 0 merges the parts into manifest.json (once) and
-    every rank returns the FeatureSet (all videos, or its shard's with `local`)."""
+    every rank returns the FeatureSet (all videos, or its shard's with `local`; the
+    counts and skipped videos of all ranks)."""
     counts = torch.tensor([len(videos) - reused, reused, len(skipped)], dtype=torch.int64)
     dist.barrier(f"feature extraction of {dataset.spec}")
     outcome: tuple[str, object] | None = None
@@ -552,10 +553,9 @@ def _merge_ranks(
             if vf is None:
                 raise ProclError(f"features of video {record.id} are missing in {folder}: run the extraction again")
             videos[record.id] = vf
-        skipped = all_skipped
     counts_out = {"extracted": totals[0], "reused": totals[1], "skipped": totals[2]}
     ordered = {r.id: videos[r.id] for r in dataset.videos if r.id in videos}
-    return FeatureSet(ordered, {**merged, "cache_dir": str(folder), "counts": counts_out}, skipped)
+    return FeatureSet(ordered, {**merged, "cache_dir": str(folder), "counts": counts_out}, all_skipped)
 
 
 def _merge_parts(folder: Path, manifest: dict, world: int) -> dict:
@@ -649,7 +649,7 @@ def main(args: argparse.Namespace) -> int:
     from procl.data import open_dataset
 
     dist.resolve_device(args.device)  # a clear error for --device cuda without a GPU, before any work
-    with dist.session(args.device):
+    with dist.exit_on_sigterm(), dist.session(args.device):
         dataset = dist.main_first(lambda: open_dataset(args.dataset, progress=dist.is_main()), "opening the dataset")
         fs = load_or_extract(dataset, backbone=args.backbone, fps=args.fps, weights=args.weights,
                              device=args.device, local=True)
