@@ -8,6 +8,7 @@ import streamlit as st
 from app_pages import _shared as sh
 from procl import ProclError, jobs, runs, viz
 from procl.data.specs import normalise_spec
+from procl.dist import DEVICES
 from procl.train import BACKGROUND_OPTIONS, TrainConfig
 
 DEFAULTS = TrainConfig()
@@ -101,12 +102,16 @@ with st.expander("Features and network"):
                             help="'none' for random weights, or the path of a state_dict file (only read). "
                                  "The default backbone has no weights.").strip()
     weights_slot = st.empty()
-    b1, b2, _ = st.columns([1, 1, 2])
+    b1, b2, b3, _ = st.columns([1, 1, 1, 1])
     center = b1.toggle("Per-video centring", DEFAULTS.center, key="tr_center",
                        help="Subtract each video's mean attention feature before k-means, subset selection "
                             "and the networks (procl's addition; off = the paper's exact form, see README).")
     ranking = b2.toggle("Subset-selection supervision", DEFAULTS.ranking, key="tr_ranking",
                         help="Off: task labels only, no ranking loss (the paper's Fig. 2 ablation; needs λ > 0).")
+    device = b3.selectbox("Device", DEVICES, key="tr_device",
+                          help="Where features are extracted and the networks train: auto takes a GPU when "
+                               "this machine has one (CUDA), else the CPU.")
+    device_slot = b3.empty()
 
 if k > M:
     errors["k"] = f"k = {k} is larger than M = {M}: the k key-steps are chosen among the M states."
@@ -130,17 +135,19 @@ if name:
 cfg = TrainConfig(dataset=spec or "synthetic", k=int(k), M=int(M), lam=float(lam), epochs=int(epochs),
                   setting=setting, attention=attention, learnable_pooling=pooling or not multi,
                   background=background, seed=int(seed), backbone=backbone, weights=weights, fps=float(fps),
-                  width=int(width), refresh_every=int(refresh), center=center, ranking=ranking).resolved()
+                  width=int(width), refresh_every=int(refresh), center=center, ranking=ranking,
+                  device=device).resolved()
 try:
     cfg.validate()
 except ProclError as err:
     message = str(err)
-    field = next((f for prefix, f in (("k=", "k"), ("M=", "M"), ("lambda", "lam"), ("epochs", "epochs"))
+    field = next((f for prefix, f in (("k=", "k"), ("M=", "M"), ("lambda", "lam"), ("epochs", "epochs"),
+                                      ("--device", "device"), ("device", "device"))
                   if message.startswith(prefix)), "general")
     errors.setdefault(field, message)
 
 for slot, key in ((dataset_slot, "dataset"), (k_slot, "k"), (M_slot, "M"), (lam_slot, "lam"),
-                  (epochs_slot, "epochs"), (run_slot, "run"), (weights_slot, "weights")):
+                  (epochs_slot, "epochs"), (run_slot, "run"), (weights_slot, "weights"), (device_slot, "device")):
     field_error(slot, errors, key)
 if ds is not None and "dataset" not in errors:
     dataset_slot.caption(f"{len(ds.tasks)} tasks, {len(ds.videos)} videos"

@@ -25,6 +25,7 @@ from procl.data import Dataset
 from procl.features.types import FeatureSet
 from procl.io import write_json, write_text
 from procl.model import NetConfig, ProcedureNet
+from procl.dist import add_device_argument, resolve_device
 from procl.selection import nearest_state
 
 PREDICT_COLUMNS = ["video", "task", "pred_task", "frame", "time", "state", "step", "teacher", "gt"]
@@ -61,8 +62,8 @@ class LoadedRun:
         raise ProclError(f"task {task!r} is not one of run {self.path.name}'s tasks: {', '.join(self.config['tasks'])}")
 
 
-def load_run(run: str | Path) -> LoadedRun:
-    """Config, networks (weights_only load) and teacher states of a finished epoch."""
+def load_run(run: str | Path, device: str = "cpu") -> LoadedRun:
+    """Config, networks (weights_only load, on `device`) and teacher states of a finished epoch."""
     path = runs.run_dir(run)
     config = runs.read_config(path)
     state = runs.load_torch(path / "model.pt")
@@ -79,7 +80,7 @@ def load_run(run: str | Path) -> LoadedRun:
         nets.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:
         raise ProclError(f"{path / 'model.pt'} does not fit run {path.name}'s config ({err}); is it from another run?") from err
-    nets.eval()
+    nets.eval().to(resolve_device(device))
     return LoadedRun(path, config, nets, config["units"], centers, selected)
 
 
@@ -90,7 +91,8 @@ def predict_video(
 ) -> dict:
     """The network's outputs for one video's region features y [T, R, D]."""
     net.eval()
-    out = net(torch.from_numpy(np.asarray(y, dtype=np.float32)))
+    out = net(torch.from_numpy(np.asarray(y, dtype=np.float32)).to(next(net.parameters()).device))
+    out = type(out)(**{k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in vars(out).items()})
     if out.logits is not None:
         probs = torch.softmax(out.logits, 0).numpy()
         pred_task = tasks[int(probs.argmax())]
@@ -175,7 +177,7 @@ def default_split(config: dict) -> str:
 
 def finish_run(path: Path, dataset: Dataset, features: FeatureSet, nets=None, units=None) -> dict:
     """After training: per-video outputs for the app, predictions.csv and metrics.json."""
-    loaded = load_run(path)
+    loaded = load_run(path, device=runs.read_config(path).get("device", "cpu"))
     preds = predict_dataset(loaded, dataset, features, split="all")
     split = default_split(loaded.config)
     scored = [p for p in preds if split == "all" or dataset.split.get(p.video_id) == split]
@@ -213,20 +215,21 @@ def format_metrics(path: Path) -> str:
 
 # ---------------------------------------------------------------- command line
 
-def _open_for_run(config: dict, spec: str | None):
+def _open_for_run(config: dict, spec: str | None, device: str = "auto"):
     from procl.data import open_dataset
     from procl.features.cache import load_or_extract
     dataset = open_dataset(spec or config["dataset"])
     f = config["features"]
-    features = load_or_extract(dataset, backbone=config["backbone"], fps=config["fps"], weights=config.get("weights"))
+    features = load_or_extract(dataset, backbone=config["backbone"], fps=config["fps"], weights=config.get("weights"),
+                               device=device)
     if features.D != f["D"]:
         raise ProclError(f"features of {dataset.spec} have D={features.D}, run expects D={f['D']}")
     return dataset, features
 
 
-def evaluate(run: str, split: str | None = None) -> dict:
-    loaded = load_run(run)
-    dataset, features = _open_for_run(loaded.config, None)
+def evaluate(run: str, split: str | None = None, device: str = "cpu") -> dict:
+    loaded = load_run(run, device)
+    dataset, features = _open_for_run(loaded.config, None, device)
     split = split or default_split(loaded.config)
     preds = predict_dataset(loaded, dataset, features, split=split)
     if not preds:
@@ -239,10 +242,11 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", choices=("test", "all", "train"), default=None,
                    help="videos to score (default: test for multi-task runs, all for single-task)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_device_argument(p)
 
 
 def main_evaluate(args: argparse.Namespace) -> int:
-    result = evaluate(args.run, args.split)
+    result = evaluate(args.run, args.split, args.device)
     if args.json:
         out = {**headline(result["student"]), "split": result["split"],
                "per_task": result["student"].get("per_task", {}),
@@ -267,11 +271,12 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="dataset spec to predict on")
     p.add_argument("--split", choices=("test", "all", "train"), default="all")
     p.add_argument("--out", required=True, help="CSV file to write")
+    add_device_argument(p)
 
 
 def main_predict(args: argparse.Namespace) -> int:
-    loaded = load_run(args.run)
-    dataset, features = _open_for_run(loaded.config, args.dataset)
+    loaded = load_run(args.run, args.device)
+    dataset, features = _open_for_run(loaded.config, args.dataset, args.device)
     preds = predict_dataset(loaded, dataset, features, split=args.split)
     result = score(preds) if preds else {}
     mapping = {t: v["mapping"] for t, v in result.get("per_task", {}).items()}

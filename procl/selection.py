@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.cluster import MiniBatchKMeans
 
 from procl import ProclError
 
@@ -26,6 +25,8 @@ def fit_states(
     of this refresh refines center m of the last one and pseudo-label indices keep
     their meaning across refreshes (the consistency the paper asks for).
     """
+    from sklearn.cluster import MiniBatchKMeans  # imported here: it takes seconds, and most commands never need it
+
     feats = np.ascontiguousarray(feats, dtype=np.float32)
     if feats.shape[0] < M:
         raise ProclError(
@@ -45,6 +46,78 @@ def fit_states(
         warnings.simplefilter("ignore")  # sklearn warns about few distinct points on tiny data
         km.fit(feats)
     return km.cluster_centers_.astype(np.float32)
+
+
+def fit_states_distributed(
+    feats: np.ndarray, M: int, init: np.ndarray | None = None, seed: int = 0, iters: int | None = None,
+    chunk: int = 65536,
+) -> np.ndarray:
+    """Lloyd k-means latent states [M, D] over the frames of every rank; feats [N_r, D]
+    are THIS rank's frames (possibly none).
+
+    Each iteration assigns every local frame to its nearest center, sums the frames and
+    counts them per center (float64), and one all-reduce of those M x (D + 1) numbers
+    gives every rank the same new centers; a center that got no frame stays where it
+    was (so with `init`, state m still refines state m, as in `fit_states`). Frames
+    never leave their rank. `init`: the previous centers [M, D] (rank 0's are used);
+    without it, the best of 3 k-means++ runs on a sample of at most max(50 M, 5000)
+    frames drawn from every rank in proportion to its frames. iters: Lloyd iterations, default 5 with
+    init (the cost of fit_states' 5 mini-batch epochs) and 20 without; it stops early
+    when no center moves. Every rank returns the same float32 centers; one process
+    (or world size 1): the plain Lloyd refresh of all frames, a drop-in for
+    `fit_states` whose inertia never rises from `init`'s.
+    """
+    from procl import dist
+
+    feats = np.ascontiguousarray(feats, dtype=np.float32)
+    if feats.ndim != 2:
+        raise ValueError(f"feats must be [N, D] (N may be 0), got shape {feats.shape}")
+    N = int(dist.all_reduce_sum(torch.tensor([len(feats)]), what="counting the frames for k-means")[0])
+    if N < M:
+        raise ProclError(
+            f"M={M} latent states need at least {M} training frames, got {N}: lower M (--M) or add videos"
+        )
+    if init is None:
+        centers = _sampled_init(feats, N, M, seed)
+        iters = 20 if iters is None else iters
+    else:
+        centers = np.asarray(init, dtype=np.float32)
+        iters = 5 if iters is None else iters
+    D = centers.shape[1]
+    if feats.shape[1] != D:
+        raise ProclError(f"features have D={feats.shape[1]} but the centers have D={D}")
+    centers = dist.broadcast(torch.from_numpy(np.ascontiguousarray(centers)), what="sharing the k-means centers")
+    centers = centers.numpy().astype(np.float64)
+    for _ in range(iters):
+        sums = torch.zeros((M, D + 1), dtype=torch.float64)  # per center: sum of its frames, then their count
+        c32 = centers.astype(np.float32)
+        for s in range(0, len(feats), chunk):
+            x = torch.from_numpy(feats[s : s + chunk])
+            near = torch.from_numpy(nearest_state(feats[s : s + chunk], c32))
+            sums[:, :D].index_add_(0, near, x.double())
+            sums[:, D].index_add_(0, near, torch.ones(len(near), dtype=torch.float64))
+        sums = dist.all_reduce_sum(sums, what="summing the k-means clusters").numpy()
+        n = sums[:, D:]
+        new = np.where(n > 0, sums[:, :D] / np.maximum(n, 1.0), centers)
+        if np.array_equal(new, centers):
+            break
+        centers = new
+    return centers.astype(np.float32)
+
+
+def _sampled_init(feats: np.ndarray, N: int, M: int, seed: int, tries: int = 3) -> np.ndarray:
+    """k-means++ centers [M, D] of a sample of every rank's frames: the best of `tries`
+    `fit_states` runs on the sample (lowest inertia there). The same on every rank."""
+    from procl import dist
+
+    size = min(N, max(50 * M, 5000))
+    take = min(len(feats), int(np.ceil(size * len(feats) / N)))
+    rng = np.random.default_rng([seed, dist.rank()])
+    sample = feats[np.sort(rng.choice(len(feats), take, replace=False))] if take else feats[:0]
+    parts = [p for p in dist.all_gather_object(sample, what="sampling frames for the k-means start") if len(p)]
+    sample = np.concatenate(parts)
+    runs = [fit_states(sample, M, seed=seed + i) for i in range(tries)]
+    return min(runs, key=lambda c: float(np.square(pairwise_distances(sample, c).min(1)).sum()))
 
 
 def nearest_state(feats: np.ndarray, centers: np.ndarray, allowed: np.ndarray | None = None) -> np.ndarray:
@@ -82,38 +155,75 @@ def subset_selection(videos: list[np.ndarray], centers: np.ndarray, k: int) -> S
     """Greedy facility location for Eq. 2 over one task's videos.
 
     J_a(S) = sum_l (1/T_l) sum_t min_{i in S} ||f_t^l - x_i||_2. Starting from S = {},
-    each step adds the state with the largest decrease of J_a. Vectorised: one N x M
-    distance matrix, then k passes of O(M N): min(current, d[:, j]) for every j at once.
+    each step adds the state with the largest decrease of J_a. Vectorised: one M x N
+    distance matrix, then k passes of O(M N): min(current, d[j]) for every j at once.
+    Candidate costs are summed in float64 (a float32 sum over a million frames is off
+    in the 4th digit), so the picks do not depend on how the frames are split.
 
     videos:  list of [T_l, D] attention features of the task's videos.
     centers: [M, D] latent states.
     """
+    return _select(videos, centers, k, distributed=False)
+
+
+def subset_selection_distributed(videos: list[np.ndarray], centers: np.ndarray, k: int) -> Selection:
+    """`subset_selection` over the videos of every rank, each rank holding some of them.
+
+    videos: THIS rank's videos of the task (possibly none); centers: [M, D], the same
+    on every rank. At each pick every rank adds its frames' share of J_a for every
+    candidate state (weights 1/T_l, a video lies on one rank whole), one all-reduce
+    sums the M candidate costs, and every rank takes the same argmin: `selected` and
+    `costs` are the same on every rank and equal `subset_selection` on all the videos
+    at once. `labels` are this rank's videos' pseudo-labels, computed here. Only M
+    numbers per pick cross between ranks; frames never do. One process: the same as
+    `subset_selection`.
+    """
+    return _select(videos, centers, k, distributed=True)
+
+
+_CHUNK = 16384  # frames per block of the pick loop: [M, chunk] stays in cache
+
+
+def _select(videos: list[np.ndarray], centers: np.ndarray, k: int, distributed: bool) -> Selection:
     M = centers.shape[0]
     if not 1 <= k <= M:
         raise ProclError(f"k={k} must be between 1 and M={M}")
-    if not videos:
+    reduce = _all_reduce if distributed else (lambda t, what: t)
+    if int(reduce(torch.tensor([len(videos)], dtype=torch.int64), "counting the task's videos")[0]) == 0:
         raise ProclError("subset selection needs at least one video of the task")
-    lengths = np.array([len(v) for v in videos])
-    weights = torch.from_numpy(np.repeat(1.0 / lengths, lengths).astype(np.float32))  # [N]
-    dist = torch.from_numpy(pairwise_distances(np.concatenate(videos), centers))  # [N, M]
+    lengths = np.array([len(v) for v in videos], dtype=np.int64)
+    N = int(lengths.sum())
+    weights = torch.from_numpy(np.repeat(1.0 / np.maximum(lengths, 1), lengths).astype(np.float32))  # [N]
+    if N:
+        dist = torch.from_numpy(pairwise_distances(centers, np.concatenate(videos)))  # [M, N]
+    else:
+        dist = torch.zeros((M, 0), dtype=torch.float32)
+    current = torch.full((N,), float("inf"))  # each frame's distance to its nearest selected state
+    buf = torch.empty((M, min(N, _CHUNK)), dtype=torch.float32)
 
     selected: list[int] = []
     costs: list[float] = []
-    current = None  # [N] distance of each frame to its nearest selected state
-    buf = torch.empty_like(dist)  # reused: no N x M allocation per pick
     for _ in range(k):
-        if current is None:
-            cand = weights @ dist  # [M] cost of each singleton
-        else:
-            cand = weights @ torch.minimum(current[:, None], dist, out=buf)  # [M]
+        cand = torch.zeros(M, dtype=torch.float64)  # this rank's share of J_a(S + {j}) for every j
+        for s in range(0, N, _CHUNK):
+            e = min(N, s + _CHUNK)
+            block = torch.minimum(current[None, s:e], dist[:, s:e], out=buf[:, : e - s])
+            cand += block.mul_(weights[None, s:e]).double().sum(1)
+        cand = reduce(cand, "summing the candidate costs of subset selection")
         if selected:
             cand[selected] = float("inf")
         j = int(torch.argmin(cand))
         selected.append(j)
         costs.append(float(cand[j]))
-        current = dist[:, j].clone() if current is None else torch.minimum(current, dist[:, j])
+        torch.minimum(current, dist[j], out=current)
 
     chosen = torch.tensor(selected)
-    nearest = chosen[dist[:, chosen].argmin(dim=1)].numpy()  # [N]
-    labels = np.split(nearest, np.cumsum(lengths)[:-1])
+    nearest = chosen[dist[chosen].argmin(dim=0)].numpy() if N else np.zeros(0, np.int64)  # [N]
+    labels = np.split(nearest, np.cumsum(lengths)[:-1]) if len(lengths) else []
     return Selection(selected=selected, costs=costs, labels=labels)
+
+
+def _all_reduce(tensor: torch.Tensor, what: str) -> torch.Tensor:
+    from procl import dist
+
+    return dist.all_reduce_sum(tensor, what=what)

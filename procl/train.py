@@ -31,6 +31,7 @@ from torch import nn
 
 import procl
 from procl import ProclError, runs
+from procl.dist import add_device_argument, launched_world_size, resolve_device
 from procl.data import Dataset
 from procl.features.types import FeatureSet
 from procl.io import write_json
@@ -68,6 +69,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     refresh_every: int = 0  # extra teacher refresh every N videos; 0 = once per epoch
     center: bool = True  # subtract each video's mean attention feature (procl's addition)
+    device: str = "auto"  # "auto" (cuda when available), "cpu" or "cuda"
 
     def resolved(self) -> "TrainConfig":
         multi = self.setting == "multi"
@@ -97,6 +99,7 @@ class TrainConfig:
             raise ProclError("width, fps and lr must be positive and refresh_every >= 0")
         if not self.ranking and self.lam == 0:
             raise ProclError("--no-ranking with lambda=0 leaves nothing to train: give --lam > 0")
+        resolve_device(self.device)  # an unknown device, or cuda on a machine without one
 
 
 @dataclass
@@ -143,13 +146,15 @@ def net_config(cfg: TrainConfig, features: FeatureSet, unit: Unit) -> NetConfig:
 
 def build_networks(cfg: TrainConfig, features: FeatureSet, units: list[Unit]) -> nn.ModuleDict:
     torch.manual_seed(cfg.seed)
-    return nn.ModuleDict({u.key: ProcedureNet(net_config(cfg, features, u)) for u in units})
+    nets = nn.ModuleDict({u.key: ProcedureNet(net_config(cfg, features, u)) for u in units})
+    return nets.to(resolve_device(cfg.device))
 
 
 @torch.no_grad()
 def attention_features(net: ProcedureNet, ys: dict[str, torch.Tensor], ids: list[str]) -> dict[str, np.ndarray]:
     net.eval()
-    return {vid: net.attend(ys[vid])[0].numpy() for vid in ids}
+    device = next(net.parameters()).device
+    return {vid: net.attend(ys[vid].to(device))[0].cpu().numpy() for vid in ids}
 
 
 def refresh_teacher(
@@ -174,6 +179,8 @@ def train_step(
 ) -> dict[str, float]:
     """One video: L = L_rank + lambda * L_ce (Eq. 6), one optimizer step."""
     net.train()
+    device = next(net.parameters()).device
+    y, r = y.to(device), r.to(device)
     out = net(y)
     rank = ranking_loss(out.s, r) if cfg.ranking else out.s.new_zeros(())
     ce = classification_loss(out.logits, task) if out.logits is not None else out.s.new_zeros(())
@@ -209,7 +216,8 @@ def load_inputs(cfg: TrainConfig, progress: bool = True, on_progress: Callable |
         def feat_cb(done, total, vid):
             on_progress({"phase": "features", "step": done, "steps": total, "video": vid})
     features = load_or_extract(
-        dataset, backbone=cfg.backbone, fps=cfg.fps, weights=cfg.weights, progress=progress, on_progress=feat_cb
+        dataset, backbone=cfg.backbone, fps=cfg.fps, weights=cfg.weights, progress=progress, on_progress=feat_cb,
+        device=cfg.device,
     )
     return dataset, features
 
@@ -254,6 +262,7 @@ def train(
     config = {
         **asdict(cfg),
         "procl_version": procl.__version__,
+        "device_used": str(resolve_device(cfg.device)),
         "tasks": list(dataset.tasks),
         "steps": {t: list(s) for t, s in dataset.steps.items()},
         "units": {u.key: u.tasks for u in units},
@@ -413,11 +422,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep each video's mean attention feature (the paper's exact form; see README)")
     p.add_argument("--refresh-every", type=int, default=d.refresh_every,
                    help="also refresh k-means and subset selection every N videos (0: once per epoch)")
+    add_device_argument(p, "the networks train")
     p.add_argument("--run", default=None, help="run name (default: derived from dataset, k and time)")
     p.add_argument("--resume", action="store_true", help="continue --run from its last completed epoch")
 
 
 def main(args: argparse.Namespace) -> int:
+    if launched_world_size() > 1:
+        raise ProclError("train runs as one process for now (torchrun -m procl train is not supported yet): "
+                         "run python -m procl train; torchrun works for features (README, Scale)")
     names = {f.name for f in fields(TrainConfig)}
     if args.k is None and not args.resume:
         raise ProclError("--k is required: the number of key-steps per task (e.g. --k 7)")

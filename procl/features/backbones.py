@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from procl import ProclError
+from procl.dist import local_world_size, resolve_device
 
 GRID = (7, 7)
 CNN_INPUT_SIZE = 224  # as the ImageNet models were trained: 7x7 cells of 32x32 px
@@ -46,14 +47,13 @@ RANDOM = "random"
 
 
 def available_cores() -> int:
-    """Cores this process may run on."""
+    """Cores this process may run on: its share when torchrun started several
+    processes on this machine (LOCAL_WORLD_SIZE), so they do not oversubscribe them."""
     if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
-
-
-def _device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        cores = max(1, len(os.sched_getaffinity(0)))
+    else:
+        cores = max(1, os.cpu_count() or 1)
+    return max(1, cores // local_world_size())
 
 
 class DefaultFeatures(nn.Module):
@@ -262,17 +262,17 @@ class Backbone:
 
     Attributes: name, weights (what was used, see `describe_weights`), input_size
     (frames are resized to input_size x input_size; the caller may decode them at that
-    size directly), D, grid = (7, 7), device, threads (torch intra-op threads used
-    during a call; the previous setting is restored after it), batch_size (frames per
-    call that suit it).
+    size directly), D, grid = (7, 7), device (resolved from "auto", "cpu" or "cuda"),
+    threads (torch intra-op threads used during a call; the previous setting is
+    restored after it), batch_size (frames per call that suit it).
     """
 
     grid = GRID
 
-    def __init__(self, name: str, weights: str | None = None) -> None:
+    def __init__(self, name: str, weights: str | None = None, device: str | torch.device = "auto") -> None:
         self.name = name
         self.weights = describe_weights(name, weights)
-        self.device = _device()
+        self.device = resolve_device(device)
         cores = available_cores()
         if name == "default":
             # Its ops are small and memory-bound: one thread runs them as fast as two
@@ -340,7 +340,8 @@ def _load_state(path: Path) -> dict:
         raise ProclError(f"weights {path}: cannot be read as a state_dict ({type(err).__name__}: {err})") from None
 
 
-def get_backbone(name: str, weights: str | None = None) -> Backbone:
+def get_backbone(name: str, weights: str | None = None, device: str | torch.device = "auto") -> Backbone:
     """The backbone `name` (one of NAMES) with `weights` (None: ImageNet from the
-    torchvision cache for CNNs; "none": random CNN weights; or a state_dict PATH)."""
-    return Backbone(name, weights)
+    torchvision cache for CNNs; "none": random CNN weights; or a state_dict PATH) on
+    `device` ("auto": a GPU when there is one, "cpu", "cuda")."""
+    return Backbone(name, weights, device)

@@ -12,7 +12,7 @@ files it keeps a cache per (dataset, backbone, weights, fps) in
         manifest.json     settings, R, D, grid, per-video source fingerprints (size,
                           mtime_ns, superframes), skipped videos and a dataset fingerprint
 
-Every file is written atomically and the manifest after each video, so an interrupted
+Every file is written atomically and the manifest every few seconds, so an interrupted
 extraction keeps its finished videos, and a reader never sees a half-written file. A
 video is reused while its source's size and mtime are unchanged and re-extracted
 otherwise; a video that cannot be decoded is skipped with a warning (and not retried
@@ -21,6 +21,13 @@ until its file changes).
 Decoding runs in background threads (one on a 2-core machine, up to 4 videos at once
 on bigger ones), a few chunks of frames ahead of the backbone and on into the next
 videos, so decoding and the forward pass overlap.
+
+Under torchrun (procl.dist initialised, W > 1 ranks) each rank extracts its shard of
+the videos (balanced by file size) into the same folder and lists what it finished in
+its own `manifest.part-<rank>.json`; after a barrier rank 0 merges the parts into
+manifest.json, written once, and removes them. The result is the cache one process
+would write. A run that is killed leaves its parts: the next run (any number of
+ranks) reuses the videos they list and redoes the others.
 
 Precomputed features (records of kind "features") pass through unchanged: they are
 read from their files on each call (no copy: CrossTask's are 18 GB) and the manifest
@@ -34,15 +41,17 @@ import json
 import queue
 import threading
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
-from procl import ProclError
+from procl import ProclError, dist
 from procl.data.records import Dataset, VideoRecord
 from procl.features.backbones import NAMES, Backbone, available_cores, describe_weights, feature_dim, get_backbone
 from procl.features.types import FeatureSet, VideoFeatures
@@ -57,6 +66,7 @@ _FLOAT16_MAX = 60000.0
 _QUEUE_CHUNKS = 3  # decoded chunks waiting for the backbone, at most
 _NOT_SOURCE = ("file", "T", "reason")  # manifest entry keys that do not describe the source
 _MANIFEST_EVERY_S = 2.0  # rewrite the manifest at most this often during an extraction
+_PARTS = "manifest.part-*.json"  # one per rank of a torchrun extraction, merged at its end
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -283,17 +293,27 @@ def _folder_name(backbone: str, fps: float, weights_desc: str) -> str:
 
 
 def _read_manifest(folder: Path, settings: dict) -> dict:
-    """The folder's manifest when it was written with these settings, else an empty one."""
+    """The folder's manifest when it was written with these settings, else an empty one,
+    plus what the part manifests of an interrupted torchrun extraction list (every
+    entry is checked against its source and file before it is reused)."""
     path = folder / "manifest.json"
     try:
         old = read_json(path)
     except (OSError, ValueError):
         old = None
-    if isinstance(old, dict) and old.get("settings") == settings:
-        old.setdefault("videos", {})
-        old.setdefault("skipped", {})
-        return old
-    return {"settings": settings, "videos": {}, "skipped": {}}
+    if not (isinstance(old, dict) and old.get("settings") == settings):
+        old = {"settings": settings}
+    old.setdefault("videos", {})
+    old.setdefault("skipped", {})
+    for part_path in sorted(folder.glob(_PARTS)):
+        try:
+            part = read_json(part_path)
+        except (OSError, ValueError):
+            continue
+        if isinstance(part, dict) and part.get("settings") == settings:
+            old["videos"].update(part.get("videos", {}))
+            old["skipped"].update(part.get("skipped", {}))
+    return old
 
 
 def _read_cached(folder: Path, entry: dict, R: int, D: int) -> VideoFeatures | None:
@@ -325,15 +345,23 @@ def load_or_extract(
     weights: str | None = None,
     progress: bool = True,
     on_progress: ProgressFn | None = None,
+    device: str = "auto",
+    local: bool = False,
 ) -> FeatureSet:
     """Region features of every video of `dataset`, from the cache or extracted now.
 
     backbone: one of backbones.NAMES; weights: None (ImageNet from the torchvision
     cache for CNNs), "none" (random CNN weights) or a state_dict path; fps: sampling
-    rate. on_progress(done, total, video_id) is called after each video. Videos that
-    cannot be decoded are skipped with a warning and listed in `FeatureSet.skipped`;
-    ProclError when none can be. The returned manifest adds "cache_dir" and "counts"
-    (extracted, reused, skipped) to what manifest.json holds.
+    rate; device: where the backbone runs ("auto", "cpu", "cuda"). on_progress(done,
+    total, video_id) is called after each video. Videos that cannot be decoded are
+    skipped with a warning and listed in `FeatureSet.skipped`; ProclError when none
+    can be. The returned manifest adds "cache_dir" and "counts" (extracted, reused,
+    skipped) to what manifest.json holds.
+
+    Under torchrun every rank must call it with the same arguments (checked): each
+    extracts its shard (on_progress counts the shard), and every rank returns all the
+    videos, read back from the cache, or with `local` only its shard's; counts and
+    skipped are over all ranks.
     """
     if not dataset.videos:
         raise ProclError(f"dataset {dataset.spec} has no videos")
@@ -356,15 +384,23 @@ def load_or_extract(
     R, D = 49, feature_dim(backbone)
     settings = {"backbone": backbone, "weights": weights_desc, "fps": float(fps), "R": R, "D": D,
                 "grid": [7, 7], "version": FEATURE_VERSION}
+    leftover_parts = sorted(folder.glob(_PARTS))
     manifest = _read_manifest(folder, settings)
     old_videos, old_skipped = manifest["videos"], manifest["skipped"]
     manifest.update(settings, dataset=dataset.spec, videos={}, skipped={})
 
+    records, manifest_path, desc = list(dataset.videos), folder / "manifest.json", f"features ({backbone})"
+    if dist.is_distributed():
+        records = _my_shard(dataset, settings)
+        manifest["run"] = dist.all_gather_object(uuid.uuid4().hex, what="starting the extraction")[0]
+        manifest_path = folder / _PARTS.replace("*", str(dist.rank()))
+        desc = f"features ({backbone}, rank {dist.rank()} of {dist.world_size()})"
+        progress = progress and dist.is_main()
     videos: dict[str, VideoFeatures] = {}
     skipped: dict[str, str] = {}
     todo: list[tuple[VideoRecord, dict]] = []
-    total, done = len(dataset.videos), 0
-    with tqdm(total=total, desc=f"features ({backbone})", unit="video", disable=not progress) as bar:
+    total, done = len(records), 0
+    with tqdm(total=total, desc=desc, unit="video", disable=not progress) as bar:
 
         def finished(record: VideoRecord) -> None:
             nonlocal done
@@ -373,7 +409,7 @@ def load_or_extract(
             if on_progress is not None:
                 on_progress(done, total, record.id)
 
-        for record in dataset.videos:
+        for record in records:
             try:
                 entry = _source_entry(record)
             except OSError as err:
@@ -396,8 +432,15 @@ def load_or_extract(
             finished(record)
         reused = len(videos)
         if todo:
-            _extract(todo, get_backbone(backbone, weights), fps, folder, manifest, videos, skipped, finished)
+            _extract(todo, get_backbone(backbone, weights, device), fps, folder, manifest_path, manifest, videos,
+                     skipped, finished)
+        elif manifest_path.name != "manifest.json" or leftover_parts:
+            _write_manifest(manifest_path, manifest)  # a rank's part, or the parts merged in
 
+    if dist.is_distributed():
+        return _merge_ranks(dataset, folder, manifest, videos, skipped, reused, local)
+    for part in leftover_parts:  # merged into manifest.json now
+        part.unlink(missing_ok=True)
     if not videos:
         reasons = "; ".join(list(skipped.values())[:3])
         raise ProclError(f"no video of {dataset.spec} could be decoded ({len(skipped)} failed: {reasons})")
@@ -412,19 +455,20 @@ def _extract(
     model: Backbone,
     fps: float,
     folder: Path,
+    manifest_path: Path,
     manifest: dict,
     videos: dict[str, VideoFeatures],
     skipped: dict[str, str],
     finished: Callable[[VideoRecord], None],
 ) -> None:
     """Extract the `todo` videos into `folder`, adding them to `videos` or `skipped` and
-    to the manifest. The manifest is rewritten every few seconds and at the end (also
-    on an interruption), listing only videos whose file is completely written."""
+    to the manifest. The manifest (manifest_path: manifest.json, or a rank's part) is
+    rewritten every few seconds and at the end (also on an interruption), listing only
+    videos whose file is completely written."""
     last_write = time.monotonic()
 
     def write_manifest() -> None:
-        manifest["fingerprint"] = _fingerprint(manifest["settings"], _entries(manifest))
-        write_json(folder / "manifest.json", manifest)
+        _write_manifest(manifest_path, manifest)
 
     try:
         for result in extract_stream([Path(r.source) for r, _ in todo], model, fps):
@@ -446,6 +490,95 @@ def _extract(
                 last_write = time.monotonic()
     finally:
         write_manifest()
+
+
+def _write_manifest(path: Path, manifest: dict) -> None:
+    manifest["fingerprint"] = _fingerprint(manifest["settings"], _entries(manifest))
+    write_json(path, manifest)
+
+
+def _my_shard(dataset: Dataset, settings: dict) -> list[VideoRecord]:
+    """This rank's videos, balanced by file size, after checking that every rank was
+    started with the same settings on the same videos."""
+    sizes = []
+    for record in dataset.videos:
+        try:
+            sizes.append(Path(record.source).stat().st_size)
+        except OSError:
+            sizes.append(0)
+    listing = json.dumps([[r.id, n] for r, n in zip(dataset.videos, sizes)])
+    dist.check_same_settings({"dataset": dataset.spec, **settings, "videos": len(sizes),
+                              "sources": hashlib.sha1(listing.encode("utf-8")).hexdigest()[:16]},
+                             what="feature settings")
+    return dist.shard(dataset.videos, weights=sizes, what=f"videos in {dataset.spec}")
+
+
+def _merge_ranks(
+    dataset: Dataset, folder: Path, manifest: dict, videos: dict[str, VideoFeatures], skipped: dict[str, str],
+    reused: int, local: bool,
+) -> FeatureSet:
+    """After every rank's shard: rank 0 merges the parts into manifest.json (once) and
+    every rank returns the FeatureSet (all videos, or its shard's with `local`; the
+    counts and skipped videos of all ranks)."""
+    counts = torch.tensor([len(videos) - reused, reused, len(skipped)], dtype=torch.int64)
+    dist.barrier(f"feature extraction of {dataset.spec}")
+    outcome: tuple[str, object] | None = None
+    if dist.is_main():
+        try:
+            merged = _merge_parts(folder, manifest, dist.world_size())
+            write_json(folder / "manifest.json", merged)
+            for part in folder.glob(_PARTS):
+                part.unlink(missing_ok=True)
+            outcome = ("ok", merged)
+        except (ProclError, OSError) as err:
+            outcome = ("error", str(err))
+    outcome = dist.all_gather_object(outcome, what="merging the feature manifests")[0]
+    if outcome[0] == "error":
+        raise ProclError(outcome[1])
+    merged = outcome[1]
+    totals = [int(n) for n in dist.all_reduce_sum(counts, what="counting the extracted videos")]
+    all_skipped: dict[str, str] = {}
+    for part in dist.all_gather_object(skipped, what="listing the skipped videos"):
+        all_skipped.update(part)
+    if totals[0] + totals[1] == 0:
+        reasons = "; ".join(list(all_skipped.values())[:3])
+        raise ProclError(f"no video of {dataset.spec} could be decoded ({len(all_skipped)} failed: {reasons})")
+    if not local:
+        R, D = merged["R"], merged["D"]
+        for record in dataset.videos:
+            entry = merged["videos"].get(record.id)
+            if record.id in videos or entry is None:
+                continue
+            vf = _read_cached(folder, {**entry, "id": record.id}, R, D)
+            if vf is None:
+                raise ProclError(f"features of video {record.id} are missing in {folder}: run the extraction again")
+            videos[record.id] = vf
+    counts_out = {"extracted": totals[0], "reused": totals[1], "skipped": totals[2]}
+    ordered = {r.id: videos[r.id] for r in dataset.videos if r.id in videos}
+    return FeatureSet(ordered, {**merged, "cache_dir": str(folder), "counts": counts_out}, all_skipped)
+
+
+def _merge_parts(folder: Path, manifest: dict, world: int) -> dict:
+    """manifest.json of a torchrun extraction: rank 0's manifest with every rank's
+    videos and skipped videos (from the parts this run wrote)."""
+    merged = {k: v for k, v in manifest.items() if k != "run"}
+    merged["videos"], merged["skipped"] = {}, {}
+    for r in range(world):
+        path = folder / _PARTS.replace("*", str(r))
+        try:
+            part = read_json(path)
+        except (OSError, ValueError):
+            part = None
+        if not isinstance(part, dict) or part.get("run") != manifest["run"]:
+            raise ProclError(
+                f"rank {r} finished but rank 0 cannot read its list {path}: on several machines the data "
+                f"folder ({data_dir()}, PROCL_DATA) must be one folder shared by all of them; rerun "
+                "(finished videos are kept)"
+            )
+        merged["videos"].update(part["videos"])
+        merged["skipped"].update(part["skipped"])
+    merged["fingerprint"] = _fingerprint(merged["settings"], _entries(merged))
+    return merged
 
 
 def _entries(manifest: dict) -> dict[str, dict]:
@@ -508,20 +641,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None,
                         help="CNN weights: a state_dict PATH, or 'none' for random weights "
                              "(default: ImageNet weights from the torchvision cache)")
+    dist.add_device_argument(parser, "the backbone runs")
 
 
 def main(args: argparse.Namespace) -> int:
+    """The `features` command; under torchrun each rank extracts its shard (module docstring)."""
     from procl.data import open_dataset
 
-    dataset = open_dataset(args.dataset)
-    fs = load_or_extract(dataset, backbone=args.backbone, fps=args.fps, weights=args.weights)
-    m, counts = fs.manifest, fs.manifest["counts"]
-    print(f"dataset:   {dataset.spec} ({len(dataset.videos)} videos)")
-    print(f"backbone:  {m['backbone']}")
-    print(f"weights:   {m['weights'] or 'none (precomputed features)'}")
-    print(f"R x D:     {fs.R} x {fs.D} (grid {m['grid']}) at {m['fps']} fps")
-    print(f"videos:    {counts['extracted']} extracted, {counts['reused']} reused, {counts['skipped']} skipped")
-    for vid, reason in fs.skipped.items():
-        print(f"  skipped {vid}: {reason}")
-    print(f"cache:     {m['cache_dir'] or 'none (precomputed features are read from their files)'}")
+    dist.resolve_device(args.device)  # a clear error for --device cuda without a GPU, before any work
+    with dist.exit_on_sigterm(), dist.session(args.device):
+        dataset = dist.main_first(lambda: open_dataset(args.dataset, progress=dist.is_main()), "opening the dataset")
+        fs = load_or_extract(dataset, backbone=args.backbone, fps=args.fps, weights=args.weights,
+                             device=args.device, local=True)
+        if not dist.is_main():
+            return 0
+        m, counts = fs.manifest, fs.manifest["counts"]
+        print(f"dataset:   {dataset.spec} ({len(dataset.videos)} videos)")
+        print(f"backbone:  {m['backbone']}")
+        print(f"weights:   {m['weights'] or 'none (precomputed features)'}")
+        print(f"R x D:     {fs.R} x {fs.D} (grid {m['grid']}) at {m['fps']} fps")
+        print(f"videos:    {counts['extracted']} extracted, {counts['reused']} reused, {counts['skipped']} skipped"
+              + (f" by {dist.world_size()} processes" if dist.is_distributed() else ""))
+        for vid, reason in fs.skipped.items():
+            print(f"  skipped {vid}: {reason}")
+        print(f"cache:     {m['cache_dir'] or 'none (precomputed features are read from their files)'}")
     return 0

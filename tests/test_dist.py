@@ -1,0 +1,269 @@
+"""procl.dist, the distributed teacher and torchrun features: 2 gloo processes on this CPU."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from procl import ProclError, dist
+from procl.bench_scale import compare_caches, features_command
+from procl.cli import main as cli_main
+from procl.features.cache import load_or_extract
+from procl.selection import (
+    fit_states, fit_states_distributed, pairwise_distances, subset_selection, subset_selection_distributed,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------- one process: no-op path, sharding, devices
+
+
+def test_one_process_is_a_no_op():
+    assert not dist.init_from_env("cpu")
+    assert (dist.rank(), dist.world_size(), dist.is_main(), dist.is_distributed()) == (0, 1, True, False)
+    t = torch.arange(3.0)
+    s = dist.all_reduce_sum(t)
+    assert torch.equal(s, t) and s is not t
+    assert dist.all_gather_object({"a": 1}) == [{"a": 1}]
+    dist.barrier()
+    dist.check_same_settings({"anything": 1})
+    assert dist.shard(["a", "b"]) == ["a", "b"]
+    assert dist.main_first(lambda: 7, "x") == 7
+
+
+@pytest.mark.parametrize("world", [2, 3, 4])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_shard_is_disjoint_deterministic_and_balanced(monkeypatch, world, weighted):
+    items = [f"v{i}" for i in range(11)]
+    weights = [1, 50, 3, 3, 40, 7, 2, 9, 30, 1, 5] if weighted else None
+    monkeypatch.setattr(dist, "world_size", lambda: world)
+    parts = []
+    for r in range(world):
+        monkeypatch.setattr(dist, "rank", lambda r=r: r)
+        parts.append(dist.shard(items, weights))
+        assert dist.shard(items, weights) == parts[-1]  # deterministic
+    flat = [x for p in parts for x in p]
+    assert sorted(flat) == sorted(items) and len(flat) == len(items)  # disjoint and complete
+    assert all(p == sorted(p, key=items.index) for p in parts)  # order kept
+    if weighted:
+        loads = [sum(weights[items.index(x)] for x in p) for p in parts]
+        assert max(loads) - min(loads) <= max(weights)
+    with pytest.raises(ProclError, match=f"{world} ranks but only {world - 1} videos.*at most {world - 1}"):
+        dist.shard(items[: world - 1], what="videos")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_device_cuda_without_gpu_is_a_clear_error(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("PROCL_CHECKPOINTS", str(tmp_path))
+    assert dist.resolve_device("auto") == torch.device("cpu") == dist.resolve_device("cpu")
+    with pytest.raises(ProclError, match="not one of auto, cpu, cuda"):
+        dist.resolve_device("tpu")
+    for argv in (["features", "--dataset", "synthetic", "--device", "cuda"],
+                 ["train", "--dataset", "synthetic", "--k", "3", "--device", "cuda"]):
+        assert cli_main(argv) == 2
+        err = capsys.readouterr().err
+        assert "--device cuda: no CUDA GPU is available" in err and "--device cpu" in err, err
+
+
+# ---------------------------------------------------------------- the distributed teacher on 2 ranks
+
+
+def _task_videos(seed: int, n_videos: int = 9, D: int = 6, M: int = 12):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=2.0, size=(M, D)).astype(np.float32)
+    videos = []
+    for _ in range(n_videos):
+        T = int(rng.integers(3, 40))
+        videos.append((centers[rng.integers(0, M, T)] + rng.normal(size=(T, D))).astype(np.float32))
+    return videos, centers
+
+
+# (seed, k, rank 0's videos of the 9): uneven, interleaved, and rank 1 holding none of the task
+SPLITS = [(0, 5, [0, 1, 2, 3, 4, 5, 6, 7]), (1, 12, [1, 3, 5, 7]), (2, 7, [0, 4, 8]),
+          (3, 1, list(range(9))), (4, 6, [2])]
+
+
+def _rank_worker(root: str) -> dict:
+    """Rank r's side of the 2-rank tests that share one spawn (starting processes is
+    the slow part): its share of each teacher case, and a dataset with fewer videos
+    than ranks."""
+    from procl.data import open_dataset
+
+    me = dist.rank()
+    out = {"selection": [], "kmeans": []}
+    for seed, k, rank0 in SPLITS:
+        videos, centers = _task_videos(seed)
+        ids = [i for i in range(len(videos)) if (i in rank0) == (me == 0)]
+        sel = subset_selection_distributed([videos[i] for i in ids], centers, k)
+        out["selection"].append({"selected": sel.selected, "costs": sel.costs,
+                                 "labels": {i: lab for i, lab in zip(ids, sel.labels)}})
+    for seed, _, rank0 in SPLITS[:3]:
+        videos, centers = _task_videos(seed)
+        ids = [i for i in range(len(videos)) if (i in rank0) == (me == 0)]
+        local = np.concatenate([videos[i] for i in ids]) if ids else np.zeros((0, centers.shape[1]), np.float32)
+        warm = fit_states_distributed(local, len(centers), init=centers + 0.5, seed=seed)
+        fresh = fit_states_distributed(local, len(centers), seed=seed)
+        out["kmeans"].append({"warm": warm, "fresh": fresh})
+    ds = open_dataset(f"folder:{root}")
+    ds.videos = ds.videos[:1]
+    try:
+        load_or_extract(ds, progress=False)
+    except ProclError as err:
+        out["one_video"] = str(err)
+    return out
+
+
+@pytest.fixture(scope="module")
+def rank_runs(tiny_synth, tmp_path_factory):
+    data = tmp_path_factory.mktemp("ranks")
+    results = dist.spawn(_rank_worker, 2, args=(str(tiny_synth),), timeout=120, env={"PROCL_DATA": str(data)})
+    return [r.get() for r in results]
+
+
+def test_distributed_selection_equals_one_process(rank_runs):
+    for case, (seed, k, _) in enumerate(SPLITS):
+        videos, centers = _task_videos(seed)
+        one = subset_selection(videos, centers, k)
+        labels = {}
+        for run in rank_runs:
+            got = run["selection"][case]
+            assert got["selected"] == one.selected, (seed, k)  # same states, same order, on every rank
+            np.testing.assert_allclose(got["costs"], one.costs, rtol=1e-6)  # float32 distances
+            labels.update(got["labels"])
+        assert sorted(labels) == list(range(len(videos)))  # every video labelled once, where it lies
+        for i, lab in labels.items():
+            np.testing.assert_array_equal(lab, one.labels[i])
+        # and the one-process selection is the plain greedy of Eq. 2 on the whole task
+        assert subset_selection_distributed(videos, centers, k).selected == one.selected
+
+
+def test_distributed_kmeans_is_identical_on_ranks_and_matches_one_process(rank_runs):
+    for case, (seed, _, _) in enumerate(SPLITS[:3]):
+        videos, centers = _task_videos(seed)
+        a, b = (run["kmeans"][case] for run in rank_runs)
+        np.testing.assert_array_equal(a["warm"], b["warm"])  # bitwise the same on both ranks
+        np.testing.assert_array_equal(a["fresh"], b["fresh"])
+        # the 2-rank Lloyd refresh = the one-process one on the concatenated frames
+        one = fit_states_distributed(np.concatenate(videos), len(centers), init=centers + 0.5, seed=seed)
+        np.testing.assert_allclose(a["warm"], one, atol=1e-5)
+        assert np.isfinite(a["fresh"]).all() and a["fresh"].shape == centers.shape
+
+
+def test_lloyd_refresh_replaces_the_minibatch_refresh():
+    """World size 1: warm-started, never worse than its start, and state m stays state m."""
+    rng = np.random.default_rng(0)
+    true = rng.normal(scale=4.0, size=(8, 5)).astype(np.float32)
+    X = (true[rng.integers(0, 8, 4000)] + rng.normal(size=(4000, 5))).astype(np.float32)
+    init = true + rng.normal(scale=0.5, size=true.shape).astype(np.float32)
+
+    def inertia(c):
+        return float(np.square(pairwise_distances(X, c).min(1)).mean())
+
+    lloyd = fit_states_distributed(X, 8, init=init)
+    minibatch = fit_states(X, 8, init=init)
+    assert inertia(lloyd) <= inertia(init) and inertia(lloyd) <= inertia(minibatch) * 1.01
+    assert (pairwise_distances(lloyd, true).argmin(1) == np.arange(8)).all()
+    with pytest.raises(ProclError, match="M=9000 latent states need at least 9000"):
+        fit_states_distributed(X, 9000)
+
+
+# ---------------------------------------------------------------- failures: a dead rank, different settings
+
+
+def _dies_worker(mode: str) -> str:
+    if dist.rank() == 1:
+        if mode == "dies":
+            os._exit(3)
+        time.sleep(60)  # hangs: the parent kills it after rank 0 gave up
+    if mode == "dies":
+        dist.all_reduce_sum(torch.ones(2), what="summing the candidate costs")
+    else:
+        dist.barrier("the end of the extraction")
+    return "no error"
+
+
+@pytest.mark.parametrize("mode", ["dies", "hangs"])
+def test_a_dead_or_hung_rank_stops_the_others_with_a_message(mode):
+    start = time.monotonic()
+    results = dist.spawn(_dies_worker, 2, args=(mode,), timeout=60, env={dist.TIMEOUT_ENV: "3"}, grace=1.0)
+    assert time.monotonic() - start < 45  # bounded (the test's own limit; no timing is asserted beyond it)
+    zero = results[0]
+    assert zero.error and "rank 0 of 2" in zero.error, zero
+    if mode == "dies":
+        assert "summing the candidate costs failed: another rank stopped" in zero.error
+        assert results[1].exitcode == 3
+    else:
+        assert "the end of the extraction" in zero.error and "Ranks 1 failed" in zero.error  # names it
+        assert "within 3 s" in zero.error
+
+
+def _env(tmp: Path, rank: int, world: int, port: int) -> dict:
+    return {**os.environ, "PROCL_DATA": str(tmp), "RANK": str(rank), "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": str(world), "LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port), dist.TIMEOUT_ENV: "30", "PYTHONPATH": str(ROOT)}
+
+
+def test_ranks_started_with_different_settings_get_a_clear_message(tiny_synth, tmp_path):
+    port = dist.free_port()
+    procs = [subprocess.Popen([sys.executable, "-m", "procl", "features", "--dataset", f"folder:{tiny_synth}",
+                               "--fps", fps], env=_env(tmp_path, r, 2, port), cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for r, fps in enumerate(["2", "1"])]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 2, err
+        assert "rank 1 was started with different feature settings than rank 0" in err, err
+        assert "fps: 1.0 on rank 1, 2.0 on rank 0" in err, err
+    assert not list(tmp_path.rglob("*.npz"))  # nothing was extracted
+
+
+def test_more_ranks_than_videos_is_a_clear_message(rank_runs):
+    for run in rank_runs:
+        assert "2 ranks but only 1 videos in folder:" in run["one_video"], run["one_video"]
+        assert "start at most 1 processes" in run["one_video"]
+
+
+# ---------------------------------------------------------------- torchrun -m procl features
+
+
+def test_torchrun_features_equals_one_process_and_redoes_a_killed_ranks_videos(tiny_synth, tmp_path, monkeypatch):
+    spec = f"folder:{tiny_synth}"
+    from procl.data import open_dataset
+
+    monkeypatch.setenv("PROCL_DATA", str(tmp_path / "one"))
+    ds = open_dataset(spec)
+    one = load_or_extract(ds, progress=False)
+    folder_one = Path(one.manifest["cache_dir"])
+
+    env = {**os.environ, "PROCL_DATA": str(tmp_path / "two"), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(features_command(spec, 2), env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "12 extracted, 0 reused, 0 skipped by 2 processes" in done.stdout
+    assert done.stdout.count("dataset:") == 1  # rank 0 prints, once
+    folder_two = tmp_path / "two" / folder_one.relative_to(tmp_path / "one")
+    assert compare_caches(folder_one, folder_two) == []
+
+    # A run whose rank 1 was killed: rank 0's part lists its videos, rank 1 left nothing
+    # and no manifest.json was written. The rerun reuses rank 0's videos, redoes rank 1's.
+    manifest = json.loads((folder_two / "manifest.json").read_text())
+    kept = sorted(manifest["videos"])[::2]
+    part = {**manifest, "videos": {v: manifest["videos"][v] for v in kept}, "run": "killed"}
+    (folder_two / "manifest.part-0.json").write_text(json.dumps(part))
+    (folder_two / "manifest.json").unlink()
+    for vid, entry in manifest["videos"].items():
+        if vid not in kept:
+            (folder_two / entry["file"]).unlink()
+    monkeypatch.setenv("PROCL_DATA", str(tmp_path / "two"))
+    again = load_or_extract(open_dataset(spec), progress=False)
+    assert again.manifest["counts"] == {"extracted": 12 - len(kept), "reused": len(kept), "skipped": 0}
+    assert compare_caches(folder_one, folder_two) == []  # the parts are merged and removed
+    shutil.rmtree(tmp_path / "two")
