@@ -130,7 +130,13 @@ st.header("Prepare and preview")
 specs = sh.known_specs()
 current = sh.current_run()
 default = (current or {}).get("config", {}).get("dataset")
+if default not in specs and not sh.builtin_ready() and len(specs) > 1:
+    default = specs[1]  # a dataset that exists rather than the built-in one not generated yet
 spec = st.selectbox("Dataset", specs, index=specs.index(default) if default in specs else 0, key="home_spec")
+if spec == sh.BUILTIN and not sh.builtin_ready():
+    st.info("The built-in dataset is not generated yet: generate it above, or create a dataset from your own "
+            "videos.", icon=":material/info:")
+    st.stop()  # the rest of the page previews a dataset
 with sh.guard(f"Dataset {spec}"):
     ds = sh.dataset(spec)
     c1, c2, c3 = st.columns([1, 1, 2])

@@ -53,7 +53,7 @@ def test_newcomer_from_uploads_to_a_named_procedure(newcomer):
 
     # ---------------------------------------------------------------- Home: upload
     visit(pg, url, "procl")
-    pg.get_by_text("Create a dataset from your own videos").click()
+    pg.get_by_text("Create a dataset from your own videos (upload)").click()
     pg.get_by_label("Dataset name", exact=True).fill("my-videos")
     pg.get_by_label("Task 1", exact=True).fill(first.replace("_", " "))
     pg.get_by_label("Task 2", exact=True).fill(second.replace("_", " "))
