@@ -168,13 +168,18 @@ def explore_page_time(tmpdir: str | os.PathLike, seconds: float = 3600.0, moves:
     """
     root = Path(tmpdir)
     app = Path(__file__).resolve().parents[1] / "app.py"
-    quiet = logging.getLogger("streamlit")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # "no runtime found" warnings of caches cleared outside a server
+    import streamlit  # noqa: F401 - its loggers exist from here on
+
+    # no "no runtime found" warnings from caches cleared outside a server
+    loggers = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict) if n.startswith("streamlit")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
     try:
         return _measure(root, app, seconds, moves)
     finally:
-        quiet.setLevel(level)
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def _measure(root: Path, app: Path, seconds: float, moves: int) -> dict:

@@ -102,7 +102,8 @@ def strength_figure(
     current: float | None = None, end: float | None = None,
 ) -> go.Figure:
     """The key-step strength over time (the paper's Fig. 4): p[t, s*] * beta[s*] of the most
-    probable selected state s* at each frame, a line with each sample's dot in s*'s colour.
+    probable selected state s* at each frame: a grey line, and each sample's dot in s*'s
+    colour (one trace per state, so that an hour of samples stays a few arrays).
 
     colors / labels: state -> colour / hover name; `end` aligns the x axis with a timeline's.
     """
@@ -110,12 +111,17 @@ def strength_figure(
     strength = np.asarray(strength, dtype=float)
     states = np.asarray(states, dtype=int)
     fig = go.Figure(go.Scatter(
-        x=times, y=strength, mode="lines+markers", name="strength", showlegend=False,
+        x=times, y=strength, mode="lines", name="strength", showlegend=False, hoverinfo="skip",
         line=dict(color="#555555", width=1.2), fill="tozeroy", fillcolor="rgba(120,120,120,0.12)",
-        marker=dict(size=5, color=[colors.get(int(s), "#444444") for s in states]),
-        text=[labels.get(int(s), f"state {int(s)}") for s in states],
-        hovertemplate="%{x:.1f} s: %{text}<br>p × beta = %{y:.4f}<extra></extra>",
     ))
+    for s in sorted({int(v) for v in np.unique(states)}):
+        hit = states == s
+        label = labels.get(s, f"state {s}")
+        fig.add_trace(go.Scatter(
+            x=times[hit], y=strength[hit], mode="markers", name=label, showlegend=False,
+            marker=dict(size=5, color=colors.get(s, "#444444")),
+            hovertemplate=f"%{{x:.1f}} s: {label}<br>p × beta = %{{y:.4f}}<extra></extra>",
+        ))
     if current is not None:
         fig.add_vline(x=current, line_width=2, line_color="black")
     right = end if end is not None else (float(_ends(times)[-1]) if len(times) else 1.0)

@@ -438,8 +438,8 @@ def test_unannotated_run_on_every_page(app_env):
     assert "not annotated" in shown
     assert [m.value for m in at.metric] == ["–"] * 4
     strength = next(f for f in figures(at) if f["layout"].get("yaxis", {}).get("title", {}).get("text") == "p × beta")
-    assert len(strength["data"][0]["text"]) == len(runs.load_outputs("own-k3", at.selectbox(key="ex_video_own-k3").value)
-                                                ["times"])
+    out = runs.load_outputs("own-k3", at.selectbox(key="ex_video_own-k3").value)
+    assert {t["name"] for t in strength["data"][1:]} == {f"state {s}" for s in set(out["states"].tolist())}
     assert "not annotated" in "\n".join(c.value for c in at.sidebar.caption)
     at.switch_page("app_pages/keysteps.py").run()
     assert_clean(at)
@@ -639,3 +639,26 @@ def test_features_without_grid_explain_the_missing_heatmap(app_env):
         assert "precomputed features" in texts(at)
     finally:
         shutil.rmtree(app_env["checkpoints"] / "nogrid")
+
+
+def test_home_cnn_backbone_offline_says_where_the_weights_go(app_env, tmp_path, monkeypatch):
+    """Choosing a CNN backbone fetches its ImageNet weights; offline, the page says which
+    file to put in which folder, or to use --weights PATH (no network in tests)."""
+    import urllib.error
+
+    import torch
+
+    def no_network(url, dst, hash_prefix=None, progress=True):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    at = open_page("app_pages/home.py")
+    at.selectbox(key="home_spec").set_value(app_env["dataset"]).run()
+    at.selectbox(key="home_backbone").set_value("resnet18").run()
+    at.button(key="home_extract").click().run()
+    assert not at.exception
+    message = "\n".join(e.value for e in at.error)
+    assert "resnet18-f37072fd.pth" in message and str(tmp_path / "torch" / "hub" / "checkpoints") in message
+    assert "--weights PATH" in message
+    assert not (tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth").exists()

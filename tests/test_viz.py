@@ -308,9 +308,12 @@ def test_keystep_strength_is_the_most_probable_states_p_times_beta():
     assert explore.keystep_strength({"p": p, "beta": np.zeros(0)}, [1, 2]) is None, "single-task: no beta"
     fig = viz.strength_figure(np.arange(3) * 0.5, strength, best, {1: "#ff0000", 2: "#00ff00"},
                               {1: "state 1 “boil”", 2: "state 2"}, current=0.5)
-    line = fig.data[0]
-    assert list(line.marker.color) == ["#ff0000", "#00ff00", "#ff0000"] and list(line.y) == pytest.approx(strength)
-    assert line.text[0] == "state 1 “boil”" and [s.x0 for s in fig.layout.shapes] == [0.5]
+    line, dots = fig.data[0], {t.name: t for t in fig.data[1:]}
+    assert list(line.y) == pytest.approx(strength)
+    assert set(dots) == {"state 1 “boil”", "state 2"}, "one trace of dots per state, named for the hover"
+    assert dots["state 1 “boil”"].marker.color == "#ff0000" and list(dots["state 1 “boil”"].x) == [0.0, 1.0]
+    assert dots["state 2"].marker.color == "#00ff00" and list(dots["state 2"].y) == pytest.approx([strength[1]])
+    assert [s.x0 for s in fig.layout.shapes] == [0.5]
     assert fig.layout.xaxis.range[1] == pytest.approx(1.5), "aligned with the timeline (the last sample lasts a step)"
 
 
