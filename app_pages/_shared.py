@@ -20,6 +20,7 @@ import streamlit as st
 from procl import ProclError, explore, runs
 from procl.data import Dataset, VideoRecord
 from procl.data.specs import parse_spec
+from procl.features.video import FrameReader
 from procl.paths import checkpoints_dir, data_dir
 
 log = logging.getLogger("procl.app")
@@ -187,15 +188,25 @@ def describe_run(config: dict) -> str:
 
 
 def download_buttons(info: explore.RunInfo, key: str) -> None:
-    """Buttons for the run's predictions.csv and metrics.json (read when clicked)."""
+    """Buttons for the run's predictions.csv (with the names given to states) and
+    metrics.json (read when clicked)."""
     cols = st.columns(2)
+    readers = {"predictions.csv": lambda: explore.predictions_csv(info),
+               "metrics.json": lambda: (info.path / "metrics.json").read_bytes()}
     for col, name, mime in ((cols[0], "predictions.csv", "text/csv"), (cols[1], "metrics.json", "application/json")):
-        path = info.path / name
         col.download_button(
-            f"{name} of {info.name}", data=lambda p=path: p.read_bytes(), file_name=f"{info.name}-{name}",
-            mime=mime, key=f"{key}-{name}", icon=":material/download:", disabled=not path.exists(),
+            f"{name} of {info.name}", data=readers[name], file_name=f"{info.name}-{name}",
+            mime=mime, key=f"{key}-{name}", icon=":material/download:", disabled=not (info.path / name).exists(),
             on_click="ignore",
         )
+
+
+def score(info: explore.RunInfo, value) -> str:
+    """A localization score for display: a percentage, "not annotated" when the run has
+    no ground truth, "–" when it is undefined."""
+    if not info.annotated:
+        return "not annotated"
+    return pct(value)
 
 
 # ---------------------------------------------------------------- datasets
@@ -239,32 +250,36 @@ def video_record(info: explore.RunInfo, video_id: str) -> VideoRecord | None:
 
 
 def known_specs() -> list[str]:
-    """The built-in dataset, those of existing runs and paths added in this session."""
+    """The built-in dataset, those of existing runs, the folder datasets under data/ (made
+    from uploads) and paths added in this session."""
     specs = [BUILTIN]
     for entry in all_runs():
         spec = (entry.get("config") or {}).get("dataset")
         if spec and spec not in specs:
             specs.append(spec)
-    for spec in st.session_state.get("extra_specs", []):
+    for spec in [*explore.local_datasets(), *st.session_state.get("extra_specs", [])]:
         if spec not in specs:
             specs.append(spec)
     return specs
 
 
-@st.cache_resource(show_spinner="Decoding the video…", max_entries=4)
-def _frames(source: str, mtime: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
-    return explore.display_frames(source, fps)
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _reader(source: str, mtime: int) -> FrameReader:
+    return FrameReader(source, max_side=480)
 
 
-def video_frames(video: VideoRecord, fps: float) -> tuple[np.ndarray, np.ndarray]:
-    """All frames of a video at `fps` (RGB [T, h, w, 3] at most 480 px, times [T]), decoded
-    once and kept, so that moving the frame slider decodes nothing."""
+def video_reader(video: VideoRecord) -> FrameReader | None:
+    """A reader of the video's frames (at most 480 px), kept open across reruns and
+    sessions: it decodes only the frames shown, by seeking, and keeps the last few.
+    None for precomputed features."""
+    if video.kind != "video":
+        return None
     path = Path(video.source)
     try:
         mtime = path.stat().st_mtime_ns
     except OSError as err:
         raise ProclError(f"video {path} cannot be read ({err.strerror}): was it moved?") from err
-    return _frames(str(path), mtime, float(fps))
+    return _reader(str(path), mtime)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -318,7 +333,8 @@ def sidebar() -> None:
         st.caption(describe_run(config))
         m = entry.get("metrics")
         if m:
-            st.caption(f"{m.get('split')} split: F1 {pct(m.get('f1'))}, accuracy {pct(m.get('accuracy'))}")
+            f1 = pct(m.get("f1")) if explore.scored(m) else "not annotated"
+            st.caption(f"{m.get('split')} split: F1 {f1}, accuracy {pct(m.get('accuracy'))}")
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)

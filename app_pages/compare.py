@@ -40,20 +40,23 @@ if infos:
     if table["split"].nunique() > 1:
         st.caption("Runs are scored on different splits (multi-task: test split; single-task: all videos).")
     score_cols = ["recall", "precision", "f1", "iou", "accuracy", "teacher_f1"]
+    labels = {"recall": "R", "precision": "P", "f1": "F1", "iou": "IoU", "accuracy": "Acc", "teacher_f1": "teacher F1"}
     shown = table.copy()
+    unscored = [i.name for i in infos if not i.annotated]
     for col in score_cols:
-        shown[col] = [None if sh.missing(v) else 100 * v for v in table[col]]
-    st.dataframe(shown, hide_index=True, width="stretch",
-                 column_config={
-                     "recall": st.column_config.NumberColumn("R", format="%.1f"),
-                     "precision": st.column_config.NumberColumn("P", format="%.1f"),
-                     "f1": st.column_config.NumberColumn("F1", format="%.1f"),
-                     "iou": st.column_config.NumberColumn("IoU", format="%.1f"),
-                     "accuracy": st.column_config.NumberColumn("Acc", format="%.1f"),
-                     "teacher_f1": st.column_config.NumberColumn("teacher F1", format="%.1f",
-                                                                 help="F1 of subset selection's own labels")})
+        if unscored and col != "accuracy":  # text, so that a run without ground truth can say so
+            shown[col] = [sh.score(i, v).rstrip("%") for i, v in zip(infos, table[col])]
+        else:
+            shown[col] = [None if sh.missing(v) else 100 * v for v in table[col]]
+    helps = {"teacher_f1": "F1 of subset selection's own labels"}
+    config = {col: (st.column_config.TextColumn(label, help=helps.get(col)) if unscored and col != "accuracy"
+                    else st.column_config.NumberColumn(label, format="%.1f", help=helps.get(col)))
+              for col, label in labels.items()}
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=config)
     st.caption("Scores in %: key-step localization (recall, precision, F1, IoU; each task's frames matched to "
-               "ground-truth steps by one Hungarian matching, averaged over tasks) and task accuracy.")
+               "ground-truth steps by one Hungarian matching, averaged over tasks) and task accuracy."
+               + (f" *not annotated*: {', '.join(unscored)} ran on videos without ground truth, so only task "
+                  "accuracy is scored." if unscored else ""))
 
     st.subheader("Scores against k")
     st.plotly_chart(viz.metrics_vs_k_figure(rows), key="cmp_vs_k", config={"displayModeBar": False})
@@ -79,11 +82,14 @@ if infos:
                 if len(o["states"]) != len(outs[0]["states"]):
                     st.caption(f"{i.name} sampled this video differently ({len(o['states'])} frames): not stacked.")
                     continue
-                colors = viz.state_colors(i.mapping(task), o["states"], len(i.step_names(task)))
+                colors = i.state_colors(task, o["states"])
                 rows_t.append(explore.state_row(f"{i.name} (k={i.config.get('k')})", o["states"], colors, i, task))
             st.plotly_chart(viz.timeline_figure(rows_t, outs[0]["times"]), key="cmp_timelines",
                             config={"displayModeBar": False})
-            st.caption("Each run's states take the colour of the ground-truth step they matched in that run.")
+            st.caption("Each run's states take the colour of the ground-truth step they matched in that run."
+                       if infos[0].annotated else
+                       "Each run's states have their own colours and the names given to them on Key-steps (no "
+                       "ground truth: the runs' states are not matched to steps).")
 
     st.subheader("Downloads")
     for i in infos:

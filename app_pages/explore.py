@@ -42,14 +42,17 @@ def _scores_row(out: dict, task: str, pred_task: str) -> None:
     cols = st.columns([2.4, 1, 1, 1, 1])
     cols[0].markdown(f"task **{task}**  \npredicted **{pred_task}** {verdict}  \n"
                      f"{len(out['times'])} frames, {float(out['times'][-1]) if len(out['times']) else 0:.0f} s")
+    labels = ("Recall", "Precision", "F1", "IoU")
     if scores is None:
-        cols[1].metric("Recall", "–", help="This video has no ground truth.")
+        why = ("This video has no ground truth (the dataset is not annotated), so key-step localization cannot be "
+               "scored; the prediction and the teacher are shown below.")
+        for col, label in zip(cols[1:], labels):
+            col.metric(label, "–", help=why)
+        cols[1].caption("not annotated")
         return
     help_ = "This video's frames scored with the run's matching of its task (pooled over the evaluation split)."
-    cols[1].metric("Recall", sh.pct(scores["recall"]), help=help_)
-    cols[2].metric("Precision", sh.pct(scores["precision"]))
-    cols[3].metric("F1", sh.pct(scores["f1"]))
-    cols[4].metric("IoU", sh.pct(scores["iou"]))
+    for col, label, key in zip(cols[1:], labels, ("recall", "precision", "f1", "iou")):
+        col.metric(label, sh.pct(scores[key]), help=help_)
 
 
 def _on_timeline_click(chart_key: str, frame_key: str) -> None:
@@ -68,10 +71,12 @@ def _step(frame_key: str, delta: int, last: int) -> None:
 
 
 @st.fragment
-def frame_viewer(video_id: str, out: dict, task: str, frames: tuple | None, frames_note: str | None) -> None:
-    """Frame slider, prev/next, the frame with its attention, and the clickable timeline.
+def frame_viewer(video_id: str, out: dict, task: str, pred_task: str, reader, frames_note: str | None) -> None:
+    """Frame slider, prev/next, the frame with its attention, the clickable timeline and
+    the key-step strength.
 
-    A fragment: moving the slider reruns only this part of the page.
+    A fragment: moving the slider reruns only this part of the page, and only the frame
+    shown is decoded (`reader` seeks to it).
     """
     times = out["times"]
     last = len(times) - 1
@@ -96,23 +101,20 @@ def frame_viewer(video_id: str, out: dict, task: str, frames: tuple | None, fram
         steps = info.step_names(task)
         gt = int(out["gt"][i])
         state, teacher = int(out["states"][i]), int(out["teacher"][i])
-
-        def state_text(s: int) -> str:
-            if s < 0:
-                return "background"
-            name = info.step_name(task, s)
-            return f"state {s} → {name}" if name else f"state {s} (unmatched)"
-
-        gt_text = "not annotated" if gt == -2 else ("background" if gt < 0 else (steps[gt] if gt < len(steps) else f"step {gt + 1}"))
-        st.markdown(f"**t = {times[i]:.1f} s** (frame {i + 1} of {last + 1})  \n"
-                    f"ground truth: **{gt_text}**  \nprediction: **{state_text(state)}**  \n"
-                    f"teacher: {state_text(teacher)}")
+        lines = [f"**t = {times[i]:.1f} s** (frame {i + 1} of {last + 1})"]
+        if gt != -2:
+            lines.append("ground truth: **" + ("background" if gt < 0 else (steps[gt] if gt < len(steps)
+                                                                            else f"step {gt + 1}")) + "**")
+        lines += [f"prediction: **{info.state_text(task, state)}**", f"teacher: {info.state_text(task, teacher)}"]
+        st.markdown("  \n".join(lines))
     with left:
-        if frames is None:
+        image = None
+        if reader is None:
             st.info(frames_note or "No frames to show.", icon=":material/info:")
         else:
-            images, ftimes = frames
-            image = images[int(explore.nearest_frames(ftimes, [times[i]])[0])]
+            with sh.guard("Frame"):
+                image = reader.frame_at(float(times[i]))
+        if image is not None:
             if grid is None:
                 st.image(image, width=480)
             else:
@@ -126,18 +128,35 @@ def frame_viewer(video_id: str, out: dict, task: str, frames: tuple | None, fram
     chart_key = f"ex_timeline_{info.name}_{video_id}"
     st.plotly_chart(fig, key=chart_key, on_select=lambda: _on_timeline_click(chart_key, frame_key),
                     selection_mode="points", config={"displayModeBar": False})
-    st.caption("Ground truth above the prediction and the teacher (subset selection's labels). A state takes "
-               "the colour of the step it matched (the run's Hungarian matching for this task); unmatched "
-               "states have colours of their own; background is grey. Click a segment to jump to it.")
+    if rows and rows[0]["name"] == "ground truth":
+        st.caption("Ground truth above the prediction and the teacher (subset selection's labels). A state takes "
+                   "the colour of the step it matched (the run's Hungarian matching for this task); unmatched "
+                   "states have colours of their own; background is grey. Click a segment to jump to it.")
+    else:
+        st.caption("The prediction (the network's key-steps) above the teacher (subset selection's labels); each "
+                   "state has its own colour and the name you gave it on **Key-steps**; background is grey. "
+                   "Click a segment to jump to it.")
+    strength = explore.keystep_strength(out, info.selected(pred_task))
+    if strength is not None:
+        values, best = strength
+        colors = next((r["colors"] for r in rows if r["name"] == "prediction"), {})  # as on the timeline
+        labels = {s: info.state_text(pred_task, s) for s in info.selected(pred_task)}
+        st.plotly_chart(viz.strength_figure(times, values, best, colors, labels, current=float(times[i])),
+                        key=f"ex_strength_{info.name}_{video_id}", config={"displayModeBar": False})
+        st.caption(f"Key-step strength for the predicted task **{pred_task}** (the paper's Fig. 4): at each frame, "
+                   "the probability of its most probable key-step times that key-step's pooling weight beta; "
+                   "dots take the key-step's colour. Peaks are where the network sees a key-step it relies on.")
+    else:
+        st.caption("No key-step strength: this run has no pooling weights (single-task setting).")
 
 
-def _frames_for(record) -> tuple[tuple | None, str | None]:
-    """(frames, times) of the video for the viewer, or None and why."""
+def _reader_for(record):
+    """A frame reader of the video for the viewer, or None and why."""
     if record is None:
         return None, "The dataset's video file cannot be found, so there are no frames to show."
     if record.kind != "video":
         return None, "This dataset has precomputed features and no video files: there are no frames to show."
-    return sh.video_frames(record, float(info.config.get("fps", 2.0))), None
+    return sh.video_reader(record), None
 
 
 with sh.guard(f"Run {info.name}"):
@@ -148,17 +167,21 @@ with sh.guard(f"Run {info.name}"):
         out = sh.outputs(info, video_id)
         _scores_row(out, row["task"], row["pred_task"])
         record = sh.video_record(info, video_id)
-        frames, note = None, "The video could not be decoded."
+        reader, note = None, "The video could not be opened."
         with sh.guard("Frames"):
-            frames, note = _frames_for(record)
-        frame_viewer(video_id, out, row["task"], frames, note)
+            reader, note = _reader_for(record)
+        frame_viewer(video_id, out, row["task"], row["pred_task"], reader, note)
 
         left, right = st.columns([1, 1], gap="large")
         with left:
             st.subheader("Video")
-            if record is not None and record.kind == "video":
+            if record is not None and explore.playable(record):
                 with sh.guard("Video"):
                     st.video(str(record.source))
+            elif record is not None and record.kind == "video":
+                st.caption(f"The file is over {explore.PLAYER_MAX_BYTES // 2**20} MB, too large to embed in the "
+                           f"page (it would be read whole): play it from {record.source}. The frame viewer above "
+                           "reads only the frames it shows.")
             else:
                 st.caption("No playable video for this item.")
         with right:
@@ -175,13 +198,14 @@ with sh.guard(f"Run {info.name}"):
         else:
             pred = row["pred_task"]
             selected = info.selected(pred)
-            colors = viz.state_colors(info.mapping(pred), selected, len(info.step_names(pred)))
+            colors = info.state_colors(pred)
             st.plotly_chart(viz.pooling_weights_figure(out["beta"], selected, info.state_names(pred), colors),
                             key="ex_beta", config={"displayModeBar": False})
             learn = "learned" if info.config.get("learnable_pooling") else "uniform (learnable pooling off)"
+            named = ("named by the name you gave them, else the step they matched in its matching" if info.annotated
+                     else "named by the name you gave them on **Key-steps**")
             st.caption(f"beta over the M = {len(out['beta'])} states for this video ({learn}, Eq. 5); the k states "
-                       f"selected for the predicted task **{pred}** are outlined, coloured and named by the step they "
-                       f"matched in {pred}'s matching.")
+                       f"selected for the predicted task **{pred}** are outlined, coloured and {named}.")
 
     st.subheader("Downloads")
     sh.download_buttons(info, "ex_dl")

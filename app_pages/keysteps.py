@@ -1,36 +1,84 @@
-"""Key-steps: a task's k selected states in order, with representative frames and what they matched."""
+"""Key-steps: a task's procedure (its key-steps in typical order), naming them, and their frames."""
 import streamlit as st
 
 from app_pages import _shared as sh
-from procl import explore, viz
+from procl import ProclError, explore, names, procedure, viz
 
 st.title("Key-steps")
 info = sh.require_finished_run()
 st.caption(f"Run **{info.name}** on `{info.config.get('dataset')}` — {sh.describe_features(info.config)}")
+
+
+def save_name(key: str, task: str, state: int) -> None:
+    """Write the name typed for a state into the run folder (names.json)."""
+    try:
+        names.set_name(info.path, info.config, task, state, st.session_state.get(key, ""))
+    except ProclError as err:
+        st.session_state["ks_name_error"] = f"State {state}: {err}"
+
+
+def run_procedure_table():
+    """The procedure of every task of the run (for the downloads)."""
+    return procedure.procedure_table(info, lambda t: sh.task_outputs(info, t))
+
 
 with sh.guard(f"Run {info.name}"):
     c1, c2 = st.columns([2, 1])
     task = c1.selectbox("Task", info.tasks, key=f"ks_task_{info.name}")
     n = c2.slider("Frames per key-step", 2, 8, 5, key="ks_frames")
     outs = sh.task_outputs(info, task)
-    table = explore.state_table(info, outs, task)
-    st.markdown(f"The **{len(table)} states** that subset selection (Eq. 2) chose for **{task}**, in the order it "
-                f"picked them, over the task's {len(outs)} scored videos. *step* is the ground-truth key-step each "
-                "state matched (Hungarian matching of the run's evaluation split) and *IoU* the overlap of their "
-                "frames; *frames* and *teacher frames* count the frames the network and the teacher (subset "
-                "selection) give it; *occurs in* is the share of videos where the network predicts it; *shared "
-                "with* lists other tasks that selected the same state"
-                + (" (none in a single-task run: each task has its own network and states)."
-                   if info.config.get("setting") == "single" else "."))
-    shown = table.assign(
-        iou=[sh.pct(v) for v in table["iou"]],
-        videos=[sh.pct(v) for v in table["videos"]],
-        beta=["–" if sh.missing(b) else f"{b:.4f}" for b in table["beta"]],
-    ).rename(columns={"videos": "occurs in", "beta": "mean beta", "shared_with": "shared with",
-                      "teacher_frames": "teacher frames"})
-    st.dataframe(shown, hide_index=True, width="stretch")
+    table = procedure.task_procedure(info, outs, task)
+    colors = info.state_colors(task)
+    if "ks_name_error" in st.session_state:
+        st.error(st.session_state.pop("ks_name_error"), icon=":material/warning:")
 
-    colors = viz.state_colors(info.mapping(task), table["state"].tolist(), len(info.step_names(task)))
+    # ---------------------------------------------------------------- the procedure
+    st.subheader(f"The procedure of {task}")
+    seen = table[table["videos"] > 0]
+    if len(seen):
+        st.markdown(" → ".join(f"**{r.order}.** {info.state_label(task, r.state)}" for r in seen.itertuples()))
+    st.markdown(f"The **{len(table)} key-steps** subset selection (Eq. 2) chose for **{task}**, in their typical "
+                f"order in the task's {len(outs)} videos: *at* is the median, over the videos where the network "
+                "predicts the key-step, of where it happens (0% = the start, 100% = the end); *occurs in* is the "
+                "share of the videos where it is predicted and *typical duration* its median length in them; "
+                "*shared with* lists other tasks that selected the same state"
+                + (" (none in a single-task run: each task has its own network and states)."
+                   if info.config.get("setting") == "single" else ".")
+                + (" *step* is the ground-truth key-step it matched and *IoU* their overlap." if info.annotated
+                   else " Name the key-steps below: the names show on every page and in the downloads."))
+    shown = table.assign(
+        name=[info.given_name(task, s) or "" for s in table["state"]],
+        at=[sh.pct(v) for v in table["at"]],
+        occurs_in=[sh.pct(v) for v in table["occurs_in"]],
+        duration=["–" if sh.missing(v) else f"{v:.1f} s" for v in table["duration"]],
+        iou=[sh.pct(v) for v in table["iou"]],
+        beta=["–" if sh.missing(b) else f"{b:.4f}" for b in table["beta"]],
+    ).rename(columns={"occurs_in": "occurs in", "duration": "typical duration", "shared_with": "shared with",
+                      "beta": "mean beta", "pick": "picked"})
+    columns = ["order", "state", "name", "step", "iou", "at", "occurs in", "typical duration", "shared with",
+               "mean beta", "picked"]
+    if not info.annotated:
+        columns = [c for c in columns if c not in ("step", "iou")]
+    st.dataframe(shown[columns], hide_index=True, width="stretch")
+    d1, d2, d3 = st.columns(3)
+    d1.download_button("procedure.csv (every task)", data=lambda: procedure.procedure_csv(run_procedure_table()),
+                       file_name=f"{info.name}-procedure.csv", mime="text/csv", key="ks_dl_csv",
+                       icon=":material/download:", on_click="ignore")
+    d2.download_button("procedure.json (every task)",
+                       data=lambda: procedure.procedure_json_text(info, run_procedure_table()),
+                       file_name=f"{info.name}-procedure.json", mime="application/json", key="ks_dl_json",
+                       icon=":material/download:", on_click="ignore")
+    d3.download_button(f"predictions.csv of {info.name}", data=lambda: explore.predictions_csv(info),
+                       file_name=f"{info.name}-predictions.csv", mime="text/csv", key="ks_dl_pred",
+                       icon=":material/download:", on_click="ignore")
+    st.caption(f"The same from the command line: `python -m procl procedure --run {info.name} [--json]`.")
+
+    # ---------------------------------------------------------------- each key-step
+    st.subheader("Name the key-steps")
+    unit = names.unit_of(info.config, task)
+    st.caption("Type a name for what a key-step shows (say *loosen nuts*) and press Enter; an empty name removes it. "
+               + ("A state is shared by the tasks of one network, so its name holds in each task that selected it."
+                  if info.config.get("setting") != "single" else ""))
     videos = {}
     try:
         ds = sh.dataset(info.config["dataset"])
@@ -39,21 +87,29 @@ with sh.guard(f"Run {info.name}"):
         st.warning(f"Frames unavailable: {err}", icon=":material/warning:")
     grid = info.grid
     for r in table.itertuples():
+        state = int(r.state)
         with st.container(border=True):
-            color = colors.get(int(r.state), "#444444")
-            title = f"{r.order}. state {r.state}"
-            title += f" → {r.step}" if r.step else " (matched no ground-truth step)"
-            st.markdown(f"<span style='display:inline-block;width:0.9em;height:0.9em;background:{color};"
-                        f"border-radius:2px;margin-right:0.4em'></span>**{title}**", unsafe_allow_html=True)
+            color = colors.get(state, "#444444")
+            head, field = st.columns([3, 2])
+            head.markdown(f"<span style='display:inline-block;width:0.9em;height:0.9em;background:{color};"
+                          f"border-radius:2px;margin-right:0.4em'></span>**{r.order}. "
+                          f"{info.state_text(task, state)}**", unsafe_allow_html=True)
+            key = f"ks_name_{info.name}_{unit}_{state}"
+            if key not in st.session_state:
+                st.session_state[key] = info.given_name(task, state) or ""
+            field.text_input(f"Name of state {state}", key=key, on_change=save_name, args=(key, task, state),
+                             placeholder="what it shows, e.g. loosen nuts", max_chars=names.MAX_LENGTH,
+                             label_visibility="collapsed")
             facts = [f"IoU {sh.pct(r.iou)}" if r.step else None,
-                     f"predicted in {sh.pct(r.videos)} of the videos ({r.frames} frames; teacher: "
-                     f"{r.teacher_frames})",
+                     f"at {sh.pct(r.at)} of the video, in {sh.pct(r.occurs_in)} of the videos, typically "
+                     f"{r.duration:.1f} s" if r.videos else "never predicted for this task",
+                     f"subset selection's pick #{r.pick}",
                      None if sh.missing(r.beta) else f"mean pooling weight {r.beta:.4f}",
                      f"also selected by: {r.shared_with}" if r.shared_with else "selected by this task only"]
-            st.caption(" · ".join(f for f in facts if f))
-            best = explore.representative_frames(outs, int(r.state), n)
+            head.caption(" · ".join(f for f in facts if f))
+            best = explore.representative_frames(outs, state, n)
             if not best:
-                best = explore.representative_frames(outs, int(r.state), n, field="teacher")
+                best = explore.representative_frames(outs, state, n, field="teacher")
                 st.caption("The network never predicts this state; frames the teacher gave it:" if best
                            else "Neither the network nor the teacher gives this state to any frame.")
                 if not best:

@@ -6,15 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as sh
-from procl import ProclError, jobs, runs, viz
+from procl import ProclError, explore, jobs, runs, viz
 from procl.data.specs import normalise_spec
 from procl.dist import DEVICES
 from procl.train import BACKGROUND_OPTIONS, TrainConfig
 
 DEFAULTS = TrainConfig()
-
-if st.session_state.pop("goto_explore", False):
-    st.switch_page("app_pages/explore.py")
 
 st.title("Train")
 
@@ -39,7 +36,8 @@ c1, c2 = st.columns([2, 3])
 specs = sh.known_specs()
 other = "another folder…"
 current = sh.current_run()
-preferred = sh.BUILTIN if sh.builtin_ready() else ((current or {}).get("config") or {}).get("dataset")
+preferred = (st.session_state.get("new_dataset") or (sh.BUILTIN if sh.builtin_ready() else None)
+             or ((current or {}).get("config") or {}).get("dataset") or next(iter(explore.local_datasets()), None))
 choice = c1.selectbox("Dataset", specs + [other], index=specs.index(preferred) if preferred in specs else 0,
                       key="tr_dataset",
                       help="The built-in synthetic dataset, one used by a run, or a folder (only read).")
@@ -98,9 +96,11 @@ with st.expander("Features and network"):
     refresh = a4.number_input("Refresh teacher every N videos", 0, 100000, 0, key="tr_refresh",
                               help="0: once per epoch.")
     weights = st.text_input("CNN weights", key="tr_weights", disabled=backbone == "default",
-                            placeholder="ImageNet weights from torchvision's cache",
-                            help="'none' for random weights, or the path of a state_dict file (only read). "
-                                 "The default backbone has no weights.").strip()
+                            placeholder="ImageNet weights (torchvision's, downloaded once into its cache)",
+                            help="Empty or 'imagenet': torchvision's ImageNet weights, downloaded into torch hub's "
+                                 "cache when missing (the job's log shows the progress); 'none' for random "
+                                 "weights, or the path of a state_dict file (only read). The default backbone has "
+                                 "no weights.").strip()
     weights_slot = st.empty()
     b1, b2, b3, _ = st.columns([1, 1, 1, 1])
     center = b1.toggle("Per-video centring", DEFAULTS.center, key="tr_center",
@@ -121,8 +121,8 @@ if ds is not None and multi:
         errors["dataset"] = (f"task(s) {', '.join(short)} have fewer than 2 training videos: the multi-task "
                              "setting needs at least 2 per task (add videos, edit split.csv or use single).")
 weights = weights if backbone != "default" and weights else None
-if weights not in (None, "none") and not Path(weights).expanduser().is_file():
-    errors["weights"] = f"{weights} is not a file: give a state_dict file, 'none', or leave it empty."
+if weights not in (None, "none", "imagenet") and not Path(weights).expanduser().is_file():
+    errors["weights"] = f"{weights} is not a file: give a state_dict file, 'none', 'imagenet', or leave it empty."
 name = run_name.strip()
 if name:
     try:
@@ -180,7 +180,6 @@ if "tr_message" in st.session_state:
 
 def open_in_explore(run: str) -> None:
     st.session_state["run"] = run
-    st.session_state["goto_explore"] = True
 
 
 def job_card(entry: dict) -> None:
@@ -229,8 +228,10 @@ def jobs_panel() -> None:
         c1.markdown(f"{sh.STATE_ICONS.get(state, '')} **{entry['name']}** {state}"
                     + (f": {entry['status'].get('error', '')}" if state != "done" else ""))
         if state == "done":
-            c2.button("Open in Explore", key=f"tr_open_{entry['name']}", on_click=open_in_explore,
-                      args=(entry["name"],), width="stretch")
+            # in a fragment, a click reruns only the fragment: the page is switched from here
+            if c2.button("Open in Explore", key=f"tr_open_{entry['name']}", on_click=open_in_explore,
+                         args=(entry["name"],), width="stretch"):
+                st.switch_page("app_pages/explore.py")
 
 
 st.subheader("Jobs")

@@ -1,8 +1,9 @@
 """procl: self-supervised multi-task procedure learning from instructional videos.
 
 Implements Elhamifar & Huynh, "Self-Supervised Multi-Task Procedure Learning from
-Instructional Videos" (ECCV 2020). The library never imports streamlit; the app in
-`app.py` and `app_pages/` is a thin layer over it.
+Instructional Videos" (ECCV 2020). The library never imports streamlit (but for
+`procl.bench_explore`, which times the app's Explore page through Streamlit's AppTest);
+the app in `app.py` and `app_pages/` is a thin layer over it.
 """
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""The command line (a contract, see README): data synth, features, train, evaluate, predict, bench.
+"""The command line (a contract, see README): data synth, features, train, evaluate, predict, procedure, bench.
 
 Each command's arguments and work live in the module that owns it; this file only
 wires sub-commands to them, so `python -m procl --help` lists everything.
@@ -12,7 +12,7 @@ from procl import ProclError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from procl import bench, train as train_mod, infer
+    from procl import bench, train as train_mod, infer, procedure
     from procl.data import synth
     from procl.features import cache
 
@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="per-frame predictions of a run on a dataset, as CSV")
     infer.add_predict_arguments(p)
     p.set_defaults(func=infer.main_predict)
+
+    p = sub.add_parser("procedure", help="the key-steps of each task in their typical order, from a run")
+    procedure.add_arguments(p)
+    p.set_defaults(func=procedure.main)
 
     p = sub.add_parser("bench", help="reproduce the paper's tables and measure speed")
     bench.add_arguments(p)

@@ -8,21 +8,27 @@ run folder does not hold: the video files (frames) and the ground truth of a pre
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
 from procl import ProclError, metrics, runs
 from procl.data import Dataset, VideoRecord
+from procl.features.video import FrameReader
 from procl.io import read_json
+from procl.names import NAMES_FILE, read_names, unit_of
 from procl.paths import data_dir, slug
 
-RUN_FILES = ("config.json", "status.json", "metrics.json", "selected.json", "predictions.csv")
+RUN_FILES = ("config.json", "status.json", "metrics.json", "selected.json", "predictions.csv", NAMES_FILE)
+PLAYER_MAX_BYTES = 200 * 1024 * 1024  # larger files are not embedded in the page (it would read them whole)
+
+
+def scored(metrics: dict | None) -> bool:
+    """Whether a run's metrics.json holds localization scores (its videos had ground truth)."""
+    return bool(((metrics or {}).get("student") or {}).get("per_task"))
 
 
 @dataclass
@@ -34,6 +40,7 @@ class RunInfo:
     status: dict
     metrics: dict | None
     selected_states: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # unit -> task -> states
+    names: dict[str, dict[int, str]] = field(default_factory=dict)  # unit -> state -> the user's name
 
     @property
     def name(self) -> str:
@@ -88,9 +95,59 @@ class RunInfo:
             return None
         return steps[step] if step < len(steps) else f"step {step + 1}"
 
+    @property
+    def annotated(self) -> bool:
+        """Whether the run was scored against ground truth (some video of it is annotated)."""
+        return scored(self.metrics)
+
+    def given_name(self, task: str, state: int) -> str | None:
+        """The name the user gave `state` (in `task`'s network), or None."""
+        if state < 0:
+            return None
+        try:
+            return self.names.get(unit_of(self.config, task), {}).get(int(state))
+        except ProclError:
+            return None
+
+    def state_label(self, task: str, state: int) -> str:
+        """What to call a state in a legend or a list: its given name, else its matched
+        step's name, else "state m" (with "(unmatched)" when the run has ground truth)."""
+        if state < 0:
+            return "background"
+        name = self.given_name(task, state) or self.step_name(task, state)
+        if name:
+            return name
+        return f"state {state} (unmatched)" if self.annotated else f"state {state}"
+
+    def state_text(self, task: str, state: int) -> str:
+        """A state in full: 'state 28 "loosen nuts" → remove wheel' (name and matched step
+        when there are), 'state 28 (unmatched)', 'state 28', or 'background'."""
+        if state < 0:
+            return "background"
+        text = f"state {state}"
+        name = self.given_name(task, state)
+        if name:
+            text += f" “{name}”"
+        step = self.step_name(task, state)
+        if step:
+            text += f" → {step}"
+        elif self.annotated:
+            text += " (unmatched)"
+        return text
+
+    def state_colors(self, task: str, extra=()) -> dict[int, str]:
+        """Colour per state for `task`, the same on every page: a state matched to a step
+        takes the step's colour; the task's other selected states take colours of their
+        own in state order, then any state of `extra` (say, of another task's selection)."""
+        from procl import viz
+
+        sel = sorted(self.selected(task))
+        others = sorted({int(s) for s in np.asarray(extra).reshape(-1) if int(s) >= 0} - set(sel))
+        return viz.state_colors(self.mapping(task), sel + others, len(self.step_names(task)))
+
     def state_names(self, task: str) -> dict[int, str]:
-        """Selected state -> its matched step's name (or 'unmatched')."""
-        return {s: self.step_name(task, s) or "unmatched" for s in self.selected(task)}
+        """Selected state -> its label (given name, matched step, or 'state m')."""
+        return {s: self.state_label(task, s) for s in self.selected(task)}
 
 
 def run_stamp(run: str | os.PathLike) -> tuple:
@@ -125,7 +182,7 @@ def load_run_info(run: str | os.PathLike) -> RunInfo:
             selected = read_json(path / "selected.json")
         except (OSError, ValueError) as err:
             raise ProclError(f"{path / 'selected.json'} is damaged ({err}): retrain the run") from err
-    return RunInfo(path, runs.read_config(path), runs.read_status(path), m, selected)
+    return RunInfo(path, runs.read_config(path), runs.read_status(path), m, selected, read_names(path))
 
 
 def video_table(info: RunInfo) -> pd.DataFrame:
@@ -148,6 +205,43 @@ def video_table(info: RunInfo) -> pd.DataFrame:
     g["correct"] = g["task"] == g["pred_task"]
     g["split"] = g["split"].fillna("").astype(str)
     return g.reset_index()[["video", "task", "pred_task", "correct", "frames", "split"]]
+
+
+def predictions_csv(info: RunInfo) -> bytes:
+    """The run's predictions.csv with its `name` column filled from the names given so far
+    (the file is written at the end of training, before any state has a name)."""
+    from procl.names import names_by_task
+
+    path = info.path / "predictions.csv"
+    try:
+        df = pd.read_csv(path, dtype={"video": str, "task": str, "pred_task": str}, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        raise ProclError(f"{path} is missing or damaged ({err}): re-run `python -m procl evaluate`") from err
+    given = names_by_task(info.config, info.names)
+    names = [given.get(t, {}).get(int(s), "") for t, s in zip(df["task"], df["state"])]
+    if "name" in df:
+        df["name"] = names
+    else:  # a run from before names: the column goes after gt, as `predict` writes it
+        df.insert(list(df.columns).index("gt") + 1 if "gt" in df else len(df.columns), "name", names)
+    return df.to_csv(index=False).encode("utf-8")
+
+
+def keystep_strength(out: dict[str, np.ndarray], selected: list[int]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The key-step strength of a video over time (the paper's Fig. 4), for a task's selected states.
+
+    At each frame t: s*(t) = the most probable of the `selected` states (argmax of p[t, m]
+    over them) and strength(t) = p[t, s*] * beta[s*] (its probability times its pooling
+    weight, Eq. 5). Returns (strength [T], s* [T]), or None when the run has no pooling
+    weights (single-task setting) or no state is selected.
+    """
+    beta = np.asarray(out["beta"], dtype=np.float64)
+    sel = np.asarray(selected, dtype=int)
+    if beta.size == 0 or sel.size == 0:
+        return None
+    p = np.asarray(out["p"], dtype=np.float64)[:, sel]  # [T, k]
+    best = p.argmax(1)
+    state = sel[best]
+    return p[np.arange(len(p)), best] * beta[state], state
 
 
 def filter_videos(table: pd.DataFrame, split: str = "all", task: str | None = None,
@@ -178,17 +272,13 @@ def timeline_rows(info: RunInfo, outputs: dict[str, np.ndarray], task: str, teac
     Colours agree through the run's matching for `task` (the video's true task): a state
     matched to step j takes step j's colour and its legend entry; background is grey.
     """
-    from procl import viz
-
     steps = info.step_names(task)
-    mapping = info.mapping(task)
     rows = []
     gt = outputs["gt"]
     if not (gt == -2).all():
         rows.append(gt_row(gt, steps))
     kinds = [(label, outputs["states"])] + ([("teacher", outputs["teacher"])] if teacher else [])
-    all_states = np.concatenate([s for _, s in kinds])
-    colors = viz.state_colors(mapping, all_states, len(steps))
+    colors = info.state_colors(task, np.concatenate([s for _, s in kinds]))
     for name, labels in kinds:
         rows.append(state_row(name, labels, colors, info, task))
     return rows
@@ -204,21 +294,19 @@ def gt_row(gt: np.ndarray, steps: list[str], name: str = "ground truth") -> dict
 
 
 def state_row(name: str, labels: np.ndarray, colors: dict[int, str], info: RunInfo, task: str) -> dict:
-    """A timeline row of states: hover 'state m: step', legend by matched step."""
+    """A timeline row of states: hover `RunInfo.state_text`, legend `RunInfo.state_label`
+    (the given name, else the matched step, so that a matched state shares its step's entry)."""
     present = sorted({int(s) for s in np.unique(labels) if s >= 0})
-    names, legend = {}, {}
-    for s in present:
-        step = info.step_name(task, s)
-        names[s] = f"state {s}: {step}" if step else f"state {s} (unmatched)"
-        legend[s] = step or f"state {s} (unmatched)"
+    names = {s: info.state_text(task, s) for s in present}
+    legend = {s: info.state_label(task, s) for s in present}
     return {"name": name, "labels": labels, "colors": colors, "names": names, "legend": legend, "rank_offset": 1000}
 
 
 def state_table(info: RunInfo, outputs: dict[str, dict[str, np.ndarray]], task: str) -> pd.DataFrame:
     """The task's k selected states in pick order with what they matched and how often they occur.
 
-    outputs: video id -> its arrays, for the task's videos. Columns: order, state, step
-    (matched ground-truth step or ''), iou (of the state's frames with that step's, over
+    outputs: video id -> its arrays, for the task's videos. Columns: order, state, name
+    (the user's, or ''), step (matched ground-truth step or ''), iou (of the state's frames with that step's, over
     these videos), frames (given the state by the student), videos (share of the videos where it occurs),
     teacher_frames (given it by the teacher), beta (mean pooling weight, None for
     single-task runs), shared_with (other tasks of the same network that selected it).
@@ -248,14 +336,15 @@ def state_table(info: RunInfo, outputs: dict[str, dict[str, np.ndarray]], task: 
             a, b = st == s, gt == step
             iou = float((a & b).sum() / max((a | b).sum(), 1))
         rows.append({
-            "order": order, "state": s, "step": info.step_name(task, s) or "", "iou": iou,
+            "order": order, "state": s, "name": info.given_name(task, s) or "", "step": info.step_name(task, s) or "",
+            "iou": iou,
             "frames": int((st == s).sum()), "teacher_frames": int((te == s).sum()),
             "videos": sum(s in p for p in present) / max(len(present), 1),
             "beta": None if beta is None or s >= len(beta) else float(beta[s]),
             "shared_with": ", ".join(sorted(t for t, sel in others.items() if s in sel)),
         })
-    return pd.DataFrame(rows, columns=["order", "state", "step", "iou", "frames", "teacher_frames", "videos", "beta",
-                                       "shared_with"])
+    return pd.DataFrame(rows, columns=["order", "state", "name", "step", "iou", "frames", "teacher_frames", "videos",
+                                       "beta", "shared_with"])
 
 
 def representative_frames(outputs: dict[str, dict[str, np.ndarray]], state: int, n: int = 5,
@@ -275,51 +364,35 @@ def representative_frames(outputs: dict[str, dict[str, np.ndarray]], state: int,
     return best[:n]
 
 
-def frames_at(video: VideoRecord, times: np.ndarray) -> np.ndarray | None:
+def frames_at(video: VideoRecord, times: np.ndarray, max_side: int | None = None) -> np.ndarray | None:
     """RGB frames [n, H, W, 3] shown at `times` (seconds), by seeking; None when no video file.
 
-    A time t shows frame floor(t * native_fps + 0.5), as the feature sampler does.
+    A time t shows frame floor(t * native_fps + 0.5), as the feature sampler does; only
+    these frames are decoded (see `FrameReader`).
     """
     if video.kind != "video":
         return None
-    cap = cv2.VideoCapture(str(video.source))
+    reader = FrameReader(video.source, max_side=max_side, cache=0)
     try:
-        fps = float(cap.get(cv2.CAP_PROP_FPS))
-        if not cap.isOpened() or not math.isfinite(fps) or fps <= 0:
-            raise ProclError(f"video {video.source}: cannot be opened (missing, moved or not a video)")
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        out = []
-        for t in np.asarray(times, dtype=float):
-            index = math.floor(t * fps + 0.5)
-            if count > 0:
-                index = min(index, count - 1)
-            cap.set(cv2.CAP_PROP_POS_FRAMES, index)
-            ok, bgr = cap.read()
-            if not ok:
-                raise ProclError(f"video {video.source}: frame {index} cannot be decoded")
-            out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        return np.stack(out) if out else None
+        return reader.frames_at(times) if len(times) else None
     finally:
-        cap.release()
+        reader.close()
 
 
-def display_frames(source: str | os.PathLike, fps: float, max_side: int = 480) -> tuple[np.ndarray, np.ndarray]:
-    """Every sample of a video at `fps` for display: RGB frames [T, h, w, 3] whose longer
-    side is at most `max_side` (aspect kept), and their times [T] in seconds."""
-    from procl.features.video import iter_frames
+def video_reader(video: VideoRecord, max_side: int = 480) -> FrameReader | None:
+    """A `FrameReader` of the video's file for a viewer (frames at most `max_side` px), or
+    None for precomputed features. It stays open; only the frames asked for are decoded."""
+    if video.kind != "video":
+        return None
+    return FrameReader(video.source, max_side=max_side)
 
-    frames, times = [], []
-    for chunk, chunk_times in iter_frames(source, fps=fps):
-        h, w = chunk.shape[1:3]
-        scale = max_side / max(h, w)
-        if scale < 1:
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            chunk = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in chunk])
-        frames.append(chunk)
-        times.append(chunk_times)
-    if not frames:
-        raise ProclError(f"video {source}: no frame could be decoded")
-    return np.concatenate(frames), np.concatenate(times)
+
+def playable(video: VideoRecord) -> bool:
+    """Whether the page may embed the video's file in a player (it reads the file whole)."""
+    try:
+        return video.kind == "video" and Path(video.source).stat().st_size <= PLAYER_MAX_BYTES
+    except OSError:
+        return False
 
 
 def nearest_frames(frame_times: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -361,6 +434,20 @@ def dataset_summary(dataset: Dataset) -> pd.DataFrame:
             "key-steps": len(dataset.steps.get(task, [])),
         })
     return pd.DataFrame(rows, columns=["task", "videos", "train", "test", "annotated", "key-steps"])
+
+
+def local_datasets() -> list[str]:
+    """Specs of the folder datasets directly under data/ (those made from uploads, say),
+    besides the built-in one: every data/<name>/videos/ folder, by name."""
+    root = data_dir()
+    if not root.is_dir():
+        return []
+    out = []
+    for folder in sorted(root.iterdir()):
+        if folder.name.startswith(".") or folder.name in ("synthetic", "features") or not (folder / "videos").is_dir():
+            continue
+        out.append(f"folder:{folder}")
+    return out
 
 
 def feature_caches(spec: str) -> list[dict]:

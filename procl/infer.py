@@ -28,7 +28,7 @@ from procl.model import NetConfig, ProcedureNet
 from procl.dist import add_device_argument, resolve_device
 from procl.selection import nearest_state
 
-PREDICT_COLUMNS = ["video", "task", "pred_task", "frame", "time", "state", "step", "teacher", "gt"]
+PREDICT_COLUMNS = ["video", "task", "pred_task", "frame", "time", "state", "step", "teacher", "gt", "name"]
 
 
 @dataclass
@@ -156,18 +156,21 @@ def score(preds: list[VideoPrediction], field: str = "states") -> dict:
     return result
 
 
-def predictions_frame(preds: list[VideoPrediction], steps: dict[str, list[str]], mapping: dict) -> pd.DataFrame:
-    """One row per scored frame: the `predict` columns (DESIGN.md) plus the matched step name."""
+def predictions_frame(preds: list[VideoPrediction], steps: dict[str, list[str]], mapping: dict,
+                      names: dict[str, dict[int, str]] | None = None) -> pd.DataFrame:
+    """One row per scored frame: the `predict` columns (DESIGN.md) plus the matched step name,
+    and last the name the user gave the frame's state (names: task -> state -> name)."""
     rows = []
     for p in preds:
         task_map = mapping.get(p.task, {})
-        names = steps.get(p.task, [])
+        step_names = steps.get(p.task, [])
+        given = (names or {}).get(p.task, {})
         for t in range(len(p.times)):
             s = int(p.states[t])
             step = task_map.get(str(s))
             rows.append((p.video_id, p.task, p.pred_task, t, round(float(p.times[t]), 3), s,
-                         names[step] if step is not None and step < len(names) else "",
-                         int(p.teacher[t]), -1 if p.gt is None else int(p.gt[t])))
+                         step_names[step] if step is not None and step < len(step_names) else "",
+                         int(p.teacher[t]), -1 if p.gt is None else int(p.gt[t]), given.get(s, "")))
     return pd.DataFrame(rows, columns=PREDICT_COLUMNS)
 
 
@@ -280,7 +283,9 @@ def main_predict(args: argparse.Namespace) -> int:
     preds = predict_dataset(loaded, dataset, features, split=args.split)
     result = score(preds) if preds else {}
     mapping = {t: v["mapping"] for t, v in result.get("per_task", {}).items()}
-    frame = predictions_frame(preds, dataset.steps, mapping)
+    from procl.names import names_by_task, read_names
+
+    frame = predictions_frame(preds, dataset.steps, mapping, names_by_task(loaded.config, read_names(loaded.path)))
     write_text(args.out, frame.to_csv(index=False))
     print(f"{len(frame)} frames of {len(preds)} videos -> {args.out}", file=sys.stderr)
     return 0

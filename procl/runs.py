@@ -10,6 +10,7 @@ Files (every one written to a temporary name and renamed into place):
   predictions.csv  one row per scored frame (the `predict` columns)
   outputs/<video>.npz  per-video arrays the app shows: attention, state probabilities,
                  states, teacher labels, ground truth, task probabilities, pooling weights
+  names.json     names the user gave to states on Key-steps (procl.names), when any
   train.log      the training process's output when launched in the background
   STOP           present when a stop was requested (honoured between steps)
 """

@@ -27,9 +27,10 @@ def step_color(step: int) -> str:
 
 
 def state_colors(mapping: dict, states: Sequence[int], n_steps: int) -> dict[int, str]:
-    """Colour per predicted state: its matched step's colour, else a colour past the steps'."""
+    """Colour per predicted state: its matched step's colour, else a colour past the steps'
+    (given out in the order the states first appear in `states`)."""
     colors, spare = {}, n_steps
-    for s in sorted({int(s) for s in states if int(s) >= 0}):
+    for s in dict.fromkeys(int(s) for s in np.asarray(states).reshape(-1) if int(s) >= 0):
         step = mapping.get(str(s), mapping.get(s))
         if step is not None:
             colors[s] = step_color(int(step))
@@ -93,6 +94,40 @@ def timeline_figure(
         yaxis=dict(autorange="reversed", type="category"), bargap=0.2, clickmode="event+select",
         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
     )
+    return fig
+
+
+def strength_figure(
+    times: np.ndarray, strength: np.ndarray, states: np.ndarray, colors: dict[int, str], labels: dict[int, str],
+    current: float | None = None, end: float | None = None,
+) -> go.Figure:
+    """The key-step strength over time (the paper's Fig. 4): p[t, s*] * beta[s*] of the most
+    probable selected state s* at each frame: a grey line, and each sample's dot in s*'s
+    colour (one trace per state, so that an hour of samples stays a few arrays).
+
+    colors / labels: state -> colour / hover name; `end` aligns the x axis with a timeline's.
+    """
+    times = np.asarray(times, dtype=float)
+    strength = np.asarray(strength, dtype=float)
+    states = np.asarray(states, dtype=int)
+    fig = go.Figure(go.Scatter(
+        x=times, y=strength, mode="lines", name="strength", showlegend=False, hoverinfo="skip",
+        line=dict(color="#555555", width=1.2), fill="tozeroy", fillcolor="rgba(120,120,120,0.12)",
+    ))
+    for s in sorted({int(v) for v in np.unique(states)}):
+        hit = states == s
+        label = labels.get(s, f"state {s}")
+        fig.add_trace(go.Scatter(
+            x=times[hit], y=strength[hit], mode="markers", name=label, showlegend=False,
+            marker=dict(size=5, color=colors.get(s, "#444444")),
+            hovertemplate=f"%{{x:.1f}} s: {label}<br>p × beta = %{{y:.4f}}<extra></extra>",
+        ))
+    if current is not None:
+        fig.add_vline(x=current, line_width=2, line_color="black")
+    right = end if end is not None else (float(_ends(times)[-1]) if len(times) else 1.0)
+    fig.update_layout(height=200, margin=dict(l=10, r=10, t=10, b=40), showlegend=False,
+                      xaxis=dict(title="seconds", range=[0, right or 1.0]),
+                      yaxis=dict(title="p × beta", rangemode="tozero"))
     return fig
 
 

@@ -17,3 +17,13 @@ def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # The real samples shipped in the repository (data/samples/, see its NOTICE.md).
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
+
+
+@pytest.fixture(scope="session")
+def tiny_unannotated(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The videos of `tiny_synth` alone: a folder dataset with no annotations, step names or split."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("unannotated") / "own"
+    shutil.copytree(tiny_synth / "videos", root / "videos")
+    return root

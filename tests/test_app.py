@@ -25,8 +25,9 @@ PAGES = ["app_pages/home.py", "app_pages/train.py", "app_pages/explore.py", "app
 
 
 @pytest.fixture(scope="module")
-def app_env(tiny_synth, tmp_path_factory):
-    """PROCL_DATA / PROCL_CHECKPOINTS in a temporary folder holding runs tiny-k2 and tiny-k3."""
+def app_env(tiny_synth, tiny_unannotated, tmp_path_factory):
+    """PROCL_DATA / PROCL_CHECKPOINTS in a temporary folder holding runs tiny-k2 and tiny-k3
+    (annotated videos) and own-k3 (the same videos without annotations)."""
     import streamlit as st
 
     from procl.train import TrainConfig, train
@@ -38,9 +39,12 @@ def app_env(tiny_synth, tmp_path_factory):
         for k in (2, 3):
             train(TrainConfig(dataset=f"folder:{tiny_synth}", k=k, M=8, epochs=2, width=16), run=f"tiny-k{k}",
                   progress=False)
+        train(TrainConfig(dataset=f"folder:{tiny_unannotated}", k=3, M=8, epochs=2, width=16), run="own-k3",
+              progress=False)
         st.cache_data.clear()
         st.cache_resource.clear()
-        yield {"root": root, "checkpoints": root / "checkpoints", "dataset": f"folder:{tiny_synth}"}
+        yield {"root": root, "checkpoints": root / "checkpoints", "dataset": f"folder:{tiny_synth}",
+               "own": f"folder:{tiny_unannotated}"}
 
 
 def open_page(page: str, run: str | None = "tiny-k3") -> AppTest:
@@ -87,7 +91,8 @@ def test_every_page_renders_cleanly(app_env, page):
     assert_clean(at)
     assert at.title, "every page has a title"
     sidebar_run = at.sidebar.selectbox(key="run")
-    assert sidebar_run.value == "tiny-k3" and set(sidebar_run.options) >= {"tiny-k2 · done", "tiny-k3 · done"}
+    assert sidebar_run.value == "tiny-k3" and set(sidebar_run.options) >= {"tiny-k2 · done", "tiny-k3 · done",
+                                                                           "own-k3 · done"}
     assert "backbone **default**" in "\n".join(c.value for c in at.sidebar.caption)
 
 
@@ -175,7 +180,7 @@ def test_train_form_validates_next_to_the_fields(app_env):
     at.selectbox(key="tr_dataset").set_value(app_env["dataset"]).run()
     assert_clean(at)
     table = at.dataframe[0].value
-    assert set(table["run"]) == {"tiny-k2", "tiny-k3"} and set(table["state"]) == {"done"}
+    assert set(table["run"]) == {"tiny-k2", "tiny-k3", "own-k3"} and set(table["state"]) == {"done"}
 
 
 def test_train_launches_a_background_job_that_finishes(app_env):
@@ -325,22 +330,37 @@ def test_explore_filters_change_the_videos(app_env):
         assert f"task **{pred.loc[videos[1], 'task']}**" in texts(at)
 
 
-def test_explore_slider_move_reuses_the_decoded_frames(app_env, monkeypatch):
-    """Moving the frame slider must not decode the video again (speed is measured by
-    `procl bench`-style timing outside the tests, never asserted here)."""
-    import procl.features.video as video
+def test_explore_decodes_only_the_frames_it_shows_of_an_hour_long_video(app_env, tmp_path, monkeypatch):
+    """An hour of video (7200 samples at 2 fps): opening Explore decodes the one frame it
+    shows, each slider move one more, and going back to a frame seen decodes nothing."""
+    import streamlit as st
 
-    calls = []
-    real = video.iter_frames
-    monkeypatch.setattr(video, "iter_frames", lambda *a, **k: calls.append(a) or real(*a, **k))
-    at = open_page("app_pages/explore.py")
-    key = frame_key(at)
-    at.slider(key=key).set_value(1).run()  # warm the caches
-    decoded = len(calls)
-    for i in (2, 3, 4):
-        at.slider(key=key).set_value(i).run()
+    from procl import viz
+    from procl.bench_explore import TASKS, count_decoded, make_explore_run, read_index, write_long_video
+
+    video = write_long_video(tmp_path / "dataset" / "videos" / TASKS[0] / "hour.mp4", 3600.0)
+    monkeypatch.setenv("PROCL_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    make_explore_run(tmp_path, video)
+    shown = []  # the frames the viewer draws (under the attention overlay)
+    real = viz.attention_overlay
+    monkeypatch.setattr(viz, "attention_overlay", lambda frame, *a, **k: shown.append(frame) or real(frame, *a, **k))
+    st.cache_resource.clear()
+    with count_decoded() as counter:
+        at = open_page("app_pages/explore.py", run="long")
         assert_clean(at)
-    assert len(calls) == decoded
+        assert "frame 1 of 7200" in texts(at)
+        assert counter["decoded"] == 1, "the first frame only, not the whole video"
+        assert read_index(shown[-1]) == 0
+        key = frame_key(at)
+        for i in (7199, 3600, 3601):
+            at.slider(key=key).set_value(i).run()
+            assert_clean(at)
+            assert read_index(shown[-1]) == i, "the frame shown is the one at the slider's time"
+        assert counter["decoded"] == 4
+        at.slider(key=key).set_value(7199).run()  # seen before: from the reader's cache
+        assert read_index(shown[-1]) == 7199
+        assert counter["decoded"] == 4 and counter["opened"] <= 2
+    st.cache_resource.clear()
 
 
 # ---------------------------------------------------------------- Key-steps
@@ -352,12 +372,156 @@ def test_keysteps_lists_states_with_frames(app_env):
     assert list(table["order"]) == [1, 2, 3]
     assert len(at.get("image")) >= 1 and len(at.get("image")[0].proto.imgs) >= 1
     selected = json.loads((runs.run_dir("tiny-k3") / "selected.json").read_text())["all"]
-    assert list(table["state"]) == selected["change_tire"]
+    assert sorted(table["state"]) == sorted(selected["change_tire"])
+    assert [selected["change_tire"][p - 1] for p in table["picked"]] == list(table["state"]), "pick order beside"
+    assert {"step", "iou", "at", "occurs in", "typical duration"} <= set(table.columns)
     at.selectbox(key="ks_task_tiny-k3").set_value("make_tea").run()
     assert_clean(at)
-    assert list(at.dataframe[0].value["state"]) == selected["make_tea"]
+    assert sorted(at.dataframe[0].value["state"]) == sorted(selected["make_tea"])
     at.slider(key="ks_frames").set_value(2).run()
     assert all(len(el.value) <= 2 for el in at.get("image"))
+    labels = {b.proto.label for b in at.get("download_button")}
+    assert {"procedure.csv (every task)", "procedure.json (every task)", "predictions.csv of tiny-k3"} <= labels
+
+
+def test_keysteps_names_a_state_everywhere(app_env):
+    """A name typed on Key-steps is written to the run folder and shows on Explore, Compare and in the procedure."""
+    from procl.procedure import run_procedure
+
+    path = app_env["checkpoints"] / "named"
+    shutil.copytree(app_env["checkpoints"] / "own-k3", path)
+    try:
+        at = open_page("app_pages/keysteps.py", run="named")
+        assert_clean(at)
+        state = int(at.dataframe[0].value["state"].iloc[0])
+        box = at.text_input(key=f"ks_name_named_all_{state}")
+        box.input("loosen nuts").run()
+        assert_clean(at)
+        assert json.loads((path / "names.json").read_text()) == {"all": {str(state): "loosen nuts"}}
+        table = at.dataframe[0].value
+        assert table.set_index("state").loc[state, "name"] == "loosen nuts"
+        assert "loosen nuts" in texts(at), "the procedure line and the key-step's title use the name"
+        info, proc = run_procedure(path)
+        assert (proc.loc[proc["state"] == state, "name"] == "loosen nuts").all()
+        at.text_input(key=f"ks_name_named_all_{state}").input("x" * 61).run()
+        assert any("keep it to 60" in e.value for e in at.error) or len(at.text_input(
+            key=f"ks_name_named_all_{state}").value) <= 60
+        # Explore: the prediction's legend and hover use it
+        at.switch_page("app_pages/explore.py").run()
+        assert_clean(at)
+        out = runs.load_outputs(path, at.selectbox(key="ex_video_named").value)
+        if state in set(out["states"].tolist()):
+            names = {t["name"] for t in timeline(at)["data"]}
+            assert "loosen nuts" in names
+        at.switch_page("app_pages/compare.py").run()
+        assert_clean(at)
+        at.multiselect(key="cmp_runs").set_value(["named"]).run()
+        fig = timeline(at)
+        hover = " ".join(t["hovertemplate"] for t in fig["data"])
+        assert "loosen nuts" in hover or state not in set(out["states"].tolist())
+        # an empty name removes it
+        at.switch_page("app_pages/keysteps.py").run()
+        at.text_input(key=f"ks_name_named_all_{state}").input("").run()
+        assert json.loads((path / "names.json").read_text()) == {}
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_unannotated_run_on_every_page(app_env):
+    """No ground-truth wording, legend or row; localization metrics say "not annotated";
+    the prediction, the teacher and the key-step strength are shown."""
+    at = open_page("app_pages/explore.py", run="own-k3")
+    assert_clean(at)
+    assert row_names(timeline(at)) == ["prediction", "teacher"]
+    shown = texts(at)
+    assert "ground truth" not in shown.lower().replace("no ground truth", "")
+    assert "not annotated" in shown
+    assert [m.value for m in at.metric] == ["–"] * 4
+    strength = next(f for f in figures(at) if f["layout"].get("yaxis", {}).get("title", {}).get("text") == "p × beta")
+    out = runs.load_outputs("own-k3", at.selectbox(key="ex_video_own-k3").value)
+    assert {t["name"] for t in strength["data"][1:]} == {f"state {s}" for s in set(out["states"].tolist())}
+    assert "not annotated" in "\n".join(c.value for c in at.sidebar.caption)
+    at.switch_page("app_pages/keysteps.py").run()
+    assert_clean(at)
+    assert not {"step", "iou"} & set(at.dataframe[0].value.columns)
+    assert "ground-truth" not in texts(at).lower()
+    at.switch_page("app_pages/compare.py").run()
+    assert_clean(at)
+    at.multiselect(key="cmp_runs").set_value(["own-k3", "tiny-k3"]).run()
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc["own-k3", "f1"] == "not annotated" and table.loc["tiny-k3", "f1"] != "not annotated"
+    at.switch_page("app_pages/home.py").run()
+    at.selectbox(key="home_spec").set_value(app_env["own"]).run()
+    assert_clean(at)
+    assert "Ground-truth timelines" not in [h.value for h in at.subheader]
+    videos = at.dataframe[-1].value
+    assert list(videos.columns[:3]) == ["video", "split", "seconds"] and len(videos) == 4
+    assert (videos["seconds"] > 7).all()
+
+
+# ---------------------------------------------------------------- uploads
+
+def _upload(path: Path) -> tuple[str, bytes, str]:
+    return (path.name, path.read_bytes(), "video/mp4")
+
+
+def test_home_creates_a_dataset_from_uploaded_videos(app_env, tiny_synth):
+    from procl.paths import data_dir
+
+    videos = sorted((tiny_synth / "videos").rglob("*.mp4"))
+    by_task = {}
+    for v in videos:
+        by_task.setdefault(v.parent.name, []).append(v)
+    (t1, v1), (t2, v2) = list(by_task.items())[:2]
+    at = open_page("app_pages/home.py")
+    at.text_input(key="up_name_0").input("my-videos")
+    at.text_input(key="up_task_0_0").input("change tire")
+    at.text_input(key="up_task_0_1").input("make tea")
+    # bad uploads: a text file, one video only for the second task, the same id twice
+    at.file_uploader(key="up_files_0_0").set_value([_upload(v1[0]), _upload(v1[1]), _upload(v1[2]),
+                                                    ("notes.txt", b"hello", "text/plain")])
+    at.file_uploader(key="up_files_0_1").set_value([_upload(v1[0])])
+    at.run()
+    at.button(key="up_create").click().run()
+    assert not at.exception
+    message = "\n".join(e.value for e in at.error)
+    assert "notes.txt (task 'change tire') is not a video" in message
+    assert "'make tea' has one video" in message
+    assert f"video id {v1[0].stem!r}" in message
+    assert not (data_dir() / "my-videos").exists(), "nothing is written"
+    assert at.text_input(key="up_task_0_0").value == "change tire", "what was typed is kept"
+    # a file named like a video that is not one
+    at.file_uploader(key="up_files_0_0").set_value([_upload(v1[0]), _upload(v1[1]),
+                                                    ("fake.mp4", b"\x00" * 2048, "video/mp4")])
+    at.file_uploader(key="up_files_0_1").set_value([_upload(v) for v in v2[:3]])
+    at.run()
+    at.button(key="up_create").click().run()
+    assert "fake.mp4 (task 'change tire') is not a video OpenCV can decode" in "\n".join(e.value for e in at.error)
+    assert not (data_dir() / "my-videos").exists() and not list(data_dir().glob(".my-videos*"))
+    # good ones
+    at.file_uploader(key="up_files_0_0").set_value([_upload(v) for v in v1[:3]])
+    at.run()
+    at.button(key="up_create").click().run()
+    assert_clean(at)
+    root = data_dir() / "my-videos"
+    try:
+        assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.mp4")) == sorted(
+            [f"videos/change tire/{v.name}" for v in v1[:3]] + [f"videos/make tea/{v.name}" for v in v2[:3]])
+        assert (root / "videos" / "change tire" / v1[0].name).read_bytes() == v1[0].read_bytes()
+        spec = f"folder:{root}"
+        assert any(spec in s.value for s in at.success)
+        table = at.dataframe[0].value.set_index("dataset")
+        assert table.loc[spec, "videos"] == 6 and table.loc[spec, "annotated"] == "no"
+        assert at.selectbox(key="home_spec").value == spec
+        assert at.text_input(key="up_name_1").value == "", "a fresh form for the next dataset"
+        at.switch_page("app_pages/train.py").run()
+        assert at.selectbox(key="tr_dataset").value == spec, "Train offers the new dataset"
+        assert "not annotated" in texts(at)
+        # a new session lists it too (it is a folder under data/)
+        at = open_page("app_pages/home.py")
+        assert spec in set(at.dataframe[0].value["dataset"])
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- Compare
@@ -475,3 +639,26 @@ def test_features_without_grid_explain_the_missing_heatmap(app_env):
         assert "precomputed features" in texts(at)
     finally:
         shutil.rmtree(app_env["checkpoints"] / "nogrid")
+
+
+def test_home_cnn_backbone_offline_says_where_the_weights_go(app_env, tmp_path, monkeypatch):
+    """Choosing a CNN backbone fetches its ImageNet weights; offline, the page says which
+    file to put in which folder, or to use --weights PATH (no network in tests)."""
+    import urllib.error
+
+    import torch
+
+    def no_network(url, dst, hash_prefix=None, progress=True):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    at = open_page("app_pages/home.py")
+    at.selectbox(key="home_spec").set_value(app_env["dataset"]).run()
+    at.selectbox(key="home_backbone").set_value("resnet18").run()
+    at.button(key="home_extract").click().run()
+    assert not at.exception
+    message = "\n".join(e.value for e in at.error)
+    assert "resnet18-f37072fd.pth" in message and str(tmp_path / "torch" / "hub" / "checkpoints") in message
+    assert "--weights PATH" in message
+    assert not (tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth").exists()

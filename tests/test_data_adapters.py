@@ -502,3 +502,49 @@ def test_actseg_task_subfolders_and_txt(tmp_path):
     write(root / "groundTruth" / "e1", "fry_egg\nSIL\nSIL\n")
     with pytest.raises(ProclError, match="e1.txt have 2 rows but the video's ground truth has 3"):
         load_feature_array(open_dataset(f"actseg:{root}").video("e1"))
+
+
+# ---------------------------------------------------------------- a dataset from uploaded files
+
+
+def test_uploaded_videos_make_a_folder_dataset(tiny_synth, tmp_path, monkeypatch):
+    from procl.data.upload import UploadError, create_dataset
+
+    monkeypatch.setenv("PROCL_DATA", str(tmp_path / "data"))
+    clips = sorted((tiny_synth / "videos").rglob("*.mp4"))
+    files = [(p.name, p.read_bytes()) for p in clips[:6]]
+
+    def problems(name, groups) -> str:
+        with pytest.raises(UploadError) as err:
+            create_dataset(name, groups)
+        assert not (tmp_path / "data" / name.strip()).exists() or name.strip() in ("taken", "mine")
+        assert not list((tmp_path / "data").glob(".*.tmp")), "the temporary folder is removed"
+        return "\n".join(err.value.problems)
+
+    assert "give the dataset a name" in problems("", [("a", files[:3])])
+    assert "is not allowed" in problems("my videos!", [("a", files[:3])])
+    assert "reserved" in problems("features", [("a", files[:3])])
+    (tmp_path / "data" / "taken").mkdir(parents=True)
+    assert "exists already" in problems("taken", [("a", files[:3])])
+    assert "no videos" in problems("x", [("", []), ("  ", [])])
+    assert "has videos but no name" in problems("x", [("", files[:3])])
+    assert "task name 'a/b' is not allowed" in problems("x", [("a/b", files[:3])])
+    assert "given twice" in problems("x", [("a", files[:3]), ("a", files[3:6])])
+    assert "'b' has no video" in problems("x", [("a", files[:3]), ("b", [])])
+    found = problems("x", [("a", [*files[:2], ("notes.txt", b"hi"), (".hidden.mp4", b"")]),
+                           ("b", [files[0], *files[3:5]])])
+    assert "notes.txt (task 'a') is not a video: procl reads .mp4" in found
+    assert "must not start with '.'" in found
+    assert f"{files[0][0]} (task 'b') has the video id {Path(files[0][0]).stem!r} of another file in task 'a'" in found
+    found = problems("x", [("a", [*files[:2], ("broken.mp4", b"\x00" * 999), ("empty.mkv", b"")]),
+                           ("b", files[3:6])])
+    assert "broken.mp4 (task 'a') is not a video OpenCV can decode" in found and "empty.mkv (task 'a') is empty" in found
+    assert not (tmp_path / "data" / "x").exists(), "one bad file: nothing is written"
+
+    root = create_dataset(" mine ", [("change  tire", files[:3]), ("", []), ("make tea", files[3:6])])
+    assert root == tmp_path / "data" / "mine"
+    ds = open_dataset(f"folder:{root}")
+    assert ds.tasks == ["change tire", "make tea"] and len(ds.videos) == 6 and not ds.annotated
+    assert sorted(ds.split.values()).count("train") == 4, "two of each task's three videos to train on"
+    assert (root / "videos" / "make tea" / files[3][0]).read_bytes() == files[3][1]
+    assert "exists already" in problems("mine", [("a", files[:3])])

@@ -154,16 +154,77 @@ def test_backbone_shapes(name, D):
     np.testing.assert_array_equal(get_backbone(name, "none")(frames), out)  # "random" is reproducible
 
 
-def test_missing_weights_error_names_the_alternatives(monkeypatch, tmp_path):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty torch hub cache
+def _offline(monkeypatch, tmp_path):
+    """An empty torch hub cache and no network: torchvision's download raises URLError."""
+    import urllib.error
+
+    import torch
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    calls = []
+
+    def no_network(url, dst, hash_prefix=None, progress=True):
+        calls.append((url, dst, hash_prefix))
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    return calls
+
+
+def test_offline_imagenet_weights_error_names_the_cache_and_the_alternatives(monkeypatch, tmp_path, capsys):
+    calls = _offline(monkeypatch, tmp_path)
     with pytest.raises(ProclError) as err:
         get_backbone("vgg19")
-    for alternative in ("--weights PATH", "--weights none", "--backbone default"):
-        assert alternative in str(err.value)
+    message = str(err.value)
+    cache_dir = tmp_path / "torch" / "hub" / "checkpoints"
+    for needed in (str(cache_dir), "vgg19-dcbb9e9d.pth", "Temporary failure in name resolution", "--weights PATH",
+                   "--weights none", "--backbone default"):
+        assert needed in message, needed
+    url, dst, hash_prefix = calls[0]
+    assert url == "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", "torchvision's own URL"
+    assert dst == str(cache_dir / "vgg19-dcbb9e9d.pth") and hash_prefix == "dcbb9e9d", "into the cache, hash checked"
+    with pytest.raises(ProclError, match="resnet50-0676ba61.pth"):
+        get_backbone("resnet50", "imagenet")
+    # the features command says the same and exits 2
+    from procl.cli import main as cli
+
+    monkeypatch.setenv("PROCL_DATA", str(tmp_path / "data"))
+    write_video(tmp_path / "ds" / "videos" / "t" / "red.mp4", solid_frames(10, COLOURS["red"]))
+    assert cli(["features", "--dataset", f"folder:{tmp_path / 'ds'}", "--backbone", "resnet18"]) == 2
+    err = capsys.readouterr().err
+    assert "resnet18-f37072fd.pth" in err and str(cache_dir) in err and "--weights PATH" in err
     with pytest.raises(ProclError, match="nope.pth"):
         get_backbone("resnet18", str(tmp_path / "nope.pth"))
     with pytest.raises(ProclError, match="default, vgg19, resnet50, resnet18"):
         get_backbone("alexnet")
+
+
+def test_imagenet_weights_are_fetched_once_into_the_cache_with_progress(monkeypatch, tmp_path):
+    import torch
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    net = torchvision.models.resnet18(weights=None)
+    downloads = []
+
+    def fake_download(url, dst, hash_prefix=None, progress=True):  # what torch.hub does, minus the network
+        downloads.append(url)
+        with torch.hub.tqdm(total=100, disable=not progress) as bar:
+            bar.update(40)
+            bar.update(60)
+        torch.save(net.state_dict(), dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    original = torch.hub.tqdm
+    seen = []
+    path = backbones.fetch_imagenet("resnet18", progress=False, on_progress=lambda d, t: seen.append((d, t)))
+    assert path == tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth" and path.is_file()
+    assert seen == [(40, 100), (100, 100)]
+    model = get_backbone("resnet18")  # cached now: no second download
+    assert downloads == [torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url]
+    assert model.weights == backbones.IMAGENET
+    torch.testing.assert_close(model.net.conv1.weight, net.conv1.weight)
+    assert torch.hub.tqdm is original, "the progress hook is removed after the download"
 
 
 def test_state_dict_file_is_loaded(tmp_path):

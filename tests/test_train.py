@@ -78,9 +78,19 @@ def test_evaluate_json_and_predict_csv(env, trained, capsys, tmp_path):
     m = json.loads((trained / "metrics.json").read_text())
     assert out["f1"] == pytest.approx(m["f1"])  # same split, same model, same numbers
     csv = tmp_path / "pred.csv"
+    from procl import names
+
+    config = runs.read_config(trained)
+    stored = pd.read_csv(trained / "predictions.csv")
+    stored = stored[stored["split"] == "test"]
+    named = int(stored["state"].mode()[0])  # the state most predicted in the test split
+    names.set_name(trained, config, stored.loc[stored["state"] == named, "task"].iloc[0], named, "loosen nuts")
     assert cli(["predict", "--run", "tiny", "--dataset", env["spec"], "--split", "test", "--out", str(csv)]) == 0
-    df = pd.read_csv(csv)
-    assert set(["video", "task", "pred_task", "frame", "time", "state"]) <= set(df.columns)
+    (trained / "names.json").unlink()
+    df = pd.read_csv(csv, keep_default_na=False)
+    assert list(df.columns) == PREDICT_COLUMNS and PREDICT_COLUMNS[-1] == "name", "name comes after the others"
+    assert (df["state"] == named).any() and (df.loc[df["state"] == named, "name"] == "loosen nuts").all()
+    assert (df.loc[df["state"] != named, "name"] == "").all()
     assert (df.groupby("video")["frame"].apply(lambda f: (np.diff(f) == 1).all())).all()
     assert np.allclose(df[df.frame == 1]["time"], 0.5)  # 2 fps samples
 

@@ -177,20 +177,29 @@ def test_state_table_and_representative_frames(tiny_run, tiny_synth):
     assert frames.shape[0] == 2 and frames.shape[-1] == 3 and frames.dtype == np.uint8
 
 
-def test_display_frames_keep_the_aspect_and_bound_the_size(tmp_path, tiny_synth):
+def test_frame_reader_seeks_to_the_sampled_frames_and_bounds_the_size(tmp_path, tiny_synth):
     import cv2
 
+    from procl.features.video import FrameReader, sample_frames
+
     video = next((tiny_synth / "videos").rglob("*.mp4"))
-    frames, times = explore.display_frames(video, fps=2.0)
-    assert frames.shape[1:] == (112, 112, 3) and len(frames) == len(times)  # small: kept as it is
-    assert times[1] - times[0] == pytest.approx(0.5)
+    frames, times = sample_frames(video, fps=2.0)
+    reader = FrameReader(video, max_side=480)
+    order = [len(times) - 1, 0, 5, 6, 2, 5]
+    for i in order:  # backwards, forwards, sequential: each is the frame the sampler takes
+        np.testing.assert_array_equal(reader.frame_at(times[i]), frames[i])
+    assert reader.reads == len(set(order)) and reader.frame_at(times[5]).shape == (112, 112, 3)  # small: kept
+    reader.close()
     wide = tmp_path / "wide.avi"
     writer = cv2.VideoWriter(str(wide), cv2.VideoWriter_fourcc(*"MJPG"), 4.0, (640, 320))
     for i in range(8):
         writer.write(np.full((320, 640, 3), 30 * i, np.uint8))
     writer.release()
-    frames, times = explore.display_frames(wide, fps=2.0, max_side=200)
-    assert frames.shape[1:] == (100, 200, 3) and len(times) == 4
+    reader = FrameReader(wide, max_side=200)
+    assert reader.frame_at(1.0).shape == (100, 200, 3)
+    assert reader.frame_at(99.0).shape == (100, 200, 3), "a time past the end shows the last frame"
+    with pytest.raises(ProclError, match="missing.mp4"):
+        FrameReader(tmp_path / "missing.mp4")
 
 
 def test_damaged_run_files_are_proclerrors(tiny_run, tmp_path):
@@ -223,3 +232,156 @@ def test_dataset_summary_and_preview(tiny_synth):
     assert len(times) == 20 and len(gt) == 20 and gt.max() >= 0
     assert explore.feature_caches("folder:/nowhere") == []
     assert Path(v.source).exists()
+
+
+# ---------------------------------------------------------------- names, strength, the procedure
+
+def test_names_live_in_the_run_folder(tiny_run, tmp_path):
+    import shutil
+
+    from procl import names
+
+    run = tmp_path / "named"
+    shutil.copytree(tiny_run, run)
+    info = explore.load_run_info(run)
+    task, other = info.tasks[0], info.tasks[1]
+    state = info.selected(task)[0]
+    assert info.names == {} and info.given_name(task, state) is None
+    names.set_name(run, info.config, task, state, "  loosen nuts ")
+    assert json.loads((run / "names.json").read_text()) == {"all": {str(state): "loosen nuts"}}
+    assert not list(run.glob(".*.tmp")), "written atomically: no temporary file is left"
+    info = explore.load_run_info(run)
+    assert info.given_name(task, state) == "loosen nuts"
+    assert info.given_name(other, state) == "loosen nuts", "a multi-task run's states are shared by its tasks"
+    assert info.state_label(task, state) == "loosen nuts" and info.state_names(task)[state] == "loosen nuts"
+    assert info.state_text(task, state).startswith(f"state {state} “loosen nuts”")
+    assert explore.state_table(info, {}, task).set_index("state").loc[state, "name"] == "loosen nuts"
+    row = explore.state_row("prediction", np.array([state, -1]), {}, info, task)
+    assert row["legend"][state] == "loosen nuts" and "loosen nuts" in row["names"][state]
+    before = explore.run_stamp(run)
+    names.set_name(run, info.config, task, state, "")
+    assert explore.load_run_info(run).names == {} and explore.run_stamp(run) != before, "caches see the change"
+    for bad, message in (("two\nlines", "one line"), ("x" * 61, "keep it to 60")):
+        with pytest.raises(ProclError, match=message):
+            names.set_name(run, info.config, task, state, bad)
+    with pytest.raises(ProclError, match="states 0..7"):
+        names.set_name(run, info.config, task, 8, "nope")
+    with pytest.raises(ProclError, match="not one of the run's tasks"):
+        names.set_name(run, info.config, "no_such_task", state, "nope")
+    (run / "names.json").write_text("{ broken")
+    with pytest.raises(ProclError, match="names.json is damaged"):
+        explore.load_run_info(run)
+
+
+def test_predictions_download_carries_the_names(tiny_run, tmp_path):
+    import io
+    import shutil
+
+    from procl import names
+
+    run = tmp_path / "named"
+    shutil.copytree(tiny_run, run)
+    info = explore.load_run_info(run)
+    stored = pd.read_csv(run / "predictions.csv")
+    assert list(stored.columns[:10]) == ["video", "task", "pred_task", "frame", "time", "state", "step", "teacher",
+                                         "gt", "name"]
+    state = int(stored["state"].mode()[0])
+    task = stored.loc[stored["state"] == state, "task"].iloc[0]
+    names.set_name(run, info.config, task, state, "pour water")
+    info = explore.load_run_info(run)
+    df = pd.read_csv(io.BytesIO(explore.predictions_csv(info)), keep_default_na=False)
+    assert list(df.columns) == list(stored.columns)
+    assert (df.loc[df["state"] == state, "name"] == "pour water").all()
+    assert (df.loc[df["state"] != state, "name"] == "").all()
+    old = stored.drop(columns="name")  # a run written before names existed
+    old.to_csv(run / "predictions.csv", index=False)
+    df = pd.read_csv(io.BytesIO(explore.predictions_csv(info)), keep_default_na=False)
+    assert list(df.columns).index("name") == list(df.columns).index("gt") + 1
+
+
+def test_keystep_strength_is_the_most_probable_states_p_times_beta():
+    p = np.array([[0.1, 0.6, 0.3, 0.0], [0.5, 0.1, 0.2, 0.2], [0.0, 0.1, 0.1, 0.8]])
+    beta = np.array([0.4, 0.3, 0.2, 0.1])
+    strength, best = explore.keystep_strength({"p": p, "beta": beta}, [1, 2])
+    assert best.tolist() == [1, 2, 1], "the most probable of the selected states (0 and 3 are not selected)"
+    np.testing.assert_allclose(strength, [0.6 * 0.3, 0.2 * 0.2, 0.1 * 0.3])
+    assert explore.keystep_strength({"p": p, "beta": np.zeros(0)}, [1, 2]) is None, "single-task: no beta"
+    fig = viz.strength_figure(np.arange(3) * 0.5, strength, best, {1: "#ff0000", 2: "#00ff00"},
+                              {1: "state 1 “boil”", 2: "state 2"}, current=0.5)
+    line, dots = fig.data[0], {t.name: t for t in fig.data[1:]}
+    assert list(line.y) == pytest.approx(strength)
+    assert set(dots) == {"state 1 “boil”", "state 2"}, "one trace of dots per state, named for the hover"
+    assert dots["state 1 “boil”"].marker.color == "#ff0000" and list(dots["state 1 “boil”"].x) == [0.0, 1.0]
+    assert dots["state 2"].marker.color == "#00ff00" and list(dots["state 2"].y) == pytest.approx([strength[1]])
+    assert [s.x0 for s in fig.layout.shapes] == [0.5]
+    assert fig.layout.xaxis.range[1] == pytest.approx(1.5), "aligned with the timeline (the last sample lasts a step)"
+
+
+def _info(tmp_path, selected: dict[str, list[int]], names: dict | None = None) -> explore.RunInfo:
+    config = {"tasks": list(selected), "units": {"all": list(selected)}, "steps": {}, "M": 10, "setting": "multi"}
+    return explore.RunInfo(tmp_path, config, {"state": "done"}, None, {"all": selected}, names or {})
+
+
+def _video(states: list[int], fps: float = 2.0) -> dict:
+    states = np.array(states)
+    return {"states": states, "teacher": states, "gt": np.full(len(states), -2), "times": np.arange(len(states)) / fps,
+            "beta": np.full(10, 0.1), "p": np.full((len(states), 10), 0.1)}
+
+
+def test_procedure_orders_key_steps_by_their_median_relative_time(tmp_path):
+    from procl.procedure import procedure_json, task_procedure
+
+    info = _info(tmp_path, {"a": [7, 3, 5, 9], "b": [3, 4]}, names={"all": {3: "loosen nuts"}})
+    outs = {  # 10 samples at 2 fps: 5 s each; state 5 first, then 3, then 7; 9 never
+        "v1": _video([5, 5, 3, 3, 3, -1, 7, 7, 7, 7]),
+        "v2": _video([5, 3, 3, -1, -1, -1, -1, -1, 7, 7]),
+        "v3": _video([-1, -1, 5, 5, 5, 5, -1, -1, -1, -1]),
+    }
+    table = task_procedure(info, outs, "a")
+    assert table["state"].tolist() == [5, 3, 7, 9] and table["order"].tolist() == [1, 2, 3, 4]
+    assert table["pick"].tolist() == [3, 2, 1, 4], "subset selection's pick order is kept beside"
+    row = table.set_index("state")
+    # state 5: v1 frames 0-1 (median time 0.25 s of 5 s), v2 frame 0 (0 s), v3 frames 2-5 (1.75 s)
+    assert row.loc[5, "at"] == pytest.approx(0.05) and row.loc[5, "occurs_in"] == pytest.approx(1.0)
+    assert row.loc[5, "duration"] == pytest.approx(1.0) and row.loc[5, "videos"] == 3  # median of 1, 0.5, 2 s
+    assert row.loc[7, "occurs_in"] == pytest.approx(2 / 3) and row.loc[7, "duration"] == pytest.approx(1.5)
+    assert row.loc[9, "videos"] == 0 and pd.isna(row.loc[9, "at"])
+    assert row.loc[3, "name"] == "loosen nuts" and row.loc[3, "shared_with"] == "b"
+    assert row.loc[5, "step"] == "" and pd.isna(row.loc[5, "iou"]), "no ground truth: nothing matched"
+    js = procedure_json(info, table.assign(task="a"))
+    assert [s["state"] for s in js["tasks"]["a"]] == [5, 3, 7, 9] and js["tasks"]["a"][1]["shared_with"] == ["b"]
+    assert js["tasks"]["a"][3]["at"] is None and js["annotated"] is False
+    json.dumps(js)  # plain JSON: no NaN, no numpy types
+
+
+def test_procedure_command(tiny_run, capsys, monkeypatch):
+    from procl.cli import main as cli
+
+    assert cli(["procedure", "--run", str(tiny_run)]) == 0
+    text = capsys.readouterr().out
+    info = explore.load_run_info(tiny_run)
+    for task in info.tasks:
+        assert f"\n{task}\n" in text
+    assert text.count("  1. ") == len(info.tasks)
+    assert cli(["procedure", "--run", str(tiny_run), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["tasks"]) == set(info.tasks) and out["annotated"] is True
+    for task, steps in out["tasks"].items():
+        assert sorted(s["state"] for s in steps) == sorted(info.selected(task))
+        assert [s["order"] for s in steps] == list(range(1, len(steps) + 1))
+        ats = [s["at"] for s in steps if s["at"] is not None]
+        assert ats == sorted(ats)
+    assert cli(["procedure", "--run", "no-such-run"]) == 2
+    assert "unknown run 'no-such-run'" in capsys.readouterr().err
+    monkeypatch.setattr(explore.RunInfo, "finished", property(lambda self: False))
+    assert cli(["procedure", "--run", str(tiny_run)]) == 2
+    assert "has no results yet" in capsys.readouterr().err
+
+
+def test_state_colours_are_the_same_on_every_page(tiny_run):
+    info = explore.load_run_info(tiny_run)
+    task = info.tasks[0]
+    base = info.state_colors(task)
+    assert set(base) == set(info.selected(task))
+    with_extra = info.state_colors(task, np.array([99, -1, *info.selected(task)]))
+    assert all(with_extra[s] == c for s, c in base.items()), "extra states never change a selected state's colour"

@@ -8,15 +8,20 @@
 - `vgg19`: the paper's choice, the last conv block of VGG19 (7x7x512 at 224x224).
 - `resnet50`, `resnet18`: the output of layer4 (7x7x2048 / 7x7x512).
 
-CNN weights are never downloaded: ImageNet weights are used when torchvision's file is
-already in torch hub's cache, or a state_dict file is given, or random weights when
-asked for with `weights="none"`.
+CNN weights: ImageNet weights by default (`weights=None` or "imagenet"), taken from
+torch hub's cache (`<TORCH_HOME>/hub/checkpoints`, `~/.cache/torch/hub/checkpoints` by
+default) and downloaded into it by torchvision's own mechanism (the weights' URL,
+`torch.hub.download_url_to_file` with its hash check and progress bar) when missing;
+offline, a ProclError names the cache folder and the alternatives. Or a state_dict
+file (`weights=PATH`), or random weights (`weights="none"`).
 """
 from __future__ import annotations
 
 import math
 import os
+import threading
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -33,11 +38,11 @@ _SLICE = 8  # frames per forward call of the default backbone
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-# name -> (torchvision builder, ImageNet weights file name in torch hub's cache, D)
+# name -> (torchvision builder, ImageNet weights file name in torch hub's cache, D, torchvision weights enum)
 _CNNS = {
-    "vgg19": ("vgg19", "vgg19-dcbb9e9d.pth", 512),
-    "resnet50": ("resnet50", "resnet50-0676ba61.pth", 2048),
-    "resnet18": ("resnet18", "resnet18-f37072fd.pth", 512),
+    "vgg19": ("vgg19", "vgg19-dcbb9e9d.pth", 512, "VGG19_Weights.IMAGENET1K_V1"),
+    "resnet50": ("resnet50", "resnet50-0676ba61.pth", 2048, "ResNet50_Weights.IMAGENET1K_V1"),
+    "resnet18": ("resnet18", "resnet18-f37072fd.pth", 512, "ResNet18_Weights.IMAGENET1K_V1"),
 }
 NAMES = ("default", *_CNNS)
 
@@ -212,6 +217,66 @@ def imagenet_cache_file(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / _CNNS[name][1]
 
 
+def imagenet_weights(name: str):
+    """torchvision's ImageNet weights entry of a CNN backbone (its url, meta)."""
+    import torchvision
+
+    return torchvision.models.get_weight(_CNNS[name][3])
+
+
+_DOWNLOAD_LOCK = threading.Lock()
+
+
+def fetch_imagenet(name: str, progress: bool = True,
+                   on_progress: Callable[[int, int | None], None] | None = None) -> Path:
+    """The ImageNet weights file of CNN backbone `name` in torch hub's cache, downloaded
+    there first when it is missing.
+
+    The download is torchvision's: the weights' URL, torch.hub.download_url_to_file
+    (to a temporary file renamed when complete, SHA-256 prefix checked, a progress bar
+    on stderr when `progress`). on_progress(bytes done, bytes total or None) is called
+    as it goes. Offline or on any failure: a ProclError naming the cache folder, the
+    file to put there and --weights PATH.
+    """
+    if name not in _CNNS:
+        raise ProclError(f"{name!r} has no ImageNet weights; CNN backbones: {', '.join(_CNNS)}")
+    cached = imagenet_cache_file(name)
+    if cached.is_file():
+        return cached
+    weights = imagenet_weights(name)
+    match = torch.hub.HASH_REGEX.search(cached.name)
+    with _DOWNLOAD_LOCK:  # one download at a time (and the progress hook below is global)
+        if cached.is_file():
+            return cached
+        hub = torch.hub
+        original = hub.tqdm
+        if on_progress is not None:
+            class _Reporting(original):  # type: ignore[misc, valid-type]
+                done = 0  # counted here: a disabled bar (progress=False) does not count
+
+                def update(self, n=1):
+                    result = super().update(n)
+                    self.done += int(n or 0)
+                    on_progress(self.done, int(self.total) if self.total else None)
+                    return result
+
+            hub.tqdm = _Reporting
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            hub.download_url_to_file(weights.url, str(cached), match.group(1) if match else None, progress=progress)
+        except (OSError, RuntimeError) as err:  # URLError and HTTPError are OSErrors; a bad hash a RuntimeError
+            reason = getattr(err, "reason", None) or err
+            raise ProclError(
+                f"the ImageNet weights of {name} could not be downloaded from {weights.url} ({reason}). "
+                f"Offline? Copy {cached.name} into {cached.parent} (torch hub's cache; TORCH_HOME moves it), "
+                f"or use --weights PATH (a {name} state_dict file), --weights none (random weights, for "
+                "testing only) or --backbone default (weight-free)"
+            ) from None
+        finally:
+            hub.tqdm = original
+    return cached
+
+
 def feature_dim(name: str) -> int:
     """D of a backbone, known without building it."""
     if name not in NAMES:
@@ -219,14 +284,14 @@ def feature_dim(name: str) -> int:
     return DefaultFeatures.D if name == "default" else _CNNS[name][2]
 
 
-def describe_weights(name: str, weights: str | None = None, check_cache: bool = True) -> str:
+def describe_weights(name: str, weights: str | None = None) -> str:
     """What `get_backbone(name, weights)` will use, checked without building the model.
 
     "none (weight-free)" for `default`; for a CNN: "imagenet (torchvision cache)" when
-    weights is None (or "imagenet") and the file is cached, "random" for "none", else
-    the resolved path of a state_dict file. Raises ProclError naming the alternatives
-    when the weights are not available (check_cache=False: does not look for the
-    ImageNet file, for callers that may not need to build the model).
+    weights is None or "imagenet" (downloaded into the cache when the model is built,
+    see `fetch_imagenet`), "random" for "none", else the resolved path of a state_dict
+    file. Raises ProclError naming the alternatives for an unknown backbone or a
+    missing file.
     """
     if name not in NAMES:
         raise ProclError(f"unknown backbone {name!r}; choose one of: {', '.join(NAMES)}")
@@ -240,19 +305,12 @@ def describe_weights(name: str, weights: str | None = None, check_cache: bool = 
     if weights == "none":
         return RANDOM
     if weights in (None, "imagenet"):
-        cached = imagenet_cache_file(name)
-        if check_cache and not cached.is_file():
-            raise ProclError(
-                f"no ImageNet weights for {name}: {cached} is not there and procl never downloads. "
-                f"Use --weights PATH (a {name} state_dict file), --weights none (random weights, "
-                "for testing only) or --backbone default (weight-free)"
-            )
         return IMAGENET
     path = Path(weights).expanduser()
     if not path.is_file():
         raise ProclError(
-            f"weights file {path} not found; use --weights PATH (a {name} state_dict file), "
-            "--weights none (random weights) or --backbone default (weight-free)"
+            f"weights file {path} not found; use --weights PATH (a {name} state_dict file), --weights imagenet "
+            "(torchvision's ImageNet weights), --weights none (random weights) or --backbone default (weight-free)"
         )
     return str(path.resolve())
 
@@ -280,10 +338,11 @@ class Backbone:
             self.net: nn.Module = DefaultFeatures()
             self.D, self.input_size, self.threads, self.batch_size = DefaultFeatures.D, DEFAULT_INPUT_SIZE, 1, 32
         else:
-            arch, _, self.D = _CNNS[name]
+            arch, _, self.D, _ = _CNNS[name]
             trunk = _CNNTrunk(arch)
             if self.weights == IMAGENET:
-                trunk.load(_load_state(imagenet_cache_file(name)), str(imagenet_cache_file(name)))
+                path = fetch_imagenet(name)
+                trunk.load(_load_state(path), str(path))
             elif self.weights != RANDOM:
                 trunk.load(_load_state(Path(self.weights)), self.weights)
             self.net = trunk
@@ -341,7 +400,8 @@ def _load_state(path: Path) -> dict:
 
 
 def get_backbone(name: str, weights: str | None = None, device: str | torch.device = "auto") -> Backbone:
-    """The backbone `name` (one of NAMES) with `weights` (None: ImageNet from the
-    torchvision cache for CNNs; "none": random CNN weights; or a state_dict PATH) on
-    `device` ("auto": a GPU when there is one, "cpu", "cuda")."""
+    """The backbone `name` (one of NAMES) with `weights` (None or "imagenet": ImageNet
+    weights for CNNs, downloaded into torch hub's cache when missing; "none": random CNN
+    weights; or a state_dict PATH) on `device` ("auto": a GPU when there is one, "cpu",
+    "cuda")."""
     return Backbone(name, weights, device)

@@ -275,7 +275,7 @@ def extract_stream(paths: Sequence[Path], backbone: Backbone, fps: float = 2.0) 
 
 def cache_dir(dataset: Dataset, backbone: str = "default", fps: float = 2.0, weights: str | None = None) -> Path:
     """The cache folder of a dataset's features for these settings (may not exist yet)."""
-    desc = describe_weights(backbone, weights, check_cache=False)
+    desc = describe_weights(backbone, weights)
     return data_dir() / "features" / slug(dataset.spec) / _folder_name(backbone, fps, desc)
 
 
@@ -378,8 +378,8 @@ def load_or_extract(
     if not fps > 0:
         raise ProclError(f"--fps must be positive, got {fps}")
 
-    # ImageNet weights are only needed (and checked) when something must be extracted.
-    weights_desc = describe_weights(backbone, weights, check_cache=False)
+    # ImageNet weights are only needed (and fetched) when something must be extracted.
+    weights_desc = describe_weights(backbone, weights)
     folder = cache_dir(dataset, backbone, fps, weights)
     R, D = 49, feature_dim(backbone)
     settings = {"backbone": backbone, "weights": weights_desc, "fps": float(fps), "R": R, "D": D,
@@ -639,8 +639,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="region feature extractor (default: the weight-free one)")
     parser.add_argument("--fps", type=float, default=2.0, help="sampling rate, frames per second (default 2)")
     parser.add_argument("--weights", default=None,
-                        help="CNN weights: a state_dict PATH, or 'none' for random weights "
-                             "(default: ImageNet weights from the torchvision cache)")
+                        help="CNN weights: 'imagenet' (the default: torchvision's ImageNet weights, downloaded "
+                             "into torch hub's cache when missing), a state_dict PATH, or 'none' for random weights")
     dist.add_device_argument(parser, "the backbone runs")
 
 

@@ -8,11 +8,15 @@ takes the nearest frame. Frames are decoded sequentially: every frame is `grab()
 
 `iter_frames` yields the samples in chunks so that decoding can run in a background
 thread while a backbone processes the previous chunk; `sample_frames` collects them.
+`FrameReader` is the other way in, for viewers: it seeks to the frames asked for and
+decodes only those, so showing one frame of an hour-long video costs one frame.
 """
 from __future__ import annotations
 
 import math
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Iterator
 
@@ -160,3 +164,93 @@ def sample_frames(
     frames = np.concatenate([c[0] for c in chunks])  # [T, H, W, 3]
     times = np.concatenate([c[1] for c in chunks])  # [T]
     return frames, times
+
+
+class FrameReader:
+    """Random access to a video's frames by time, for viewers: seek, decode one, keep a few.
+
+    `frame_at(t)` returns the RGB frame shown at t seconds (frame floor(t * native_fps
+    + 0.5), as `iter_frames` samples it), resized so that its longer side is at most
+    `max_side` (aspect kept; None: full size). A frame that is not the one after the
+    last read is reached by seeking by timestamp (CAP_PROP_POS_MSEC), so the cost of a
+    frame does not grow with the video's length. The last `cache` frames are kept
+    (least recently used out). `reads` counts the frames this reader decoded and
+    returned, `seeks` the seeks. Thread-safe: one reader may serve several sessions.
+    """
+
+    def __init__(self, path: str | os.PathLike, max_side: int | None = 480, cache: int = 24) -> None:
+        self.path = Path(path)
+        self.max_side = max_side
+        self.cache_size = cache
+        self.reads = 0
+        self.seeks = 0
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cap: cv2.VideoCapture | None = _open(self.path)
+        self.fps = _native_fps(self._cap, self.path)
+        self.count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))  # <= 0 when unknown
+        self._next = 0  # the frame a plain read() returns
+
+    def index_at(self, t: float) -> int:
+        """The frame shown at `t` seconds (clamped to the announced last frame)."""
+        index = max(0, math.floor(float(t) * self.fps + 0.5))
+        return min(index, self.count - 1) if self.count > 0 else index
+
+    def frame_at(self, t: float) -> np.ndarray:
+        """The RGB frame [h, w, 3] uint8 shown at `t` seconds; ProclError naming the file
+        when it cannot be decoded."""
+        index = self.index_at(t)
+        with self._lock:
+            frame = self._cache.get(index)
+            if frame is not None:
+                self._cache.move_to_end(index)
+                return frame
+            if self._cap is None:
+                raise ProclError(f"video {self.path}: the reader was closed")
+            ok, bgr = self._read(index)
+            if not ok and self.count > 0 and index >= self.count - _COUNT_SLACK:
+                # announced counts are estimates: the last frames may not exist
+                index = max(0, index - _COUNT_SLACK)
+                ok, bgr = self._read(index)
+            if not ok:
+                raise ProclError(f"video {self.path}: frame {index} (at {t:.2f} s) cannot be decoded")
+            frame = self._resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            if self.cache_size > 0:
+                self._cache[index] = frame
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+            return frame
+
+    def _read(self, index: int) -> tuple[bool, np.ndarray | None]:
+        if index != self._next:
+            self._cap.set(cv2.CAP_PROP_POS_MSEC, 1000.0 * index / self.fps)
+            self.seeks += 1
+        ok, bgr = self._cap.read()
+        self._next = index + 1 if ok else -1  # after a failed read, the position is unknown
+        if ok:
+            self.reads += 1
+        return ok, bgr
+
+    def _resize(self, frame: np.ndarray) -> np.ndarray:
+        h, w = frame.shape[:2]
+        if self.max_side is None or max(h, w) <= self.max_side:
+            return frame
+        scale = self.max_side / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+    def frames_at(self, times) -> np.ndarray:
+        """Frames [n, h, w, 3] at each of `times` (seconds)."""
+        return np.stack([self.frame_at(t) for t in np.asarray(times, dtype=float).reshape(-1)])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._cap is not None:
+                self._cap.release()
+                self._cap = None
+            self._cache.clear()
+
+    def __del__(self) -> None:  # a reader dropped from a cache releases its file
+        cap = getattr(self, "_cap", None)
+        if cap is not None:
+            cap.release()
