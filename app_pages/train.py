@@ -9,7 +9,7 @@ from app_pages import _shared as sh
 from procl import ProclError, explore, jobs, runs, viz
 from procl.data.specs import normalise_spec
 from procl.dist import DEVICES
-from procl.train import BACKGROUND_OPTIONS, TrainConfig
+from procl.train import BACKGROUND_OPTIONS, DEFAULT_EPOCHS, RECIPES, TrainConfig
 
 DEFAULTS = TrainConfig()
 
@@ -75,19 +75,58 @@ lam = c4.number_input("λ (task loss weight)", 0.0, 100.0, 0.5 if multi else 0.0
 lam_slot = c4.empty()
 
 c1, c2, c3, c4 = st.columns(4)
-epochs = c1.number_input("Epochs", 1, 1000, DEFAULTS.epochs, key="tr_epochs")
-epochs_slot = c1.empty()
-seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed")
-background = c3.selectbox("Background", BACKGROUND_OPTIONS, key="tr_background",
-                          help="unselected: a frame whose best state is not one of its task's k is background.")
-run_name = c4.text_input("Run name", key="tr_run", placeholder="automatic",
-                         help="Letters, digits, '.', '_' and '-'; empty: derived from dataset, k and time.")
-run_slot = c4.empty()
+recipe = c1.radio("Recipe", list(RECIPES), horizontal=True, key="tr_recipe",
+                  help="default: procl's recipe; paper: the method as published (every lever of procl off). "
+                       "Each lever can be changed below.")
+lever = RECIPES[recipe]
+epochs = c2.number_input("Epochs (0: automatic)", 0, 1000, 0, key="tr_epochs",
+                         help=f"0: {DEFAULT_EPOCHS}, or more on a small dataset so that the networks see at least "
+                              "the recipe's minimum number of videos.")
+epochs_slot = c2.empty()
+seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed")
+background = c4.selectbox("Background", BACKGROUND_OPTIONS, key=f"tr_background_{recipe}",
+                          index=BACKGROUND_OPTIONS.index(lever["background"]),
+                          help="none: every frame gets a key-step (the paper). unselected: a frame whose best state "
+                               "is not one of its task's k is background. shared: states that every task uses "
+                               "alike (normalised task entropy above the threshold) are background.")
 
-c1, c2, _ = st.columns([1, 1, 2])
-attention = c1.toggle("Spatial attention", True, key="tr_attention", help="Off: the mean over grid cells.")
-pooling = c2.toggle("Learnable pooling", True, key="tr_pooling", disabled=not multi,
+c1, c2, c3, c4 = st.columns(4)
+run_name = c1.text_input("Run name", key="tr_run", placeholder="automatic",
+                         help="Letters, digits, '.', '_' and '-'; empty: derived from dataset, k and time.")
+run_slot = c1.empty()
+attention = c2.toggle("Spatial attention", True, key="tr_attention", help="Off: the mean over grid cells.")
+pooling = c3.toggle("Learnable pooling", True, key="tr_pooling", disabled=not multi,
                     help="Off: uniform pooling weights beta. Only the multi-task classifier pools.")
+with st.expander(f"procl's levers (recipe: {recipe})"):
+    l1, l2, l3, l4 = st.columns(4)
+    region_center = l1.toggle("Region centring", lever["region_center"], key=f"tr_region_center_{recipe}",
+                              help="Subtract each grid cell's median over the video before attention: the scene "
+                                   "goes, what changes stays.")
+    attention_prior = l2.number_input("Attention change prior", 0.0, 100.0, float(lever["attention_prior"]), 1.0,
+                                      key=f"tr_prior_{recipe}",
+                                      help="Weight of each cell's standardised change energy in the attention "
+                                           "scores (0: the paper's SAN).")
+    occupancy = l3.toggle("Occupancy in the classifier", lever["occupancy"], key=f"tr_occupancy_{recipe}",
+                          disabled=not multi, help="The task classifier also sees how much of the video each "
+                                                   "state takes.")
+    center = l4.toggle("Per-video centring", lever["center"], key=f"tr_center_{recipe}",
+                       help="Subtract each video's mean attention feature before k-means, subset selection and "
+                            "the networks.")
+    l1, l2, l3, l4 = st.columns(4)
+    switch_cost = l1.number_input("Switch cost", 0.0, 100.0, float(lever["switch_cost"]), 0.5,
+                                  key=f"tr_switch_{recipe}",
+                                  help="Viterbi decoding of the timelines: the cost of a change of key-step "
+                                       "(0: each frame on its own, as the paper).")
+    ordered = l2.toggle("Ordered decoding", lever["ordered"], key=f"tr_ordered_{recipe}",
+                        help="Decode each task's key-steps in their typical order, each at most once.")
+    time_weight = l3.number_input("Time weight", 0.0, 100.0, float(lever["time_weight"]), 0.5,
+                                  key=f"tr_time_{recipe}",
+                                  help="Relative time in the teacher's space (0: none): states then group frames "
+                                       "that look alike and happen at a similar point of the procedure.")
+    min_steps = l4.number_input("Least videos trained on", 0, 10**7, int(lever["min_steps"]), 100,
+                                key=f"tr_min_steps_{recipe}",
+                                help="With automatic epochs: more epochs on a small dataset until the networks "
+                                     "have trained on this many videos in all.")
 with st.expander("Features and network"):
     a1, a2, a3, a4 = st.columns(4)
     backbone = a1.selectbox("Backbone", ["default", "vgg19", "resnet50", "resnet18"], key="tr_backbone")
@@ -103,9 +142,6 @@ with st.expander("Features and network"):
                                  "no weights.").strip()
     weights_slot = st.empty()
     b1, b2, b3, _ = st.columns([1, 1, 1, 1])
-    center = b1.toggle("Per-video centring", DEFAULTS.center, key="tr_center",
-                       help="Subtract each video's mean attention feature before k-means, subset selection "
-                            "and the networks (procl's addition; off = the paper's exact form, see README).")
     ranking = b2.toggle("Subset-selection supervision", DEFAULTS.ranking, key="tr_ranking",
                         help="Off: task labels only, no ranking loss (the paper's Fig. 2 ablation; needs λ > 0).")
     device = b3.selectbox("Device", DEVICES, key="tr_device",
@@ -132,11 +168,13 @@ if name:
     except ProclError as err:
         errors["run"] = str(err)
 
-cfg = TrainConfig(dataset=spec or "synthetic", k=int(k), M=int(M), lam=float(lam), epochs=int(epochs),
-                  setting=setting, attention=attention, learnable_pooling=pooling or not multi,
+cfg = TrainConfig(dataset=spec or "synthetic", k=int(k), M=int(M), lam=float(lam), epochs=int(epochs) or None,
+                  setting=setting, recipe=recipe, attention=attention, learnable_pooling=pooling or not multi,
                   background=background, seed=int(seed), backbone=backbone, weights=weights, fps=float(fps),
-                  width=int(width), refresh_every=int(refresh), center=center, ranking=ranking,
-                  device=device).resolved()
+                  width=int(width), refresh_every=int(refresh), ranking=ranking, device=device,
+                  region_center=region_center, attention_prior=float(attention_prior), center=center,
+                  occupancy=occupancy, switch_cost=float(switch_cost), ordered=ordered,
+                  time_weight=float(time_weight), min_steps=int(min_steps)).resolved()
 try:
     cfg.validate()
 except ProclError as err:

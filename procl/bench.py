@@ -549,7 +549,8 @@ def inference_speed(b: Bench) -> dict:
     for n in sorted({b.train_threads, b.cores}):
         with threads(n):
             times = _timed(lambda: predict_video(loaded.nets[unit], y, tasks, loaded.selected[unit],
-                                                 loaded.centers[unit], tasks[0]), b.plan.timing_reps)
+                                                 loaded.centers[unit], tasks[0], **loaded.decoding(unit)),
+                           b.plan.timing_reps)
         ms[n] = 1000 * statistics.median(times)
     return {"frames": len(y), "ms": ms[b.train_threads], "threads": b.train_threads, "ms_by_threads": ms}
 
@@ -572,7 +573,7 @@ def _epoch_cost(b: Bench, cfg, base: dict[str, torch.Tensor], task_of_base: dict
     task_of = {vid: task_of_base[vid.rsplit("~", 1)[0]] for vid in ys}
     unit = Unit("all", list(b.dataset.tasks), list(ys))
     torch.manual_seed(0)
-    net = ProcedureNet(net_config(cfg, b.features, unit))
+    net = ProcedureNet(net_config(cfg, b.features.D, len(unit.tasks)))
     opt = torch.optim.RMSprop(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     refresh_teacher(cfg, net, unit, ys, task_of)  # the cold first refresh is no epoch's
     best: dict[str, float] = {}

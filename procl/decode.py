@@ -36,3 +36,116 @@ def viterbi(logp: np.ndarray, switch_cost: float) -> np.ndarray:
     for t in range(T - 1, 0, -1):
         path[t - 1] = back[t, path[t]]
     return path
+
+
+def decode_states(
+    logp: np.ndarray, selected: list[int], background: list[int] = (), switch_cost: float = 0.0,
+    ordered: bool = False,
+) -> np.ndarray:
+    """Per-frame labels among a task's selected states, or -1 for background.
+
+    logp [T, M]: log-probabilities (or log-likelihoods) of every state at every frame.
+    The labels are the `selected` states plus one background label whose score is the
+    best of the `background` states' (the max, not their sum: an undecided network
+    would otherwise call everything background just because there are several
+    background states); `viterbi` with `switch_cost` (0: per-frame argmax) picks them.
+    With `ordered`, `selected` is in the task's typical order (`typical_order`) and
+    `viterbi_ordered` keeps the key-steps in it, each at most once.
+    Returns [T] state indices, -1 where background wins.
+    """
+    selected = np.asarray(selected, dtype=np.int64)
+    scores = logp[:, selected]  # [T, k]
+    bg = logp[:, list(background)].max(1) if len(background) else None  # [T]
+    if ordered:
+        z = viterbi_ordered(scores, bg, switch_cost)
+    else:
+        if bg is not None:
+            scores = np.concatenate([scores, bg[:, None]], 1)
+        z = viterbi(scores, switch_cost) if switch_cost > 0 else scores.argmax(1)
+    return np.append(selected, -1)[z]
+
+
+def typical_order(labels: list[np.ndarray], selected: list[int]) -> list[int]:
+    """The selected states sorted by where they typically happen in a task's videos.
+
+    labels: per video, each frame's state (the teacher's pseudo-labels). A state's place
+    in a video is the mean relative time (t / T) of its frames there; its typical place
+    is the median over the videos where it occurs. States that never occur go last, in
+    the given order.
+    """
+    places: dict[int, list[float]] = {int(s): [] for s in selected}
+    for lab in labels:
+        lab = np.asarray(lab)
+        if not len(lab):
+            continue
+        rel = (np.arange(len(lab)) + 0.5) / len(lab)
+        for s in places:
+            hit = lab == s
+            if hit.any():
+                places[s].append(float(rel[hit].mean()))
+    return sorted(places, key=lambda s: (not places[s], float(np.median(places[s])) if places[s] else 0.0))
+
+
+def distance_loglik(dist: np.ndarray, selected: list[int], background: list[int] = ()) -> np.ndarray:
+    """The teacher's per-frame scores from its distances [T, M] to the states: -d / tau.
+
+    tau is the median over the video's frames of the distance to the nearest state of
+    the task (selected or background), so a switch cost means the same whatever the
+    features' scale: one unit is a typical frame-to-state distance.
+    """
+    allowed = np.asarray(list(selected) + list(background), dtype=np.int64)
+    tau = float(np.median(dist[:, allowed].min(1))) if len(dist) else 1.0
+    return -dist / max(tau, 1e-6)
+
+
+def viterbi_ordered(scores: np.ndarray, background: np.ndarray | None, switch_cost: float) -> np.ndarray:
+    """Like `viterbi`, but the key-steps come in the order of scores' columns, each at most
+    once (any may be skipped), with background anywhere between them.
+
+    scores [T, k]: per-frame scores of k key-steps, sorted in their typical order;
+    background [T] or None: the background label's score. Returns [T] labels in 0..k-1,
+    or k for background. The states of the lattice are "in key-step j" and "in
+    background after key-step j" (j = -1 before the first); a move forward costs
+    `switch_cost`, staying is free. O(T k^2)... O(T k) with running maxima.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    T, k = scores.shape
+    if T == 0:
+        return np.zeros(0, dtype=np.int64)
+    bgs = np.full(T, -np.inf) if background is None else np.asarray(background, dtype=np.float64)
+    NEG = -np.inf
+    # lattice columns: 0..k-1 = key-step j; k..2k = background after step j-1 (k + 0 = before any)
+    n = 2 * k + 1
+    emit = np.concatenate([scores, np.repeat(bgs[:, None], k + 1, 1)], 1)  # [T, n]
+    score = np.full(n, NEG)
+    score[:k] = scores[0]
+    score[k] = bgs[0]
+    back = np.zeros((T, n), dtype=np.int64)
+    idx = np.arange(n)
+    for t in range(1, T):
+        new = score.copy()  # staying
+        arg = idx.copy()
+        # best "finished up to step j" = max over key-step j' <= j and background after j' <= j
+        done = np.maximum(score[:k], score[k + 1:])  # [k]: in step j, or in background after step j
+        done_arg = np.where(score[:k] >= score[k + 1:], np.arange(k), np.arange(k) + k + 1)
+        # entering key-step j from anything finished before j (or from the start background)
+        prev = np.concatenate([[score[k]], done[:-1]])  # [k]: best state that lets step j come next
+        prev_arg = np.concatenate([[k], done_arg[:-1]])
+        run_max = np.maximum.accumulate(prev)
+        run_arg = prev_arg[np.array([int(np.argmax(prev[: j + 1])) for j in range(k)])]
+        enter = run_max - switch_cost
+        better = enter > new[:k]
+        new[:k] = np.where(better, enter, new[:k])
+        arg[:k] = np.where(better, run_arg, arg[:k])
+        # entering background after step j from key-step j
+        into_bg = score[:k] - switch_cost
+        better = into_bg > new[k + 1:]
+        new[k + 1:] = np.where(better, into_bg, new[k + 1:])
+        arg[k + 1:] = np.where(better, np.arange(k), arg[k + 1:])
+        back[t] = arg
+        score = new + emit[t]
+    path = np.empty(T, dtype=np.int64)
+    path[-1] = int(np.argmax(score))
+    for t in range(T - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return np.where(path < k, path, k)

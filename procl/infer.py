@@ -24,9 +24,10 @@ from procl import ProclError, metrics, runs
 from procl.data import Dataset
 from procl.features.types import FeatureSet
 from procl.io import write_json, write_text
-from procl.model import NetConfig, ProcedureNet
+from procl.model import ProcedureNet
 from procl.dist import add_device_argument, resolve_device
-from procl.selection import nearest_state
+from procl.decode import decode_states, distance_loglik
+from procl.selection import nearest_state, pairwise_distances
 
 PREDICT_COLUMNS = ["video", "task", "pred_task", "frame", "time", "state", "step", "teacher", "gt", "name"]
 
@@ -54,6 +55,15 @@ class LoadedRun:
     units: dict[str, list[str]]  # unit -> tasks
     centers: dict[str, np.ndarray]  # unit -> [M, D]
     selected: dict[str, dict[str, list[int]]]  # unit -> task -> states
+    decoding_states: dict[str, dict]  # unit -> {"background": states, "order": {task: states}}
+    train_config: "TrainConfig"  # the run's settings, resolved (old runs: the paper's recipe)
+
+    def decoding(self, unit: str) -> dict:
+        """How predict_video turns scores into labels for this run's network `unit`."""
+        cfg = self.train_config
+        d = self.decoding_states.get(unit, {})
+        return {"background": cfg.background, "background_states": d.get("background", []),
+                "switch_cost": cfg.switch_cost, "order": d.get("order") if cfg.ordered else None}
 
     def unit_of(self, task: str) -> str:
         for key, tasks in self.units.items():
@@ -68,28 +78,34 @@ def load_run(run: str | Path, device: str = "cpu") -> LoadedRun:
     config = runs.read_config(path)
     state = runs.load_torch(path / "model.pt")
     centers, selected = runs.load_states(path)
-    feats = config["features"]
+    from procl.train import config_from_saved, net_config
+
+    cfg = config_from_saved(config).resolved()
     nets = nn.ModuleDict()
     for key, tasks in config["units"].items():
-        nets[key] = ProcedureNet(NetConfig(
-            D=feats["D"], M=config["M"], n_tasks=len(tasks), width=config["width"],
-            attention=config["attention"], learnable_pooling=config["learnable_pooling"],
-            classifier=config["setting"] == "multi", center=config.get("center", False),
-        ))
+        nets[key] = ProcedureNet(net_config(cfg, config["features"]["D"], len(tasks)))
     try:
         nets.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:
         raise ProclError(f"{path / 'model.pt'} does not fit run {path.name}'s config ({err}); is it from another run?") from err
     nets.eval().to(resolve_device(device))
-    return LoadedRun(path, config, nets, config["units"], centers, selected)
+    return LoadedRun(path, config, nets, config["units"], centers, selected, runs.load_decoding(path), cfg)
 
 
 @torch.no_grad()
 def predict_video(
     net: ProcedureNet, y: np.ndarray, tasks: list[str], selected: dict[str, list[int]],
-    centers: np.ndarray, true_task: str, background: str = "none",
+    centers: np.ndarray, true_task: str, background: str = "none", background_states: list[int] = (),
+    switch_cost: float = 0.0, order: dict[str, list[int]] | None = None,
 ) -> dict:
-    """The network's outputs for one video's region features y [T, R, D]."""
+    """The network's outputs for one video's region features y [T, R, D], and its labels.
+
+    Student: log p over the predicted task's selected states (and the background
+    states, pooled into one background label); teacher: -distance to the true task's
+    ones (`procl.decode.distance_loglik`). Both decoded by `procl.decode.decode_states`
+    (Viterbi with `switch_cost`; 0 is the per-frame argmax of the paper; with `order`,
+    task -> its selected states in typical order, the key-steps keep that order).
+    """
     net.eval()
     out = net(torch.from_numpy(np.asarray(y, dtype=np.float32)).to(next(net.parameters()).device))
     out = type(out)(**{k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in vars(out).items()})
@@ -100,14 +116,20 @@ def predict_video(
         probs = np.array([1.0 if t == true_task else 0.0 for t in tasks])
         pred_task = true_task
     p = out.p.numpy()  # [T, M]
-    sel = np.array(selected[pred_task])
-    states = sel[p[:, sel].argmax(1)]
-    f = out.f.numpy()
-    teacher_sel = np.array(selected.get(true_task, selected[pred_task]))
-    teacher = nearest_state(f, centers, allowed=teacher_sel)
+    order = order or {}
+    sel = np.array(order.get(pred_task, selected[pred_task]))
+    bg = list(background_states) if background == "shared" else []
+    ordered = pred_task in order
+    states = decode_states(np.log(np.maximum(p, 1e-30)), sel, bg, switch_cost, ordered=ordered)
+    x = out.x.numpy()  # the teacher's space
+    teacher_task = true_task if true_task in selected else pred_task
+    teacher_sel = np.array(order.get(teacher_task, selected[teacher_task]))
+    dist = pairwise_distances(x, centers)  # [T, M]
+    teacher = decode_states(distance_loglik(dist, teacher_sel, bg), teacher_sel, bg, switch_cost,
+                            ordered=teacher_task in order)
     if background == "unselected":
         states = np.where(np.isin(p.argmax(1), sel), states, -1)
-        teacher = np.where(np.isin(nearest_state(f, centers), teacher_sel), teacher, -1)
+        teacher = np.where(np.isin(nearest_state(x, centers), teacher_sel), teacher, -1)
     return {
         "task_probs": probs, "pred_task": pred_task, "p": p, "alpha": out.alpha.numpy(),
         "beta": None if out.beta is None else out.beta.numpy(), "states": states, "teacher": teacher,
@@ -134,7 +156,7 @@ def predict_dataset(
         unit = loaded.unit_of(video.task) if video.task in all_tasks else next(iter(loaded.units))
         tasks = loaded.units[unit]
         r = predict_video(loaded.nets[unit], vf.feats, tasks, loaded.selected[unit], loaded.centers[unit],
-                          video.task, loaded.config["background"])
+                          video.task, **loaded.decoding(unit))
         probs = np.zeros(len(all_tasks))
         probs[[all_tasks.index(t) for t in tasks]] = r["task_probs"]
         out.append(VideoPrediction(

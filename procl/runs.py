@@ -5,7 +5,8 @@ Files (every one written to a temporary name and renamed into place):
   status.json    state (queued/running/done/failed/cancelled), epoch, step, losses, timings, pid
   model.pt       state_dict of the network(s), loaded with torch.load(weights_only=True)
   resume.pt      model + optimizer + teacher state after the last completed epoch (for --resume)
-  states.npz     k-means centers and the per-task selected states
+  states.npz     k-means centers; selected.json the per-task selected states;
+  decoding.json  per network, the background states and each task's key-steps in typical order
   metrics.json   the metric protocol's figures (procl.metrics) and the baselines
   predictions.csv  one row per scored frame (the `predict` columns)
   outputs/<video>.npz  per-video arrays the app shows: attention, state probabilities,
@@ -206,10 +207,16 @@ def load_torch(path: Path) -> Any:
         ) from err
 
 
-def save_states(run: Path, centers: dict[str, np.ndarray], selected: dict[str, dict[str, list[int]]]) -> None:
-    """centers: unit -> [M, D]; selected: unit -> task -> k state indices in pick order."""
+def save_states(run: Path, centers: dict[str, np.ndarray], selected: dict[str, dict[str, list[int]]],
+                background: dict[str, list[int]] | None = None,
+                order: dict[str, dict[str, list[int]]] | None = None) -> None:
+    """centers: unit -> [M, D]; selected: unit -> task -> k state indices in pick order;
+    background: unit -> the background states (procl's "shared" background);
+    order: unit -> task -> the selected states in their typical order (for decoding)."""
     arrays = {f"centers/{u}": c for u, c in centers.items()}
     write_npz(Path(run) / "states.npz", **arrays)
+    write_json(Path(run) / "decoding.json", {u: {"background": (background or {}).get(u, []),
+                                                 "order": (order or {}).get(u, {})} for u in centers})
     write_json(Path(run) / "selected.json", selected)
 
 
@@ -222,6 +229,20 @@ def load_states(run: Path) -> tuple[dict[str, np.ndarray], dict[str, dict[str, l
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
         raise ProclError(f"the states of run {run} are missing or damaged ({err})") from err
     return centers, selected
+
+
+def load_decoding(run: Path) -> dict[str, dict]:
+    """unit -> {"background": [states], "order": {task: [states]}} ({} for runs made
+    before procl decoded with them)."""
+    path = Path(run) / "decoding.json"
+    if not path.exists():
+        return {}
+    try:
+        return {u: {"background": [int(s) for s in d.get("background", [])],
+                    "order": {t: [int(s) for s in o] for t, o in d.get("order", {}).items()}}
+                for u, d in read_json(path).items()}
+    except (OSError, ValueError, AttributeError, TypeError) as err:
+        raise ProclError(f"{path} is damaged ({err}); retrain the run or delete the file") from err
 
 
 def outputs_path(run: Path, video_id: str) -> Path:

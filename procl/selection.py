@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -151,7 +152,48 @@ class Selection:
     labels: list[np.ndarray]
 
 
-def subset_selection(videos: list[np.ndarray], centers: np.ndarray, k: int) -> Selection:
+BACKGROUND_MAX_SHARE = 0.6  # background states hold at most this share of the frames
+
+
+def background_states(states: np.ndarray, task_of_frame: np.ndarray, n_tasks: int, M: int,
+                      threshold: float = 0.9, max_share: float = BACKGROUND_MAX_SHARE) -> list[int]:
+    """The latent states that every task uses alike: background (procl's addition).
+
+    states: [N] each training frame's nearest state; task_of_frame: [N] its video's task
+    index (0 .. n_tasks-1). For each state, q[a] is the share of task a's frames it
+    holds; p(a | state) = q[a] / sum(q) weighs every task alike whatever its size. A
+    state whose p(a | state) has normalised entropy H / log(n_tasks) above `threshold`
+    tells no task apart: it is what the videos of all tasks show between key-steps
+    (an idle hand, the scene), and subset selection should not spend a key-step on it.
+    Fewer than 3 tasks: none (with two, a step shared unevenly already looks even).
+    The most even states come first, and they stop before they hold more than
+    `max_share` of the frames (each task weighing alike): early in training, or with
+    very few videos, most states are still shared, and all frames would be background.
+    """
+    if n_tasks < 3 or len(states) == 0:
+        return []
+    counts = np.zeros((M, n_tasks))
+    np.add.at(counts, (np.asarray(states), np.asarray(task_of_frame)), 1.0)
+    return states_used_evenly(counts, threshold, max_share)
+
+
+def states_used_evenly(counts: np.ndarray, threshold: float, max_share: float = 1.0) -> list[int]:
+    """States (rows of counts [M, A] of frames per task) with normalised task entropy >
+    threshold, most even first, while their mean share of the tasks' frames <= max_share."""
+    q = counts / np.maximum(counts.sum(0, keepdims=True), 1.0)  # [M, A] share of each task's frames
+    p = q / np.maximum(q.sum(1, keepdims=True), 1e-12)
+    H = -(p * np.log(np.where(p > 0, p, 1.0))).sum(1) / np.log(counts.shape[1])  # [M]
+    chosen, share = [], 0.0
+    for m in np.argsort(-H, kind="stable"):
+        if H[m] <= threshold or counts[m].sum() == 0 or share + q[m].mean() > max_share:
+            break
+        chosen.append(int(m))
+        share += q[m].mean()
+    return sorted(chosen)
+
+
+def subset_selection(videos: list[np.ndarray], centers: np.ndarray, k: int,
+                     background: Sequence[int] = ()) -> Selection:
     """Greedy facility location for Eq. 2 over one task's videos.
 
     J_a(S) = sum_l (1/T_l) sum_t min_{i in S} ||f_t^l - x_i||_2. Starting from S = {},
@@ -160,13 +202,18 @@ def subset_selection(videos: list[np.ndarray], centers: np.ndarray, k: int) -> S
     Candidate costs are summed in float64 (a float32 sum over a million frames is off
     in the 4th digit), so the picks do not depend on how the frames are split.
 
-    videos:  list of [T_l, D] attention features of the task's videos.
-    centers: [M, D] latent states.
+    videos:     list of [T_l, D] attention features of the task's videos.
+    centers:    [M, D] latent states.
+    background: states that represent the background (`background_states`): they
+                count as already chosen in J_a, so no key-step is spent on frames they
+                explain, are never picked, and a frame nearest to one of them gets it as
+                its pseudo-label (background).
     """
-    return _select(videos, centers, k, distributed=False)
+    return _select(videos, centers, k, background, distributed=False)
 
 
-def subset_selection_distributed(videos: list[np.ndarray], centers: np.ndarray, k: int) -> Selection:
+def subset_selection_distributed(videos: list[np.ndarray], centers: np.ndarray, k: int,
+                                 background: Sequence[int] = ()) -> Selection:
     """`subset_selection` over the videos of every rank, each rank holding some of them.
 
     videos: THIS rank's videos of the task (possibly none); centers: [M, D], the same
@@ -178,16 +225,18 @@ def subset_selection_distributed(videos: list[np.ndarray], centers: np.ndarray, 
     numbers per pick cross between ranks; frames never do. One process: the same as
     `subset_selection`.
     """
-    return _select(videos, centers, k, distributed=True)
+    return _select(videos, centers, k, background, distributed=True)
 
 
 _CHUNK = 16384  # frames per block of the pick loop: [M, chunk] stays in cache
 
 
-def _select(videos: list[np.ndarray], centers: np.ndarray, k: int, distributed: bool) -> Selection:
+def _select(videos: list[np.ndarray], centers: np.ndarray, k: int, background: Sequence[int],
+            distributed: bool) -> Selection:
     M = centers.shape[0]
-    if not 1 <= k <= M:
-        raise ProclError(f"k={k} must be between 1 and M={M}")
+    background = sorted({int(b) for b in background})
+    if not 1 <= k <= M - len(background):
+        raise ProclError(f"k={k} must be between 1 and M={M} less the {len(background)} background state(s)")
     reduce = _all_reduce if distributed else (lambda t, what: t)
     if int(reduce(torch.tensor([len(videos)], dtype=torch.int64), "counting the task's videos")[0]) == 0:
         raise ProclError("subset selection needs at least one video of the task")
@@ -199,6 +248,8 @@ def _select(videos: list[np.ndarray], centers: np.ndarray, k: int, distributed: 
     else:
         dist = torch.zeros((M, 0), dtype=torch.float32)
     current = torch.full((N,), float("inf"))  # each frame's distance to its nearest selected state
+    if background and N:
+        current = dist[background].min(0).values.clone()
     buf = torch.empty((M, min(N, _CHUNK)), dtype=torch.float32)
 
     selected: list[int] = []
@@ -210,14 +261,14 @@ def _select(videos: list[np.ndarray], centers: np.ndarray, k: int, distributed: 
             block = torch.minimum(current[None, s:e], dist[:, s:e], out=buf[:, : e - s])
             cand += block.mul_(weights[None, s:e]).double().sum(1)
         cand = reduce(cand, "summing the candidate costs of subset selection")
-        if selected:
-            cand[selected] = float("inf")
+        if selected or background:
+            cand[selected + background] = float("inf")
         j = int(torch.argmin(cand))
         selected.append(j)
         costs.append(float(cand[j]))
         torch.minimum(current, dist[j], out=current)
 
-    chosen = torch.tensor(selected)
+    chosen = torch.tensor(selected + background)
     nearest = chosen[dist[chosen].argmin(dim=0)].numpy() if N else np.zeros(0, np.int64)  # [N]
     labels = np.split(nearest, np.cumsum(lengths)[:-1]) if len(lengths) else []
     return Selection(selected=selected, costs=costs, labels=labels)

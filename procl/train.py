@@ -21,7 +21,7 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -37,29 +37,46 @@ from procl.features.types import FeatureSet
 from procl.io import write_json
 from procl.model import NetConfig, ProcedureNet, classification_loss, ranking_loss
 from procl.paths import slug
-from procl.selection import fit_states, subset_selection
+from procl.decode import typical_order
+from procl.selection import background_states, fit_states, nearest_state, subset_selection
 
 SETTINGS = ("multi", "single")
 # One video per step makes every op small: one thread is fastest, and several threads
 # slow to a crawl when other processes share the cores.
 TRAIN_THREADS = 1
-BACKGROUND_OPTIONS = ("none", "unselected")
+BACKGROUND_OPTIONS = ("none", "unselected", "shared")
+
+# The levers procl adds to the paper's method, and their values in each recipe. "paper"
+# is the method as published (every lever off); "default" is procl's recipe, each lever
+# measured against the paper's recipe in `procl bench` (README, "Choices procl makes").
+LEVERS = ("region_center", "attention_prior", "center", "background", "occupancy", "switch_cost", "ordered",
+          "time_weight", "min_steps")
+RECIPES: dict[str, dict] = {
+    "paper": {"region_center": False, "attention_prior": 0.0, "center": False, "background": "none",
+              "occupancy": False, "switch_cost": 0.0, "ordered": False, "time_weight": 0.0, "min_steps": 0},
+    "default": {"region_center": True, "attention_prior": 10.0, "center": False, "background": "shared",
+                "occupancy": True, "switch_cost": 1.0, "ordered": False, "time_weight": 0.0, "min_steps": 1600},
+}
+DEFAULT_EPOCHS = 20
 
 
 @dataclass
 class TrainConfig:
-    """Every setting of a run (saved as config.json). None means "the setting's default"."""
+    """Every setting of a run (saved as config.json). None means "the setting's or the
+    recipe's default" (`resolved`)."""
 
     dataset: str = "synthetic"
     k: int = 7
     M: int | None = None  # latent states: 50 multi-task, 30 single-task (Sec. 3.1)
     lam: float | None = None  # weight of L_ce: 0.5 multi-task, 0 single-task (Eq. 6)
-    epochs: int = 20
+    epochs: int | None = None  # None: DEFAULT_EPOCHS, more when min_steps asks for them
     setting: str = "multi"
+    recipe: str = "default"  # "default" (procl's) or "paper" (as published); fills the levers below
     attention: bool = True
     learnable_pooling: bool = True
     ranking: bool = True  # False: task labels only, no subset-selection supervision (Fig. 2)
-    background: str = "none"
+    background: str | None = None  # none | unselected | shared (states all tasks use alike)
+    background_threshold: float = 0.9  # "shared": normalised task entropy above which a state is background
     seed: int = 0
     backbone: str = "default"
     weights: str | None = None
@@ -68,23 +85,36 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     refresh_every: int = 0  # extra teacher refresh every N videos; 0 = once per epoch
-    center: bool = True  # subtract each video's mean attention feature (procl's addition)
+    region_center: bool | None = None  # subtract each cell's median over the video before attention
+    attention_prior: float | None = None  # weight of the change prior in the SAN (0 = the paper's SAN)
+    center: bool | None = None  # subtract each video's mean attention feature
+    occupancy: bool | None = None  # the TCN also sees how much of the video each state takes
+    switch_cost: float | None = None  # Viterbi decoding of student and teacher (0 = per-frame argmax)
+    ordered: bool | None = None  # decode the key-steps in each task's typical order, each at most once
+    time_weight: float | None = None  # relative time in the teacher's space, in units of the features' spread
+    min_steps: int | None = None  # with epochs None: train at least this many videos (small datasets)
     device: str = "auto"  # "auto" (cuda when available), "cpu" or "cuda"
 
     def resolved(self) -> "TrainConfig":
         multi = self.setting == "multi"
+        if self.recipe not in RECIPES:
+            raise ProclError(f"recipe {self.recipe!r} is not one of {', '.join(RECIPES)}")
+        levers = {name: value if (value := getattr(self, name)) is not None else RECIPES[self.recipe][name]
+                  for name in LEVERS}
         return TrainConfig(**{
-            **asdict(self),
+            **asdict(self), **levers,
             "M": self.M if self.M is not None else (50 if multi else 30),
             "lam": self.lam if self.lam is not None else (0.5 if multi else 0.0),
         })
 
     def validate(self) -> None:
-        """Reject bad values before any long work starts."""
+        """Reject bad values before any long work starts (on a resolved config)."""
         if self.setting not in SETTINGS:
             raise ProclError(f"setting {self.setting!r} is not one of {', '.join(SETTINGS)}")
         if self.background not in BACKGROUND_OPTIONS:
             raise ProclError(f"background {self.background!r} is not one of {', '.join(BACKGROUND_OPTIONS)}")
+        if not 0.0 < self.background_threshold < 1.0:
+            raise ProclError(f"background threshold {self.background_threshold} must lie between 0 and 1")
         if self.M is None or self.M < 1:
             raise ProclError(f"M={self.M}: the number of latent states must be at least 1")
         if self.k < 1:
@@ -93,13 +123,34 @@ class TrainConfig:
             raise ProclError(f"k={self.k} is larger than M={self.M}: k key-steps are chosen among M states")
         if self.lam is None or self.lam < 0 or not math.isfinite(self.lam):
             raise ProclError(f"lambda={self.lam} must be a number >= 0")
-        if self.epochs < 1:
+        if self.epochs is not None and self.epochs < 1:
             raise ProclError(f"epochs={self.epochs} must be at least 1")
         if self.width < 1 or self.fps <= 0 or self.lr <= 0 or self.refresh_every < 0:
             raise ProclError("width, fps and lr must be positive and refresh_every >= 0")
+        if self.switch_cost < 0 or not math.isfinite(self.switch_cost) or self.attention_prior < 0:
+            raise ProclError(f"switch cost {self.switch_cost} and attention prior {self.attention_prior} "
+                             "must be numbers >= 0")
         if not self.ranking and self.lam == 0:
             raise ProclError("--no-ranking with lambda=0 leaves nothing to train: give --lam > 0")
         resolve_device(self.device)  # an unknown device, or cuda on a machine without one
+
+    def epochs_for(self, videos_per_epoch: int) -> int:
+        """The epochs to train: as given, or DEFAULT_EPOCHS and more on a small dataset, so
+        that at least min_steps videos are trained on (a dataset of 12 videos otherwise
+        gets 240 optimizer steps: too few for the classifier to learn anything)."""
+        if self.epochs is not None:
+            return self.epochs
+        return max(DEFAULT_EPOCHS, math.ceil((self.min_steps or 0) / max(videos_per_epoch, 1)))
+
+
+def config_from_saved(saved: dict) -> TrainConfig:
+    """The TrainConfig of a run's config.json (runs made before recipes are "paper" runs
+    with the per-video centring they had)."""
+    names = {f.name for f in fields(TrainConfig)}
+    values = {k: v for k, v in saved.items() if k in names}
+    if "recipe" not in saved:
+        values.update(recipe="paper", center=saved.get("center", False))
+    return TrainConfig(**values)
 
 
 @dataclass
@@ -112,6 +163,7 @@ class Unit:
     centers: np.ndarray | None = None  # [M, D]
     selected: dict[str, list[int]] = field(default_factory=dict)  # task -> k states
     labels: dict[str, torch.Tensor] = field(default_factory=dict)  # video -> [T] pseudo-labels
+    background: list[int] = field(default_factory=list)  # states all tasks use alike (background "shared")
 
 
 def make_units(cfg: TrainConfig, dataset: Dataset, features: FeatureSet) -> list[Unit]:
@@ -136,17 +188,19 @@ def make_units(cfg: TrainConfig, dataset: Dataset, features: FeatureSet) -> list
     return units
 
 
-def net_config(cfg: TrainConfig, features: FeatureSet, unit: Unit) -> NetConfig:
+def net_config(cfg: TrainConfig, D: int, n_tasks: int) -> NetConfig:
+    """The network of a (resolved) run config: one place for train, infer and bench."""
     return NetConfig(
-        D=features.D, M=cfg.M, n_tasks=len(unit.tasks), width=cfg.width,
+        D=D, M=cfg.M, n_tasks=n_tasks, width=cfg.width,
         attention=cfg.attention, learnable_pooling=cfg.learnable_pooling,
-        classifier=cfg.setting == "multi", center=cfg.center,
+        classifier=cfg.setting == "multi", center=cfg.center, region_center=cfg.region_center,
+        attention_prior=cfg.attention_prior, occupancy=cfg.occupancy, time_weight=cfg.time_weight,
     )
 
 
 def build_networks(cfg: TrainConfig, features: FeatureSet, units: list[Unit]) -> nn.ModuleDict:
     torch.manual_seed(cfg.seed)
-    nets = nn.ModuleDict({u.key: ProcedureNet(net_config(cfg, features, u)) for u in units})
+    nets = nn.ModuleDict({u.key: ProcedureNet(net_config(cfg, features.D, len(u.tasks))) for u in units})
     return nets.to(resolve_device(cfg.device))
 
 
@@ -154,19 +208,25 @@ def build_networks(cfg: TrainConfig, features: FeatureSet, units: list[Unit]) ->
 def attention_features(net: ProcedureNet, ys: dict[str, torch.Tensor], ids: list[str]) -> dict[str, np.ndarray]:
     net.eval()
     device = next(net.parameters()).device
-    return {vid: net.attend(ys[vid].to(device))[0].cpu().numpy() for vid in ids}
+    return {vid: net.teacher_space(net.attend(ys[vid].to(device))[0]).cpu().numpy() for vid in ids}
 
 
 def refresh_teacher(
     cfg: TrainConfig, net: ProcedureNet, unit: Unit, ys: dict[str, torch.Tensor], task_of: dict[str, str]
 ) -> dict:
-    """Attention features -> k-means refresh -> subset selection per task -> pseudo-labels."""
+    """Attention features -> k-means refresh -> background states -> subset selection per
+    task -> pseudo-labels (a background state's frames keep it as their label)."""
     f = attention_features(net, ys, unit.videos)
-    unit.centers = fit_states(np.concatenate([f[v] for v in unit.videos]), cfg.M, init=unit.centers, seed=cfg.seed)
+    X = np.concatenate([f[v] for v in unit.videos])
+    unit.centers = fit_states(X, cfg.M, init=unit.centers, seed=cfg.seed)
+    if cfg.background == "shared":
+        task_index = np.concatenate([np.full(len(f[v]), unit.tasks.index(task_of[v])) for v in unit.videos])
+        unit.background = background_states(nearest_state(X, unit.centers), task_index, len(unit.tasks), cfg.M,
+                                            cfg.background_threshold)
     costs = {}
     for task in unit.tasks:
         ids = [v for v in unit.videos if task_of[v] == task]
-        sel = subset_selection([f[v] for v in ids], unit.centers, cfg.k)
+        sel = subset_selection([f[v] for v in ids], unit.centers, cfg.k, background=unit.background)
         unit.selected[task] = sel.selected
         costs[task] = sel.costs[-1]
         for vid, lab in zip(ids, sel.labels):
@@ -242,7 +302,7 @@ def train(
             raise ProclError("--resume needs --run NAME (the run to continue)")
         path = runs.run_dir(run)
         saved = runs.read_config(path)
-        cfg = TrainConfig(**{f.name: saved[f.name] for f in fields(TrainConfig) if f.name in saved})
+        cfg = config_from_saved(saved)
         status = runs.read_status(path)
         if status.get("state") == "running":
             raise ProclError(f"run {run!r} is still running (pid {status.get('pid')}); cancel it first")
@@ -255,6 +315,7 @@ def train(
         dataset, features = load_inputs(cfg, progress=progress, on_progress=on_progress)
         units = make_units(cfg, dataset, features)
         check_features(features, [v for u in units for v in u.videos])
+        cfg = replace(cfg, epochs=cfg.epochs_for(sum(len(u.videos) for u in units)))
     except ProclError as err:
         if resume:  # a launched job: say why in its status, not only in train.log
             runs.write_status(path, {**runs.read_status(path), "state": "failed", "error": str(err)})
@@ -368,7 +429,7 @@ def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_prog
             status["epoch_seconds"].append(time.time() - t_epoch)
             status["teacher_seconds"].append(teacher_s)
             status["epoch"] = epoch + 1
-            _save_epoch(path, nets, opts, units, epoch + 1)
+            _save_epoch(path, nets, opts, units, epoch + 1, task_of)
             runs.write_status(path, status)
         if bar is not None:
             bar.close()
@@ -386,16 +447,24 @@ def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_prog
     return path
 
 
-def _save_epoch(path: Path, nets: nn.ModuleDict, opts: dict, units: list[Unit], epoch: int) -> None:
-    """After a completed epoch: the resume point, the model and the teacher's states."""
+def _save_epoch(path: Path, nets: nn.ModuleDict, opts: dict, units: list[Unit], epoch: int,
+                task_of: dict[str, str]) -> None:
+    """After a completed epoch: the model, the teacher's states, then the resume point.
+
+    resume.pt is written last: when it says epoch e, the model and states of epoch e
+    are already in place (a kill between the writes leaves the previous resume point).
+    """
+    runs.save_torch(path / "model.pt", nets.state_dict())
+    order = {u.key: {task: typical_order([u.labels[v].numpy() for v in u.videos if task_of[v] == task], sel)
+                     for task, sel in u.selected.items()} for u in units}
+    runs.save_states(path, {u.key: u.centers for u in units}, {u.key: u.selected for u in units},
+                     {u.key: u.background for u in units}, order)
     runs.save_torch(path / "resume.pt", {
         "model": nets.state_dict(),
         "optim": {k: o.state_dict() for k, o in opts.items()},
         "centers": {u.key: torch.from_numpy(u.centers) for u in units},
         "epoch": epoch,
     })
-    runs.save_torch(path / "model.pt", nets.state_dict())
-    runs.save_states(path, {u.key: u.centers for u in units}, {u.key: u.selected for u in units})
 
 
 # ---------------------------------------------------------------- command line
@@ -406,22 +475,44 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=int, default=None, help="key-steps per task (required unless --resume)")
     p.add_argument("--M", type=int, default=None, help="latent states (default 50 multi, 30 single)")
     p.add_argument("--lam", type=float, default=None, help="weight of the task loss (default 0.5 multi, 0 single)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"training epochs (default {DEFAULT_EPOCHS}, more on a small dataset: see --min-steps)")
     p.add_argument("--setting", choices=SETTINGS, default=d.setting)
+    p.add_argument("--recipe", choices=tuple(RECIPES), default=d.recipe,
+                   help="'default': procl's recipe; 'paper': the method as published (every lever below off)")
     p.add_argument("--no-attention", dest="attention", action="store_false", help="mean over cells instead of SAN")
     p.add_argument("--no-learnable-pooling", dest="learnable_pooling", action="store_false", help="uniform beta")
     p.add_argument("--no-ranking", dest="ranking", action="store_false",
                    help="task labels only: no subset-selection supervision (the paper's Fig. 2 ablation)")
-    p.add_argument("--background", choices=BACKGROUND_OPTIONS, default=d.background)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--backbone", default=d.backbone, help="feature backbone (default: the weight-free one)")
-    p.add_argument("--weights", default=None, help="backbone weights: a state_dict path, or 'none' for random")
+    p.add_argument("--weights", default=None, help="backbone weights: imagenet, a state_dict path, or 'none' for random")
     p.add_argument("--fps", type=float, default=d.fps)
     p.add_argument("--width", type=int, default=d.width, help="KLN channels")
-    p.add_argument("--no-center", dest="center", action="store_false",
-                   help="keep each video's mean attention feature (the paper's exact form; see README)")
     p.add_argument("--refresh-every", type=int, default=d.refresh_every,
                    help="also refresh k-means and subset selection every N videos (0: once per epoch)")
+    levers = p.add_argument_group("levers procl adds to the paper (default: the recipe's value; README)")
+    levers.add_argument("--region-center", action=argparse.BooleanOptionalAction, default=None,
+                        help="subtract each grid cell's median over the video before attention")
+    levers.add_argument("--attention-prior", type=float, default=None,
+                        help="weight of the change prior in the spatial attention (0: the paper's SAN)")
+    levers.add_argument("--center", action=argparse.BooleanOptionalAction, default=None,
+                        help="subtract each video's mean attention feature")
+    levers.add_argument("--background", choices=BACKGROUND_OPTIONS, default=None,
+                        help="none: every frame gets a key-step; unselected: frames whose best state is not one "
+                             "of the task's; shared: states that all tasks use alike are background")
+    levers.add_argument("--background-threshold", type=float, default=d.background_threshold,
+                        help="'shared': a state whose task distribution has normalised entropy above this is background")
+    levers.add_argument("--occupancy", action=argparse.BooleanOptionalAction, default=None,
+                        help="the task classifier also sees how much of the video each state takes")
+    levers.add_argument("--switch-cost", type=float, default=None,
+                        help="Viterbi decoding: cost (log-probability) of a change of key-step; 0: per-frame argmax")
+    levers.add_argument("--ordered", action=argparse.BooleanOptionalAction, default=None,
+                        help="decode each task's key-steps in their typical order, each at most once")
+    levers.add_argument("--time-weight", type=float, default=None,
+                        help="relative time in the teacher's space, in units of the features' spread (0: none)")
+    levers.add_argument("--min-steps", type=int, default=None,
+                        help="without --epochs: train on at least this many videos in all (more epochs on small data)")
     add_device_argument(p, "the networks train")
     p.add_argument("--run", default=None, help="run name (default: derived from dataset, k and time)")
     p.add_argument("--resume", action="store_true", help="continue --run from its last completed epoch")

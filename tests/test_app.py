@@ -17,7 +17,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import SAMPLES
-from procl import runs
+from procl import explore, runs
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = ["app_pages/home.py", "app_pages/train.py", "app_pages/explore.py", "app_pages/keysteps.py",
@@ -439,7 +439,10 @@ def test_unannotated_run_on_every_page(app_env):
     assert [m.value for m in at.metric] == ["–"] * 4
     strength = next(f for f in figures(at) if f["layout"].get("yaxis", {}).get("title", {}).get("text") == "p × beta")
     out = runs.load_outputs("own-k3", at.selectbox(key="ex_video_own-k3").value)
-    assert {t["name"] for t in strength["data"][1:]} == {f"state {s}" for s in set(out["states"].tolist())}
+    info = explore.load_run_info("own-k3")
+    sel = np.array(info.selected(info.tasks[int(np.argmax(out["task_probs"]))]))  # the predicted task's
+    strongest = sel[np.asarray(out["p"], dtype=float)[:, sel].argmax(1)]  # the most probable selected state per frame
+    assert {t["name"] for t in strength["data"][1:]} == {f"state {s}" for s in set(strongest.tolist())}
     assert "not annotated" in "\n".join(c.value for c in at.sidebar.caption)
     at.switch_page("app_pages/keysteps.py").run()
     assert_clean(at)
