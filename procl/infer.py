@@ -223,19 +223,32 @@ def finish_run(path: Path, dataset: Dataset, features: FeatureSet, nets=None, un
     return metrics_out
 
 
+HEADLINE = ("recall", "precision", "f1", "iou", "edit", "f1_at", "accuracy")
+
+
 def headline(result: dict) -> dict:
-    return {k: result.get(k) for k in ("recall", "precision", "f1", "iou", "accuracy")}
+    """The headline scores of a `score` result: frame scores, segmental scores
+    (edit, f1_at = {"10", "25", "50"}) and task accuracy, as fractions."""
+    return {k: result.get(k) for k in HEADLINE}
+
+
+def format_scores(result: dict, split: str) -> str:
+    """A small table of the student's and the teacher's headline scores, in %."""
+    def fmt(v):
+        return "-" if v is None else f"{100 * v:.1f}"
+    cols = [("R", "recall"), ("P", "precision"), ("F1", "f1"), ("IoU", "iou"), ("Edit", "edit"),
+            ("F1@10", "10"), ("F1@25", "25"), ("F1@50", "50"), ("Acc", "accuracy")]
+    lines = [f"{'':8} " + " ".join(f"{c:>6}" for c, _ in cols) + f"   (split: {split}, %)"]
+    for who in ("student", "teacher"):
+        r = result[who]
+        at = r.get("f1_at") or {}
+        lines.append(f"{who:8} " + " ".join(f"{fmt(at.get(k) if k.isdigit() else r.get(k)):>6}" for _, k in cols))
+    return "\n".join(lines)
 
 
 def format_metrics(path: Path) -> str:
     m = json.loads((Path(path) / "metrics.json").read_text())
-    def fmt(v):
-        return "-" if v is None else f"{100 * v:.1f}"
-    lines = [f"{'':8} {'R':>6} {'P':>6} {'F1':>6} {'IoU':>6} {'Acc':>6}   (split: {m['split']}, %)"]
-    for who in ("student", "teacher"):
-        r = m[who]
-        lines.append(f"{who:8} " + " ".join(f"{fmt(r.get(k)):>6}" for k in ("recall", "precision", "f1", "iou", "accuracy")))
-    return "\n".join(lines)
+    return format_scores(m, m["split"])
 
 
 # ---------------------------------------------------------------- command line
@@ -281,13 +294,11 @@ def main_evaluate(args: argparse.Namespace) -> int:
     else:
         def fmt(v):
             return "-" if v is None else f"{100 * v:.1f}"
-        print(f"run {args.run}, split {result['split']}")
-        for who in ("student", "teacher"):
-            r = result[who]
-            print(f"{who:8} R {fmt(r.get('recall'))}  P {fmt(r.get('precision'))}  F1 {fmt(r.get('f1'))}  "
-                  f"IoU {fmt(r.get('iou'))}  Acc {fmt(r.get('accuracy'))}")
+        print(f"run {args.run}")
+        print(format_scores(result, result["split"]))
         for task, r in result["student"].get("per_task", {}).items():
-            print(f"  {task:28} R {fmt(r.get('recall'))}  P {fmt(r.get('precision'))}  F1 {fmt(r.get('f1'))}")
+            print(f"  {task:28} R {fmt(r.get('recall'))}  P {fmt(r.get('precision'))}  F1 {fmt(r.get('f1'))}  "
+                  f"Edit {fmt(r.get('edit'))}")
     return 0
 
 
