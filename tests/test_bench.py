@@ -11,10 +11,10 @@ import torch
 
 from procl import bench, runs
 from procl.bench.plan import RECIPE_LABELS, RECIPES
-from procl.bench.trainings import dedupe, estimate, plan_jobs, planned_shapes
+from procl.bench.trainings import LEVER_ON, dedupe, estimate, plan_jobs, planned_shapes
 from procl.cli import build_parser
 from procl.io import read_json
-from procl.train import config_from_saved, train
+from procl.train import LEVERS, config_from_saved, train
 
 NUMBER = r"-?\d+\.\d+"
 CELL = rf"{NUMBER}( ± {NUMBER})?"
@@ -124,7 +124,7 @@ def test_quick_path_on_tiny_plan(tmp_path, monkeypatch, capsys):
 
     # every quality table: numbers in every cell, task accuracy for procl's multi-task rows only
     tables = _tables(text, QUALITY_HEADER)
-    assert len(tables) == 2 + 1 + 1 + 1 + 1 + 1  # two k, ablations, variants, single-task, robustness, Breakfast
+    assert len(tables) == 2 + 2 + 1 + 1 + 1 + 1  # two k, two recipes' levers, variants, single, robustness, Breakfast
     labels = []
     for rows in tables:
         for cells in rows:
@@ -137,13 +137,14 @@ def test_quick_path_on_tiny_plan(tmp_path, monkeypatch, capsys):
     for recipe in RECIPES:  # both recipes, each with its teacher
         assert sum(lab == f"procl, {RECIPE_LABELS[recipe]}: student" for lab in labels) == 2
         assert sum(lab.startswith(f"teacher of the {RECIPE_LABELS[recipe]}") for lab in labels) == 2
-    for lever in ("region_center", "background", "switch_cost", "min_steps"):
-        assert any(lab.startswith(f"procl, default recipe, {lever} = ") for lab in labels), lever
+    # one row per lever: every lever in the default recipe, those that differ in the paper's
     gains = _tables(text, "| lever | row | F1 gain | Edit gain | Acc gain |")
-    assert [r[0] for r in gains[0]] == ["region_center", "background", "switch_cost", "min_steps"]
-    for cells in gains[0]:
-        for cell in cells[2:]:
-            assert re.fullmatch(rf"[+-]{NUMBER} \({VERDICT}\)", cell), cells
+    assert [[r[0] for r in g] for g in gains] == [list(LEVERS), [lv for lv in LEVERS if lv not in LEVER_ON]]
+    for recipe, rows in zip(("default", "paper"), gains):
+        for cells in rows:
+            assert any(lab.startswith(f"procl, {RECIPE_LABELS[recipe]}, {cells[0]} = ") for lab in labels), cells
+            for cell in cells[2:]:
+                assert re.fullmatch(rf"[+-]{NUMBER} \({VERDICT}\)", cell), cells
 
     claims = _section(text, "## The paper's claims")
     (summary,) = _tables(claims, "| claim | paper recipe | default recipe |")
@@ -160,7 +161,7 @@ def test_quick_path_on_tiny_plan(tmp_path, monkeypatch, capsys):
         assert met in ("**met**", "**missed**", "**not measured**"), target
 
     (small,) = _tables(text, "| method | epochs | training s | Acc |")
-    assert len(small) == 3
+    assert len(small) == 4  # each recipe, and each with min_steps changed
     for cells in small:
         assert all(re.fullmatch(rf"\d+|{CELL}", c) for c in cells[1:]), cells
 
@@ -180,6 +181,7 @@ def test_quick_path_on_tiny_plan(tmp_path, monkeypatch, capsys):
     assert re.search(rf"{NUMBER} s in one process, {NUMBER} s on 2 ranks \({NUMBER}x\), the same picks", text)
     assert re.search(rf"{NUMBER} s in one process, {NUMBER} s with torchrun --nproc_per_node 2 \({NUMBER}x\), "
                      "the same cache", text)
+    assert re.search(rf"Duration: {NUMBER} min \(expected {NUMBER} min .*load average {NUMBER} at the start", text)
     assert re.search(rf"First render of Explore \(caches cold\): {NUMBER} s", text)
 
     # a training in the pool equals the same training in this process

@@ -21,6 +21,7 @@ docs/RESULTS.md (atomically); --quick and the tests never do.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -52,6 +53,7 @@ def run_bench(plan: Plan, progress: bool = True, command: str = "python -m procl
               device: str = "auto") -> tuple[str, dict]:
     """Run every training, table and measurement of `plan`; returns (markdown report, results dict)."""
     root = (data_dir() / "bench" / plan.name).resolve()
+    load = os.getloadavg()[0]
     b = Bench(plan, root, progress, device)
     n, expected = estimate(plan, planned_shapes(plan), b.cores)
     b.log(f"plan {plan.name}: {n} trainings (about {plan.train_s:g} s each for a built-in one, on "
@@ -84,6 +86,7 @@ def run_bench(plan: Plan, progress: bool = True, command: str = "python -m procl
         "versions": versions(), "plan": plan, "device": str(resolve_device(device)), "workers": min(cores(), n),
         "trainings": len(set(b.runs.values())), "steps_per_task": {t: len(s) for t, s in b.builtin.dataset.steps.items()},
         "minutes": (time.perf_counter() - b.start) / 60, "expected_minutes": expected / 60,
+        "load": (load, os.getloadavg()[0]),
     }
     b.log(f"done in {r['meta']['minutes']:.1f} min")
     return format_report(r), r

@@ -100,7 +100,7 @@ TINY = Plan("tiny", builtin={"n_tasks": 3, "videos_per_task": 4, "min_duration":
                              "frame_size": 112},
             small={**SMALL, "videos_per_task": 4, "min_duration": 8.0, "max_duration": 12.0, "frame_size": 112},
             variants=("harder",), workers=1, epochs=2, seeds=(0,), ks=(4,),
-            levers=("region_center", "background", "switch_cost", "min_steps"), paper_levers=False, real_ks=(4,),
+            real_ks=(4,),
             backbones=("default",), default_frames=20, cnn_frames=0, selection_n=10_000, scale_factors=(1, 2),
             matmul_n=256, timing_reps=3, scale_n=10_000, explore_seconds=60.0, train_s=1.0, fixed_s=40.0)
 

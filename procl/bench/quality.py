@@ -112,7 +112,7 @@ def ablation_tables(b: Bench) -> dict[str, dict[str, Row]]:
     other recipe's value (or, off in both, turned on): {recipe: {"full" | lever: Row}}."""
     k = b.k_true
     out = {}
-    for recipe in RECIPES:
+    for recipe in ("default", "paper"):  # procl's recipe first: its levers are the point
         levers = ablated_levers(b.plan, recipe)
         if not levers:
             continue
@@ -196,11 +196,12 @@ def small_data_table(b: Bench) -> dict[str, Row]:
     """Table g: the small set at k = SMALL_K, test split: each row's scores plus training
     seconds and the distinct key-step states per test video (min and mean)."""
     data = b.data["small"]
-    rows = {"default": ("default", "full", _label("default", "epochs automatic"))}
-    if "min_steps" in b.plan.levers:
-        rows["min_steps"] = ("default", "lever-min_steps",
-                             _label("default", f"min_steps = {lever_value('min_steps', 'default')}"))
-    rows["paper"] = ("paper", "full", _label("paper"))
+    rows = {}
+    for recipe in sorted(RECIPES, key=lambda rc: rc != "default"):
+        rows[recipe] = (recipe, "full", _label(recipe, "epochs automatic"))
+        if "min_steps" in ablated_levers(b.plan, recipe):
+            rows[f"{recipe}_min_steps"] = (recipe, "lever-min_steps",
+                                           _label(recipe, f"min_steps = {lever_value('min_steps', recipe)}"))
     test = data.videos("test")
     out = {}
     for key, (recipe, row, label) in rows.items():

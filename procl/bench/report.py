@@ -64,7 +64,8 @@ def format_header(r: dict) -> list[str]:
         f"{b['test']} test), {b['frames']} frames at 2 fps",
         f"- True k = {r['k_true']}: the number of key-steps of the task with the most "
         f"({', '.join(f'{t} {n}' for t, n in meta['steps_per_task'].items())})",
-        f"- Duration: {meta['minutes']:.1f} min (expected {meta['expected_minutes']:.1f} min)",
+        f"- Duration: {meta['minutes']:.1f} min (expected {meta['expected_minutes']:.1f} min on otherwise idle cores; "
+        f"load average {meta['load'][0]:.1f} at the start, {meta['load'][1]:.1f} at the end)",
         "- Metrics (`procl/metrics.py`, README): per task one Hungarian matching over the pooled frames of its "
         "videos, then the mean over tasks, in %; Edit and F1@50 are segmental (MS-TCN's); Acc = task accuracy; "
         "Seg/video = predicted segments per video (background runs left out), the ground truth's in the header",
@@ -172,8 +173,8 @@ def format_single_and_data(r: dict) -> list[str]:
         L.append(f"| {row.label} | {num(values(row.scores, 'epochs'), 0)} | {num(values(row.scores, 'train_s'), 0)} | "
                  f"{_cell(row, 'accuracy')} | {num(values(row.scores, 'states_min'))} | "
                  f"{num(values(row.scores, 'states_mean'))} | {_cell(row, 'f1')} | {_cell(row, 'edit')} |")
-    L += [f"- {row.label}: {row.note}." for row in r["small"].values() if row.note]
-    return L + [""]
+    notes = [f"- {row.label}: {row.note}." for row in r["small"].values() if row.note]
+    return L + ([""] + notes if notes else []) + [""]
 
 
 def format_targets(r: dict) -> list[str]:
@@ -251,9 +252,9 @@ def format_scale(s: dict) -> list[str]:
 def format_explore(e: dict | None) -> list[str]:
     if e is None:
         return ["### Explore on a long video", "", "Not in this plan.", ""]
-    return ["### Explore on a 1-hour video" if e["video_seconds"] == 3600 else
-            f"### Explore on a {e['video_seconds'] / 60:g}-minute video", "",
-            f"`procl/bench_explore.py`: a generated {e['video_seconds'] / 60:g}-minute video ({e['samples']} samples "
+    length = "1-hour" if e["video_seconds"] == 3600 else f"{e['video_seconds'] / 60:g}-minute"
+    return [f"### Explore on a {length} video", "",
+            f"`procl/bench_explore.py`: a generated {length} video ({e['samples']} samples "
             f"at 2 fps, {e['file_mb']:.1f} MB, written in {e['generate_s']:.1f} s) and a run folder over it, opened "
             "through Streamlit's AppTest:", "",
             f"- First render of Explore (caches cold): {e['first_render_s']:.2f} s",

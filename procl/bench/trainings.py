@@ -234,10 +234,10 @@ def plan_jobs(plan: Plan, shapes: dict[str, Shape]) -> list[Job]:
                      if lv not in (*DECODE_LEVERS, "min_steps")]
             jobs += [Job(v, recipe, "full", shapes[v].k_true, seed) for v in plan.variants]
             jobs.append(Job("small", recipe, "full", SMALL_K, seed))
+            if "min_steps" in ablated_levers(plan, recipe):  # it acts where the automatic epochs differ: small data
+                jobs.append(Job("small", recipe, "lever-min_steps", SMALL_K, seed))
             if "breakfast" in shapes:
                 jobs += [Job("breakfast", recipe, "single", k, seed) for k in plan.real_ks]
-        if "min_steps" in plan.levers:  # its effect shows where the automatic epochs differ: small data
-            jobs.append(Job("small", "default", "lever-min_steps", SMALL_K, seed))
     return jobs
 
 
