@@ -115,10 +115,12 @@ def generator_args(plan: Plan, name: str) -> dict:
     return {**plan.builtin, **ROBUSTNESS[name][1]}
 
 
-def planned_shape(args: dict) -> tuple[int, float]:
-    """(videos, mean frames per video at 2 fps) that generator arguments make."""
-    n = args.get("n_tasks", 6) * args.get("videos_per_task", 20)
-    return n, args.get("min_duration", 30.0) + args.get("max_duration", 60.0)  # 2 fps x the mean duration
+def planned_shape(args: dict) -> tuple[int, int, float]:
+    """(training videos, videos, mean frames per video at 2 fps) that generator arguments
+    make (the generator's split: round(30 %) of each task's videos are test videos)."""
+    tasks, per_task = args.get("n_tasks", 6), args.get("videos_per_task", 20)
+    train = per_task - min(per_task - 1, round(0.3 * per_task))
+    return tasks * train, tasks * per_task, args.get("min_duration", 30.0) + args.get("max_duration", 60.0)
 
 
 def planned_true_k(args: dict) -> int:

@@ -104,13 +104,10 @@ def planned_shapes(plan: Plan) -> dict[str, Shape]:
     out = {}
     for name in ("builtin", *plan.variants, "small"):
         args = generator_args(plan, name)
-        n, frames = planned_shape(args)
-        per_task = args.get("videos_per_task", 20)
-        train_videos = n // per_task * (per_task - min(per_task - 1, round(0.3 * per_task)))
-        out[name] = Shape(planned_true_k(args), train_videos, n, frames)
+        out[name] = Shape(planned_true_k(args), *planned_shape(args))
     path = real_data_path()
-    if (path / "groundTruth").is_dir():
-        lengths = [sum(1 for _ in open(f, encoding="utf-8")) for f in (path / "groundTruth").iterdir()]
+    if (path / "groundTruth").is_dir():  # one label per frame and line
+        lengths = [len(f.read_text(encoding="utf-8").splitlines()) for f in (path / "groundTruth").iterdir()]
         out["breakfast"] = Shape(0, len(lengths), len(lengths), sum(lengths) / max(len(lengths), 1))
     return out
 
