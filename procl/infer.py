@@ -96,7 +96,7 @@ def load_run(run: str | Path, device: str = "cpu") -> LoadedRun:
 def predict_video(
     net: ProcedureNet, y: np.ndarray, tasks: list[str], selected: dict[str, list[int]],
     centers: np.ndarray, true_task: str, background: str = "none", background_states: list[int] = (),
-    switch_cost: float = 0.0, order: dict[str, list[int]] | None = None,
+    switch_cost: float = 0.0, order: dict[str, list[int]] | None = None, given_task: bool = False,
 ) -> dict:
     """The network's outputs for one video's region features y [T, R, D], and its labels.
 
@@ -105,6 +105,8 @@ def predict_video(
     ones (`procl.decode.distance_loglik`). Both decoded by `procl.decode.decode_states`
     (Viterbi with `switch_cost`; 0 is the per-frame argmax of the paper; with `order`,
     task -> its selected states in typical order, the key-steps keep that order).
+    `given_task`: the student localizes with the true task's key-steps instead of the
+    predicted task's (a diagnostic: what task errors cost; the teacher always does).
     """
     net.eval()
     out = net(torch.from_numpy(np.asarray(y, dtype=np.float32)).to(next(net.parameters()).device))
@@ -117,9 +119,10 @@ def predict_video(
         pred_task = true_task
     p = out.p.numpy()  # [T, M]
     order = order or {}
-    sel = np.array(order.get(pred_task, selected[pred_task]))
+    task = true_task if given_task and true_task in selected else pred_task
+    sel = np.array(order.get(task, selected[task]))
     bg = list(background_states) if background == "shared" else []
-    ordered = pred_task in order
+    ordered = task in order
     states = decode_states(np.log(np.maximum(p, 1e-30)), sel, bg, switch_cost, ordered=ordered)
     x = out.x.numpy()  # the teacher's space
     teacher_task = true_task if true_task in selected else pred_task
@@ -137,8 +140,9 @@ def predict_video(
 
 
 def predict_dataset(
-    loaded: LoadedRun, dataset: Dataset, features: FeatureSet, split: str = "all",
+    loaded: LoadedRun, dataset: Dataset, features: FeatureSet, split: str = "all", given_task: bool = False,
 ) -> list[VideoPrediction]:
+    """Predictions of every video of `split` that has features (`given_task`: see predict_video)."""
     feats = loaded.config["features"]
     if features.D != feats["D"]:
         raise ProclError(
@@ -156,7 +160,7 @@ def predict_dataset(
         unit = loaded.unit_of(video.task) if video.task in all_tasks else next(iter(loaded.units))
         tasks = loaded.units[unit]
         r = predict_video(loaded.nets[unit], vf.feats, tasks, loaded.selected[unit], loaded.centers[unit],
-                          video.task, **loaded.decoding(unit))
+                          video.task, given_task=given_task, **loaded.decoding(unit))
         probs = np.zeros(len(all_tasks))
         probs[[all_tasks.index(t) for t in tasks]] = r["task_probs"]
         out.append(VideoPrediction(
