@@ -463,3 +463,27 @@ def test_train_ranks_started_with_different_settings_get_a_clear_message(tiny_sy
         assert p.returncode == 2, err
         assert "rank 1 was started with different training settings than rank 0 (k: 2 on rank 1, 3 on rank 0)" in err, err
     assert not (tmp_path / "ck").exists() and not (tmp_path / "features").exists()  # nothing was done
+
+
+def test_training_scale_measures_batch_sizes(tiny_synth, tmp_path, monkeypatch):
+    """The batch part in this process (the 1 against 2 processes part runs the commands that
+    test_torchrun_train_... runs; here its command line is checked)."""
+    from procl.bench_scale import train_arguments, training_scale
+    from procl.cli import build_parser
+    from procl.train import TrainConfig
+
+    monkeypatch.setenv("PROCL_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("PROCL_CHECKPOINTS", str(tmp_path / "ck"))
+    settings = dict(M=8, width=16, region_center=False, attention=False, switch_cost=0.5)
+    out = training_scale(f"folder:{tiny_synth}", device="cpu", batch_sizes=(1, 4), epochs=1, nproc=1, k=3,
+                         **settings)
+    assert out["train_videos"] == 9 and out["frames_per_epoch"] > 9 and out["device_used"] == "cpu"
+    for B in (1, 4):
+        fig = out["batch"][B]
+        assert fig["frames_per_s"] > 0 and fig["epoch_frames_per_s"] > 0 and 0 <= fig["f1"] <= 1, fig
+    assert out["batch_speedup"] > 0 and out["processes"] == {"n": 1, "skipped": "one process only"}
+    assert not (tmp_path / "ck").exists()  # the runs went to a temporary folder
+    cfg = TrainConfig(dataset="synthetic", k=3, epochs=2, seed=1, device="cpu", **settings)
+    args = build_parser().parse_args(train_arguments(cfg, 4, settings))
+    parsed = TrainConfig(**{k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None})
+    assert parsed == TrainConfig(**{**cfg.__dict__, "batch_size": 4})
