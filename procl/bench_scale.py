@@ -237,7 +237,8 @@ def _run_figures(path: Path) -> dict:
 
 
 def training_scale(spec: str = "synthetic", device: str = "auto", batch_sizes: tuple[int, ...] = (1, 8),
-                   epochs: int = 3, nproc: int = 2, k: int = 7, seed: int = 0, **settings) -> dict:
+                   epochs: int = 3, nproc: int = 2, k: int = 7, seed: int = 0, process_batch_size: int | None = None,
+                   **settings) -> dict:
     """Training at several batch sizes in this process, and in one process against
     torchrun with `nproc` processes; on `device` ("cpu", "cuda", "auto").
 
@@ -248,7 +249,8 @@ def training_scale(spec: str = "synthetic", device: str = "auto", batch_sizes: t
     teacher refreshes), and over the whole epochs; F1 and accuracy are the run's own
     (metrics.json: the test split of a multi-task run).
     Processes: `python -m procl train` and `torchrun --nproc_per_node nproc -m procl
-    train` with the same arguments at batch size batch_sizes[0] (per process); wall time
+    train` with the same arguments at batch size `process_batch_size` (per process; default
+    batch_sizes[0]); wall time
     of each command (start-up and evaluation included), its epochs' seconds, and its
     quality. Left out ("skipped" says why) for nproc < 2, or cuda with fewer GPUs.
 
@@ -285,7 +287,8 @@ def training_scale(spec: str = "synthetic", device: str = "auto", batch_sizes: t
                 os.environ["PROCL_CHECKPOINTS"] = before
         first, last = out["batch"][batch_sizes[0]], out["batch"][batch_sizes[-1]]
         out["batch_speedup"] = round(last["frames_per_s"] / first["frames_per_s"], 2)
-        out["processes"] = _process_scale(cfg, batch_sizes[0], nproc, Path(tmp), settings, frames)
+        out["processes"] = _process_scale(cfg, process_batch_size or batch_sizes[0], nproc, Path(tmp), settings,
+                                          frames)
     return out
 
 
@@ -313,7 +316,8 @@ def _process_scale(cfg, batch_size: int, nproc: int, tmp: Path, settings: dict, 
     if skipped:
         return {"n": nproc, "skipped": skipped}
     args = train_arguments(cfg, batch_size, settings)
-    env = _env(PROCL_CHECKPOINTS=str(tmp), PROCL_DATA=str(data_dir().resolve()))
+    # one thread per process in both (torchrun sets it for its processes): what splitting the work gains
+    env = _env(PROCL_CHECKPOINTS=str(tmp), PROCL_DATA=str(data_dir().resolve()), OMP_NUM_THREADS="1")
     out = {"n": nproc, "batch_size": batch_size}
     for key, n in (("one_process", 1), ("n_processes", nproc)):
         wall = _run(procl_command(n, *args, "--run-name", key), env, f"train with {n} process(es)")
