@@ -31,7 +31,6 @@ import torch
 import procl
 from procl import ProclError, dist
 from procl.io import read_json
-from procl.paths import data_dir
 from procl.selection import fit_states_distributed, subset_selection, subset_selection_distributed
 
 _VIDEO_FRAMES = (60, 240)  # frames per synthetic video (30 s to 2 min at 2 fps)
@@ -166,9 +165,10 @@ def _env(**values: str) -> dict[str, str]:
 
 
 def _run(cmd: list[str], env: dict[str, str], what: str) -> float:
-    """Run a procl command to its end: its wall time in seconds; ProclError when it fails."""
+    """Run a procl command to its end, in this process's folder (relative dataset and data
+    paths mean the same there): its wall time in seconds; ProclError when it fails."""
     start = time.perf_counter()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(Path(procl.__file__).resolve().parents[1]))
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=os.getcwd())
     if done.returncode != 0:
         raise ProclError(f"{what} failed: {done.stderr.strip()[-1500:]}")
     return time.perf_counter() - start
@@ -316,8 +316,9 @@ def _process_scale(cfg, batch_size: int, nproc: int, tmp: Path, settings: dict, 
     if skipped:
         return {"n": nproc, "skipped": skipped}
     args = train_arguments(cfg, batch_size, settings)
-    # one thread per process in both (torchrun sets it for its processes): what splitting the work gains
-    env = _env(PROCL_CHECKPOINTS=str(tmp), PROCL_DATA=str(data_dir().resolve()), OMP_NUM_THREADS="1")
+    # one thread per process in both (torchrun sets it for its processes): what splitting the work gains.
+    # PROCL_DATA as it is here: the feature cache knows its videos by the path they were found at
+    env = _env(PROCL_CHECKPOINTS=str(tmp), OMP_NUM_THREADS="1")
     out = {"n": nproc, "batch_size": batch_size}
     for key, n in (("one_process", 1), ("n_processes", nproc)):
         wall = _run(procl_command(n, *args, "--run-name", key), env, f"train with {n} process(es)")
