@@ -226,10 +226,13 @@ def build_networks(cfg: TrainConfig, features: FeatureSet, units: list[Unit]) ->
 def attention_features(net: ProcedureNet, ys: dict[str, torch.Tensor], ids: list[str],
                        batch_size: int = 1) -> dict[str, np.ndarray]:
     """Each video's frames in the teacher's space [T, D'] (the SAN's attention features,
-    `ProcedureNet.teacher_space`), `batch_size` videos at a time."""
+    `ProcedureNet.teacher_space`), `batch_size` videos at a time (of similar lengths:
+    little padding)."""
     net.eval()
     device = next(net.parameters()).device
     out = {}
+    if batch_size > 1:
+        ids = sorted(ids, key=lambda vid: len(ys[vid]))
     for start in range(0, len(ids), batch_size):
         chunk = ids[start : start + batch_size]
         y, mask = pad_videos([ys[vid] for vid in chunk])  # [B, T, R, D], [B, T]
