@@ -36,13 +36,13 @@ def _pick_video() -> str | None:
 
 
 def _scores_row(out: dict, task: str, pred_task: str) -> None:
-    """The video's task, its predicted task and its R/P/F1/IoU under the run's matching."""
+    """The video's task, its predicted task and its R/P/F1/IoU, Edit and F1@50 under the run's matching."""
     scores = explore.video_scores(out, info.mapping(task))
     verdict = ":green-badge[correct]" if pred_task == task else ":red-badge[wrong]"
-    cols = st.columns([2.4, 1, 1, 1, 1])
+    cols = st.columns([2.4, 1, 1, 1, 1, 1, 1])
     cols[0].markdown(f"task **{task}**  \npredicted **{pred_task}** {verdict}  \n"
                      f"{len(out['times'])} frames, {float(out['times'][-1]) if len(out['times']) else 0:.0f} s")
-    labels = ("Recall", "Precision", "F1", "IoU")
+    labels = ("Recall", "Precision", "F1", "IoU", "Edit", "F1@50")
     if scores is None:
         why = ("This video has no ground truth (the dataset is not annotated), so key-step localization cannot be "
                "scored; the prediction and the teacher are shown below.")
@@ -51,8 +51,13 @@ def _scores_row(out: dict, task: str, pred_task: str) -> None:
         cols[1].caption("not annotated")
         return
     help_ = "This video's frames scored with the run's matching of its task (pooled over the evaluation split)."
-    for col, label, key in zip(cols[1:], labels, ("recall", "precision", "f1", "iou")):
-        col.metric(label, sh.pct(scores[key]), help=help_)
+    seg_help = (f"Segments: {scores['n_segments']} predicted, {scores['n_gt_segments']} in the ground truth "
+                "(background left out). Edit: 1 - the edit distance between the two sequences of steps, "
+                "normalised; F1@50: a predicted segment counts when it overlaps a ground-truth segment of its "
+                "step with IoU >= 0.5. Both fall when the timeline flickers.")
+    values = (scores["recall"], scores["precision"], scores["f1"], scores["iou"], scores["edit"], scores["f1_at"]["50"])
+    for i, (col, label, value) in enumerate(zip(cols[1:], labels, values)):
+        col.metric(label, sh.pct(value), help=help_ if i < 4 else seg_help)
 
 
 def _on_timeline_click(chart_key: str, frame_key: str) -> None:

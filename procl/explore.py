@@ -258,11 +258,17 @@ def filter_videos(table: pd.DataFrame, split: str = "all", task: str | None = No
 
 
 def video_scores(outputs: dict[str, np.ndarray], mapping: dict) -> dict | None:
-    """R/P/F1/IoU of one video under the run's pooled matching of its task (None: no ground truth)."""
+    """R/P/F1/IoU, Edit and F1@{10,25,50} of one video under the run's pooled matching of
+    its task, and its segment counts (None: no ground truth)."""
     gt = outputs["gt"]
     if (gt == -2).all():
         return None
-    return metrics.localization_scores(gt, outputs["states"], mapping={int(k): v for k, v in mapping.items()})
+    mapping = {int(k): v for k, v in mapping.items()}
+    scores = metrics.localization_scores(gt, outputs["states"], mapping=mapping)
+    seg = metrics.segmental_scores(gt, outputs["states"], mapping)
+    f1_at = {key: metrics.segment_f1(*counts) for key, counts in seg["counts"].items()}
+    return {**scores, "edit": seg["edit"], "f1_at": f1_at, "n_segments": seg["n_segments"],
+            "n_gt_segments": seg["n_gt_segments"]}
 
 
 def timeline_rows(info: RunInfo, outputs: dict[str, np.ndarray], task: str, teacher: bool = True,

@@ -96,7 +96,7 @@ def load_run(run: str | Path, device: str = "cpu") -> LoadedRun:
 def predict_video(
     net: ProcedureNet, y: np.ndarray, tasks: list[str], selected: dict[str, list[int]],
     centers: np.ndarray, true_task: str, background: str = "none", background_states: list[int] = (),
-    switch_cost: float = 0.0, order: dict[str, list[int]] | None = None,
+    switch_cost: float = 0.0, order: dict[str, list[int]] | None = None, given_task: bool = False,
 ) -> dict:
     """The network's outputs for one video's region features y [T, R, D], and its labels.
 
@@ -105,6 +105,8 @@ def predict_video(
     ones (`procl.decode.distance_loglik`). Both decoded by `procl.decode.decode_states`
     (Viterbi with `switch_cost`; 0 is the per-frame argmax of the paper; with `order`,
     task -> its selected states in typical order, the key-steps keep that order).
+    `given_task`: the student localizes with the true task's key-steps instead of the
+    predicted task's (a diagnostic: what task errors cost; the teacher always does).
     """
     net.eval()
     out = net(torch.from_numpy(np.asarray(y, dtype=np.float32)).to(next(net.parameters()).device)[None]).video(0)
@@ -117,9 +119,10 @@ def predict_video(
         pred_task = true_task
     p = out.p.numpy()  # [T, M]
     order = order or {}
-    sel = np.array(order.get(pred_task, selected[pred_task]))
+    task = true_task if given_task and true_task in selected else pred_task
+    sel = np.array(order.get(task, selected[task]))
     bg = list(background_states) if background == "shared" else []
-    ordered = pred_task in order
+    ordered = task in order
     states = decode_states(np.log(np.maximum(p, 1e-30)), sel, bg, switch_cost, ordered=ordered)
     x = out.x.numpy()  # the teacher's space
     teacher_task = true_task if true_task in selected else pred_task
@@ -137,8 +140,9 @@ def predict_video(
 
 
 def predict_dataset(
-    loaded: LoadedRun, dataset: Dataset, features: FeatureSet, split: str = "all",
+    loaded: LoadedRun, dataset: Dataset, features: FeatureSet, split: str = "all", given_task: bool = False,
 ) -> list[VideoPrediction]:
+    """Predictions of every video of `split` that has features (`given_task`: see predict_video)."""
     feats = loaded.config["features"]
     if features.D != feats["D"]:
         raise ProclError(
@@ -156,7 +160,7 @@ def predict_dataset(
         unit = loaded.unit_of(video.task) if video.task in all_tasks else next(iter(loaded.units))
         tasks = loaded.units[unit]
         r = predict_video(loaded.nets[unit], vf.feats, tasks, loaded.selected[unit], loaded.centers[unit],
-                          video.task, **loaded.decoding(unit))
+                          video.task, given_task=given_task, **loaded.decoding(unit))
         probs = np.zeros(len(all_tasks))
         probs[[all_tasks.index(t) for t in tasks]] = r["task_probs"]
         out.append(VideoPrediction(
@@ -223,19 +227,32 @@ def finish_run(path: Path, dataset: Dataset, features: FeatureSet, nets=None, un
     return metrics_out
 
 
+HEADLINE = ("recall", "precision", "f1", "iou", "edit", "f1_at", "accuracy")
+
+
 def headline(result: dict) -> dict:
-    return {k: result.get(k) for k in ("recall", "precision", "f1", "iou", "accuracy")}
+    """The headline scores of a `score` result: frame scores, segmental scores
+    (edit, f1_at = {"10", "25", "50"}) and task accuracy, as fractions."""
+    return {k: result.get(k) for k in HEADLINE}
+
+
+def format_scores(result: dict, split: str) -> str:
+    """A small table of the student's and the teacher's headline scores, in %."""
+    def fmt(v):
+        return "-" if v is None else f"{100 * v:.1f}"
+    cols = [("R", "recall"), ("P", "precision"), ("F1", "f1"), ("IoU", "iou"), ("Edit", "edit"),
+            ("F1@10", "10"), ("F1@25", "25"), ("F1@50", "50"), ("Acc", "accuracy")]
+    lines = [f"{'':8} " + " ".join(f"{c:>6}" for c, _ in cols) + f"   (split: {split}, %)"]
+    for who in ("student", "teacher"):
+        r = result[who]
+        at = r.get("f1_at") or {}
+        lines.append(f"{who:8} " + " ".join(f"{fmt(at.get(k) if k.isdigit() else r.get(k)):>6}" for _, k in cols))
+    return "\n".join(lines)
 
 
 def format_metrics(path: Path) -> str:
     m = json.loads((Path(path) / "metrics.json").read_text())
-    def fmt(v):
-        return "-" if v is None else f"{100 * v:.1f}"
-    lines = [f"{'':8} {'R':>6} {'P':>6} {'F1':>6} {'IoU':>6} {'Acc':>6}   (split: {m['split']}, %)"]
-    for who in ("student", "teacher"):
-        r = m[who]
-        lines.append(f"{who:8} " + " ".join(f"{fmt(r.get(k)):>6}" for k in ("recall", "precision", "f1", "iou", "accuracy")))
-    return "\n".join(lines)
+    return format_scores(m, m["split"])
 
 
 # ---------------------------------------------------------------- command line
@@ -281,13 +298,11 @@ def main_evaluate(args: argparse.Namespace) -> int:
     else:
         def fmt(v):
             return "-" if v is None else f"{100 * v:.1f}"
-        print(f"run {args.run}, split {result['split']}")
-        for who in ("student", "teacher"):
-            r = result[who]
-            print(f"{who:8} R {fmt(r.get('recall'))}  P {fmt(r.get('precision'))}  F1 {fmt(r.get('f1'))}  "
-                  f"IoU {fmt(r.get('iou'))}  Acc {fmt(r.get('accuracy'))}")
+        print(f"run {args.run}")
+        print(format_scores(result, result["split"]))
         for task, r in result["student"].get("per_task", {}).items():
-            print(f"  {task:28} R {fmt(r.get('recall'))}  P {fmt(r.get('precision'))}  F1 {fmt(r.get('f1'))}")
+            print(f"  {task:28} R {fmt(r.get('recall'))}  P {fmt(r.get('precision'))}  F1 {fmt(r.get('f1'))}  "
+                  f"Edit {fmt(r.get('edit'))}")
     return 0
 
 

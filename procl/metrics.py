@@ -85,6 +85,7 @@ __all__ = [
     "evaluate_localization",
     "localization_scores",
     "match_states",
+    "segment_f1",
     "segmental_scores",
     "segments_of",
     "task_accuracy",
@@ -352,7 +353,7 @@ def segmental_scores(
     return {"edit": edit, "n_segments": len(p_segs), "n_gt_segments": len(g_segs), "counts": counts}
 
 
-def _segment_f1(tp: int, fp: int, fn: int) -> float:
+def segment_f1(tp: int, fp: int, fn: int) -> float:
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -366,7 +367,7 @@ def _segmental_summary(rows: list[dict]) -> dict:
     f1_at = {}
     for key in rows[0]["counts"]:
         tp, fp, fn = (sum(r["counts"][key][i] for r in rows) for i in range(3))
-        f1_at[key] = _segment_f1(tp, fp, fn)
+        f1_at[key] = segment_f1(tp, fp, fn)
     return {"edit": float(np.mean([r["edit"] for r in rows])), "f1_at": f1_at,
             "n_segments": float(np.mean([r["n_segments"] for r in rows])),
             "n_gt_segments": float(np.mean([r["n_gt_segments"] for r in rows]))}

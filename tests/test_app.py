@@ -304,7 +304,7 @@ def test_explore_frame_viewer_and_timeline(app_env):
                 .get("title", {}).get("text") == "pooling weight beta")
     assert len(beta["data"][0]["x"]) == 8 and sum(":" in x for x in beta["data"][0]["x"]) == 3
     assert {b.proto.label for b in at.get("download_button")} == {"predictions.csv of tiny-k3", "metrics.json of tiny-k3"}
-    assert [m.label for m in at.metric] == ["Recall", "Precision", "F1", "IoU"]
+    assert [m.label for m in at.metric] == ["Recall", "Precision", "F1", "IoU", "Edit", "F1@50"]
 
 
 def test_explore_filters_change_the_videos(app_env):
@@ -438,7 +438,7 @@ def test_unannotated_run_on_every_page(app_env):
     shown = texts(at)
     assert "ground truth" not in shown.lower().replace("no ground truth", "")
     assert "not annotated" in shown
-    assert [m.value for m in at.metric] == ["–"] * 4
+    assert [m.value for m in at.metric] == ["–"] * 6
     strength = next(f for f in figures(at) if f["layout"].get("yaxis", {}).get("title", {}).get("text") == "p × beta")
     out = runs.load_outputs("own-k3", at.selectbox(key="ex_video_own-k3").value)
     info = explore.load_run_info("own-k3")

@@ -1,4 +1,4 @@
-"""`procl bench`: the --quick code path on a tiny plan, and the rules behind its verdicts."""
+"""`procl bench`: the plans, the rules behind its verdicts, and the --quick code path on a tiny plan."""
 from __future__ import annotations
 
 import argparse
@@ -7,11 +7,19 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
-from procl import bench
+from procl import bench, runs
+from procl.bench.plan import RECIPE_LABELS, RECIPES
+from procl.bench.trainings import LEVER_ON, RECIPE_LEVERS, dedupe, estimate, plan_jobs, planned_shapes
 from procl.cli import build_parser
+from procl.io import read_json
+from procl.train import LEVERS, config_from_saved, train
 
-NUMBER = r"-?\d+\.\d"
+NUMBER = r"-?\d+\.\d+"
+CELL = rf"{NUMBER}( ± {NUMBER})?"
+VERDICT = r"(holds|does not hold|inconclusive)"
+QUALITY_HEADER = "| method | R | P | F1 | Edit | F1@50 | Acc | Seg/video (GT "
 
 
 def test_compare_rule():
@@ -39,24 +47,52 @@ def test_cell_coverage_and_true_k():
 
 
 def test_cli_wires_bench():
-    args = build_parser().parse_args(["bench", "--quick", "--out", "r.md"])
-    assert args.func is bench.main and args.quick and args.out == "r.md"
+    args = build_parser().parse_args(["bench", "--quick", "--out", "r.md", "--device", "cpu"])
+    assert args.func is bench.main and args.quick and args.out == "r.md" and args.device == "cpu"
+    assert build_parser().parse_args(["bench"]).device == "auto"
+
+
+def test_plans_fit_their_budget():
+    """FULL within 60 minutes and QUICK near 5 on 2 cores, by the plan's own estimate;
+    every training has a valid, unique run name."""
+    for plan, minutes in ((bench.FULL, 60), (bench.QUICK, 6)):
+        shapes = planned_shapes(plan)
+        jobs = plan_jobs(plan, shapes)
+        assert len({j.name for j in jobs}) == len(jobs)
+        for job in jobs:
+            runs.check_name(job.name)
+        todo, same = dedupe(plan, jobs, shapes)
+        assert len(todo) + len(same) == len(jobs)
+        n, seconds = estimate(plan, shapes, workers=2)
+        assert n == len(todo) and seconds <= 60 * minutes, (plan.name, n, seconds / 60)
+    full = plan_jobs(bench.FULL, planned_shapes(bench.FULL))
+    for recipe in RECIPES:  # the grid, the claims' variants and single-task, per recipe
+        rows = {j.row for j in full if j.recipe == recipe and j.data == "builtin"}
+        assert {"full", "attention_only", "pooling_only", "lam0", "labels_only", "single"} <= rows
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def _tables(text: str, header: str) -> list[list[list[str]]]:
+    """Every markdown table whose header line starts with `header`: its rows' cells."""
+    out = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(header):
+            rows = []
+            for row in lines[i + 2:]:
+                if not row.startswith("|"):
+                    break
+                rows.append(_cells(row))
+            out.append(rows)
+    return out
 
 
 def _section(text: str, heading: str) -> str:
     """The text from a "## " heading to the next one."""
     return text.split(heading, 1)[1].split("\n## ", 1)[0]
-
-
-def _numeric_row(text: str, label: str, n: int) -> list[str]:
-    """The first n cells of every table row named `label`; fails unless all are numbers."""
-    rows = [line for line in text.splitlines() if line.startswith(f"| {label} |")]
-    assert rows, f"no row {label!r}"
-    for line in rows:
-        cells = [c.strip() for c in line.strip("|").split("|")[1:]]
-        for cell in cells[:n]:
-            assert re.fullmatch(rf"{NUMBER}( ± {NUMBER})?", cell), f"{label}: cell {cell!r} is not a number"
-    return rows
 
 
 def test_quick_path_on_tiny_plan(tmp_path, monkeypatch, capsys):
@@ -66,53 +102,94 @@ def test_quick_path_on_tiny_plan(tmp_path, monkeypatch, capsys):
     before = results.stat().st_mtime_ns if results.exists() else None
     out = tmp_path / "report.md"
 
-    assert bench.main(argparse.Namespace(quick=True, out=str(out)), plan=bench.TINY) == 0
+    assert bench.main(argparse.Namespace(quick=True, out=str(out), device="cpu"), plan=bench.TINY) == 0
 
     text = out.read_text()
     assert text in capsys.readouterr().out  # printed and written alike
     # nothing outside the bench folder; the environment is restored
-    assert (tmp_path / "data" / "bench" / "tiny" / "checkpoints").is_dir()
+    root = tmp_path / "data" / "bench" / "tiny"
+    assert (root / "checkpoints").is_dir()
     assert not (tmp_path / "checkpoints").exists()
     assert os.environ["PROCL_CHECKPOINTS"] == str(tmp_path / "checkpoints")
     # docs/RESULTS.md is written by the full plan only
     assert (results.stat().st_mtime_ns if results.exists() else None) == before
-
-    assert "Command: `python -m procl bench --quick --out" in text
-    for heading in ("## Quality: multi-task", "### k = 4", "### k = 6 (true k)", "## Single-task setting",
-                    "## Student against teacher", "## Attention quality", "## Real data", "## The paper's claims",
-                    "## Calibration of the built-in dataset", "## Speed"):
-        assert heading in text, heading
-    quality = _section(text, "## Quality: multi-task")
-    for _, label in bench.QUALITY_ROWS:
-        assert len(_numeric_row(quality, label, 3)) == 2  # R, P, F1 at both k
-    for key in ("attention_only", "pooling_only", "full", "lam0", "background_unselected", "labels_only"):
-        _numeric_row(quality, dict(bench.QUALITY_ROWS)[key], 4)  # and accuracy
-    single = _section(text, "## Single-task setting")
-    for _, label in bench.SINGLE_ROWS:
-        assert len(_numeric_row(single, label, 3)) == 2
-    assert len(re.findall(rf"^\| [46] \| {NUMBER} \| {NUMBER} \| [+-]{NUMBER} \|$",
-                          _section(text, "## Student against teacher"), re.M)) == 2
-    real = _section(text, "## Real data")
-    if (bench.REAL_DATA / "features").is_dir():
-        for _, label in bench.REAL_ROWS:
-            assert len(_numeric_row(real, label, 3)) == 1
-    else:
-        assert "Skipped:" in real
-
-    for cid in ("C1", "C2", "C3", "C4", "C5", "C6"):
-        assert re.search(rf"^- \*\*{cid}\*\* .+: \*\*(holds|does not hold|inconclusive)\*\*\. .*{NUMBER}", text,
-                         re.M), cid
-    assert re.search(rf"k-means \(mean-pooled\) F1: {NUMBER}", text)
-    assert re.search(rf"full method \(--background none\): F1 {NUMBER}, accuracy {NUMBER}: \*\*(holds|does not hold)",
-                     text)
-    assert re.search(rf"\*\*{NUMBER} %\*\* against \*\*{NUMBER} %\*\* for a uniform map", text)
-
-    assert re.search(rf"^\| default \| \d+ \| {NUMBER}\d* \| {NUMBER}\d* \| {NUMBER}\d* \((met|missed)\) \|", text, re.M)
-    assert re.search(rf"Training: {NUMBER}\d* s per epoch", text)
-    assert re.search(rf"= {NUMBER}\d* GFLOP/s, against {NUMBER} GFLOP/s", text)
-    assert re.search(rf"share of an epoch: {NUMBER} %", text)
-    assert re.search(rf"Subset selection at N = 10,000, M = 50, k = 15, D = 36: {NUMBER}\d* s", text)
-    assert re.search(rf"Inference: {NUMBER} ms per 100-frame video", text)
-    assert re.search(rf"End to end from an empty data folder .*: {NUMBER}\d* min", text)
-    assert re.search(r"^\| 1x \| \d+ \|", text, re.M) and re.search(r"^\| 2x \| \d+ \|", text, re.M)
+    assert "Command: `python -m procl bench --quick --out" in text and "--device cpu`" in text
     assert not re.search(r"\b(nan|None|inf)\b", text)
+
+    for heading in ("## Targets (issue 8)", "## Built-in dataset, multi-task", "### k = 4", "### k = 6 (true k)",
+                    "## Levers: each one's measured gain", "## The paper's claims, both recipes",
+                    "## Single-task setting", "## Attention quality", "## Robustness", "## Real data",
+                    "## Small data", "## Speed", "### Scale", "### Explore on a 1-minute video"):
+        assert heading in text, heading
+
+    # every quality table: numbers in every cell, task accuracy for procl's multi-task rows only
+    tables = _tables(text, QUALITY_HEADER)
+    assert len(tables) == 2 + 2 + 1 + 1 + 1 + 1  # two k, two recipes' levers, variants, single, robustness, Breakfast
+    labels = []
+    for rows in tables:
+        for cells in rows:
+            label, scores, acc, seg = cells[0], cells[1:6], cells[6], cells[7]
+            labels.append(label)
+            for cell in (*scores, seg):
+                assert re.fullmatch(CELL, cell), f"{label}: {cell!r}"
+            multi = label.startswith("procl") and "single-task" not in label and "given the true task" not in label
+            assert re.fullmatch(CELL, acc) if multi else acc == "–", f"{label}: accuracy {acc!r}"
+    for recipe in RECIPES:  # both recipes, each with its teacher, and given the true task at the true k
+        assert sum(lab == f"procl, {RECIPE_LABELS[recipe]}: student" for lab in labels) == 2
+        assert sum(lab == f"procl, {RECIPE_LABELS[recipe]}: student given the true task" for lab in labels) == 1
+        assert sum(lab.startswith(f"teacher of the {RECIPE_LABELS[recipe]}") for lab in labels) == 2
+    # one row per lever: every lever in the default recipe, those that differ in the paper's
+    gains = _tables(text, "| lever | row | F1 gain | Edit gain | Acc gain |")
+    differ = [lv for lv in LEVERS if RECIPE_LEVERS["paper"][lv] != RECIPE_LEVERS["default"][lv]]
+    assert [[r[0] for r in g] for g in gains] == [[lv for lv in LEVERS if lv in differ or lv in LEVER_ON], differ]
+    for recipe, rows in zip(("default", "paper"), gains):
+        for cells in rows:
+            assert any(lab.startswith(f"procl, {RECIPE_LABELS[recipe]}, {cells[0]} = ") for lab in labels), cells
+            for cell in cells[2:]:
+                assert re.fullmatch(rf"[+-]{NUMBER} \({VERDICT}\)", cell), cells
+
+    claims = _section(text, "## The paper's claims")
+    (summary,) = _tables(claims, "| claim | paper recipe | default recipe |")
+    assert [c[0].split()[0] for c in summary] == ["C1", "C2", "C3", "C4", "C5", "C6"]
+    for cid in ("C1", "C2", "C3", "C4", "C5", "C6"):
+        for recipe in RECIPES:
+            assert re.search(rf"^- \*\*{cid}\*\* \({RECIPE_LABELS[recipe]}\) .+: \*\*{VERDICT}\*\*\. .*{NUMBER}",
+                             claims, re.M), (cid, recipe)
+
+    (target_rows,) = _tables(text, "| target | measured | |")
+    assert len(target_rows) == 11
+    for target, measured, met in target_rows:
+        assert re.search(NUMBER, measured), target
+        assert met in ("**met**", "**missed**", "**not measured**"), target
+
+    (small,) = _tables(text, "| method | epochs | training s | Acc |")
+    assert len(small) == 4  # each recipe, and each with min_steps changed
+    for cells in small:
+        assert all(re.fullmatch(rf"\d+|{CELL}", c) for c in cells[1:]), cells
+
+    for recipe in RECIPES:
+        assert re.search(rf"- {RECIPE_LABELS[recipe]}: \*\*{NUMBER} %\*\* against \*\*{NUMBER} %\*\* for a uniform",
+                         text), recipe
+    assert re.search(rf"precision <= the share of key-step frames \({NUMBER} % of test frames\)", text)
+
+    assert re.search(rf"^\| default \| \d+ \| {NUMBER} \| {NUMBER} \| {NUMBER} \((met|missed)\) \|", text, re.M)
+    assert re.search(rf"Training: {NUMBER} s per epoch", text)
+    assert re.search(rf"= {NUMBER} GFLOP/s, against {NUMBER} GFLOP/s", text)
+    assert re.search(rf"share of an epoch: {NUMBER} %", text)
+    assert re.search(rf"Subset selection at N = 10,000, M = 50, k = 15, D = 36: {NUMBER} s", text)
+    assert re.search(rf"Inference: {NUMBER} ms per 100-frame video on cpu", text)
+    assert re.search(rf"End to end from an empty data folder .*: {NUMBER} min", text)
+    assert re.search(r"^\| 1x \| \d+ \|", text, re.M) and re.search(r"^\| 2x \| \d+ \|", text, re.M)
+    assert re.search(rf"{NUMBER} s in one process, {NUMBER} s on 2 ranks \({NUMBER}x\), the same picks", text)
+    assert re.search(rf"{NUMBER} s in one process, {NUMBER} s with torchrun --nproc_per_node 2 \({NUMBER}x\), "
+                     "the same cache", text)
+    assert re.search(rf"Duration: {NUMBER} min \(expected {NUMBER} min .*load average {NUMBER} at the start", text)
+    assert re.search(rf"First render of Explore \(caches cold\): {NUMBER} s", text)
+
+    # a training in the pool equals the same training in this process
+    pooled = root / "checkpoints" / "builtin-default-full-k6-s0"
+    with bench.bench_env(root):
+        again = train(config_from_saved(read_json(pooled / "config.json")), run="sequential", progress=False)
+    assert read_json(again / "metrics.json") == read_json(pooled / "metrics.json")
+    a, b = runs.load_torch(pooled / "model.pt"), runs.load_torch(again / "model.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

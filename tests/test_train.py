@@ -102,8 +102,10 @@ def test_run_folder_contract(trained):
 def test_evaluate_json_and_predict_csv(env, trained, capsys, tmp_path):
     assert cli(["evaluate", "--run", "tiny", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    for key in ("recall", "precision", "f1", "accuracy", "per_task"):
+    for key in ("recall", "precision", "f1", "accuracy", "per_task", "edit", "f1_at"):
         assert key in out
+    assert set(out["f1_at"]) == {"10", "25", "50"} and all(0 <= v <= 1 for v in out["f1_at"].values())
+    assert 0 <= out["edit"] <= 1
     m = json.loads((trained / "metrics.json").read_text())
     assert out["f1"] == pytest.approx(m["f1"])  # same split, same model, same numbers
     csv = tmp_path / "pred.csv"
