@@ -354,6 +354,11 @@ def test_torchrun_features_equals_one_process_and_redoes_a_killed_ranks_videos(t
 # ---------------------------------------------------------------- torchrun -m procl train
 
 TRAIN = dict(k=3, M=8, width=16, device="cpu")
+# the default recipe's levers as they were when these tests were written (the recipe's values are tuned)
+LEVERS = dict(region_center=True, attention_prior=10.0, center=False, background="shared", occupancy=True,
+              switch_cost=1.0, ordered=False, time_weight=0.0)
+LEVER_OPTIONS = ["--region-center", "--attention-prior", "10", "--no-center", "--background", "shared", "--occupancy",
+                 "--switch-cost", "1", "--no-ordered", "--time-weight", "0"]
 
 
 def _train_worker(spec: str) -> dict:
@@ -430,12 +435,12 @@ def test_torchrun_train_writes_its_run_once_and_scores_like_one_process(tiny_syn
     spec = f"folder:{tiny_synth}"
     monkeypatch.setenv("PROCL_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("PROCL_CHECKPOINTS", str(tmp_path / "ck"))
-    cfg = TrainConfig(dataset=spec, epochs=15, **TRAIN)
+    cfg = TrainConfig(dataset=spec, epochs=15, **TRAIN, **LEVERS)
     train(cfg, run="one", progress=False)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "--monitor-interval", "0.2", "-m", "procl", "train", "--dataset", spec, "--k", "3", "--M", "8",
-           "--width", "16", "--epochs", "15", "--device", "cpu", "--run-name", "two"]
+           "--width", "16", "--epochs", "15", "--device", "cpu", "--run-name", "two", *LEVER_OPTIONS]
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == str(tmp_path / "ck" / "two")  # printed once, by rank 0
@@ -443,6 +448,8 @@ def test_torchrun_train_writes_its_run_once_and_scores_like_one_process(tiny_syn
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["one", "two"]
     assert not [p for p in (tmp_path / "ck").rglob("*") if p.name.endswith(".tmp")]
     assert json.loads((tmp_path / "ck" / "two" / "status.json").read_text())["state"] == "done"
+    configs = [json.loads((tmp_path / "ck" / run / "config.json").read_text()) for run in ("one", "two")]
+    assert {k: configs[0][k] for k in LEVERS} == {k: configs[1][k] for k in LEVERS} == LEVERS  # the same training
     one, two = evaluate("one", "all"), evaluate("two", "all")
     dataset, features = load_inputs(cfg.resolved(), progress=False)
     random = baselines.run_baselines(dataset, features, k=3, M=8, split="all", fit_split="all",

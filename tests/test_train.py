@@ -51,9 +51,16 @@ def test_training_beats_random_and_loss_falls(env, trained):
     assert runs.read_status(trained)["state"] == "done"
 
 
+# the levers of the default recipe as they were measured on the tiny set (fixed here: the
+# recipe's values are tuned on the built-in set and may change)
+TINY_LEVERS = dict(region_center=True, attention_prior=10.0, center=False, background="shared", occupancy=True,
+                   switch_cost=1.0, ordered=False, time_weight=0.0)
+
+
 def test_batched_training_beats_random(env):
     """4 videos per step, padded and masked: fewer, larger steps still learn the procedure."""
-    path = train(TrainConfig(dataset=env["spec"], seed=0, batch_size=4, **TINY), run="tiny-b4", progress=False)
+    path = train(TrainConfig(dataset=env["spec"], seed=0, batch_size=4, **TINY, **TINY_LEVERS), run="tiny-b4",
+                 progress=False)
     m = evaluate("tiny-b4", "all")
     cfg = TrainConfig(dataset=env["spec"], **TINY).resolved()
     dataset, features = load_inputs(cfg, progress=False)
