@@ -142,6 +142,9 @@ with st.expander("Features and network"):
                                  "no weights.").strip()
     weights_slot = st.empty()
     b1, b2, b3, _ = st.columns([1, 1, 1, 1])
+    batch_size = b1.number_input("Batch size (videos per step)", 1, 1024, DEFAULTS.batch_size, key="tr_batch",
+                                 help="Videos per optimizer step, padded to the longest and masked. 1 is the "
+                                      "paper's one video per step; more is faster on a GPU.")
     ranking = b2.toggle("Subset-selection supervision", DEFAULTS.ranking, key="tr_ranking",
                         help="Off: task labels only, no ranking loss (the paper's Fig. 2 ablation; needs λ > 0).")
     device = b3.selectbox("Device", DEVICES, key="tr_device",
@@ -171,7 +174,8 @@ if name:
 cfg = TrainConfig(dataset=spec or "synthetic", k=int(k), M=int(M), lam=float(lam), epochs=int(epochs) or None,
                   setting=setting, recipe=recipe, attention=attention, learnable_pooling=pooling or not multi,
                   background=background, seed=int(seed), backbone=backbone, weights=weights, fps=float(fps),
-                  width=int(width), refresh_every=int(refresh), ranking=ranking, device=device,
+                  width=int(width), refresh_every=int(refresh), batch_size=int(batch_size), ranking=ranking,
+                  device=device,
                   region_center=region_center, attention_prior=float(attention_prior), center=center,
                   occupancy=occupancy, switch_cost=float(switch_cost), ordered=ordered,
                   time_weight=float(time_weight), min_steps=int(min_steps)).resolved()

@@ -1,13 +1,19 @@
-"""Scale measurements for `procl bench`: the distributed teacher and torchrun features.
+"""Scale measurements for `procl bench`: the distributed teacher, torchrun features and training.
 
     selection_scale(N, M, k, D)   subset selection (and the k-means refresh) on N frames:
                                   one process against 2 gloo ranks holding half each
     features_scale(spec, ...)     `procl features` in one process against torchrun with
                                   n processes, wall time, and whether the caches are equal
     compare_caches(a, b)          the differences between two feature cache folders
+    training_scale(spec, ...)     training frames/s at batch sizes 1 and 8 in this process
+                                  and the quality of each; `procl train` in one process
+                                  against torchrun with n processes (wall time, quality)
 
-Both spawn processes on this machine (no GPU involved); every process runs one thread,
-so the ratios say what splitting the work gains, not what more threads would.
+They spawn processes on this machine; on a CPU every process runs one thread, so the
+ratios say what splitting the work gains, not what more threads would. `device`
+("cpu", "cuda", "auto") is where the backbone and the networks run: on a GPU machine
+the same functions give feature and training frames/s there (torchrun with n
+processes needs n GPUs).
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -134,22 +141,57 @@ def compare_caches(a: str | Path, b: str | Path) -> list[str]:
     return diffs
 
 
-def features_command(spec: str, nproc: int, backbone: str = "default", fps: float = 2.0) -> list[str]:
-    """The `procl features` command line for one process (nproc 1) or torchrun on this machine."""
-    args = ["-m", "procl", "features", "--dataset", spec, "--backbone", backbone, "--fps", f"{fps:g}"]
+def procl_command(nproc: int, *args: str) -> list[str]:
+    """`python -m procl ARGS` for one process (nproc 1), or under torchrun with nproc
+    processes on this machine."""
     if nproc == 1:
-        return [sys.executable, *args]
+        return [sys.executable, "-m", "procl", *args]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-            "--monitor-interval", "0.2", *args]
+            "--monitor-interval", "0.2", "-m", "procl", *args]
 
 
-def features_scale(spec: str = "synthetic", nproc: int = 2, backbone: str = "default", fps: float = 2.0) -> dict:
+def features_command(spec: str, nproc: int, backbone: str = "default", fps: float = 2.0,
+                     device: str = "auto") -> list[str]:
+    """The `procl features` command line for one process (nproc 1) or torchrun on this machine."""
+    return procl_command(nproc, "features", "--dataset", spec, "--backbone", backbone, "--fps", f"{fps:g}",
+                         "--device", device)
+
+
+def _env(**values: str) -> dict[str, str]:
+    """This process's environment for a procl subprocess: procl importable, and `values`."""
+    package_root = str(Path(procl.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+            **values}
+
+
+def _run(cmd: list[str], env: dict[str, str], what: str) -> float:
+    """Run a procl command to its end, in this process's folder (relative dataset and data
+    paths mean the same there): its wall time in seconds; ProclError when it fails."""
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=os.getcwd())
+    if done.returncode != 0:
+        raise ProclError(f"{what} failed: {done.stderr.strip()[-1500:]}")
+    return time.perf_counter() - start
+
+
+def _needs_gpus(device: str, nproc: int) -> str | None:
+    """Why nproc processes cannot run on `device` here (one GPU each), or None."""
+    if nproc > 1 and dist.resolve_device(device).type == "cuda" and torch.cuda.device_count() < nproc:
+        return f"{nproc} processes on cuda need {nproc} GPUs, this machine has {torch.cuda.device_count()}"
+    return None
+
+
+def features_scale(spec: str = "synthetic", nproc: int = 2, backbone: str = "default", fps: float = 2.0,
+                   device: str = "auto") -> dict:
     """`procl features` on a dataset of video files into an empty cache: one process
-    against torchrun with `nproc` processes (each a 1/nproc share of the cores); wall
-    time of the whole command (start-up included) and whether the two caches are equal.
+    against torchrun with `nproc` processes (each a 1/nproc share of the cores, or a
+    GPU each with device cuda); wall time of the whole command (start-up included),
+    frames/s of the one process, and whether the two caches are equal.
 
-    Returns {"dataset", "videos", "processes", "one_process_s", "n_processes_s", "ratio"
-    (one / n), "same_cache", "differences"}.
+    Returns {"dataset", "videos", "frames", "device", "processes", "one_process_s",
+    "one_process_frames_per_s", "n_processes_s", "ratio" (one / n), "same_cache",
+    "differences"}; with device cuda and fewer GPUs than nproc the n-process run is
+    left out ("n_processes_s" None, "skipped" says why).
     """
     from procl.data import open_dataset
 
@@ -157,25 +199,132 @@ def features_scale(spec: str = "synthetic", nproc: int = 2, backbone: str = "def
     if any(v.kind != "video" for v in dataset.videos):
         raise ProclError(f"dataset {spec} has precomputed features: features_scale needs video files")
     run_spec = f"folder:{Path(dataset.root).resolve()}" if dataset.spec == "synthetic" else dataset.spec
-    package_root = str(Path(procl.__file__).resolve().parents[1])
+    skipped = _needs_gpus(device, nproc)
     times, folders = {}, {}
     with tempfile.TemporaryDirectory(prefix="procl-scale-") as tmp:
-        for n in (1, nproc):
-            env = {**os.environ, "PROCL_DATA": str(Path(tmp) / f"n{n}"),
-                   "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-            start = time.perf_counter()
-            done = subprocess.run(features_command(run_spec, n, backbone, fps), env=env, capture_output=True,
-                                  text=True, cwd=package_root)
-            times[n] = time.perf_counter() - start
-            if done.returncode != 0:
-                raise ProclError(f"features with {n} process(es) failed: {done.stderr.strip()[-1500:]}")
+        for n in (1,) if skipped else (1, nproc):
+            times[n] = _run(features_command(run_spec, n, backbone, fps, device),
+                            _env(PROCL_DATA=str(Path(tmp) / f"n{n}")), f"features with {n} process(es)")
             manifests = sorted((Path(tmp) / f"n{n}" / "features").glob("*/*/manifest.json"))
             if len(manifests) != 1:
                 raise ProclError(f"features with {n} process(es) wrote {len(manifests)} caches, expected one")
             folders[n] = manifests[0].parent
-        diffs = compare_caches(folders[1], folders[nproc])
-    return {
-        "dataset": spec, "videos": len(dataset.videos), "processes": nproc,
-        "one_process_s": round(times[1], 2), "n_processes_s": round(times[nproc], 2),
-        "ratio": round(times[1] / times[nproc], 2), "same_cache": not diffs, "differences": diffs,
+        frames = sum(int(e["T"]) for e in read_json(folders[1] / "manifest.json")["videos"].values())
+        diffs = [] if skipped else compare_caches(folders[1], folders[nproc])
+    out = {
+        "dataset": spec, "videos": len(dataset.videos), "frames": frames, "device": device, "processes": nproc,
+        "one_process_s": round(times[1], 2), "one_process_frames_per_s": round(frames / times[1], 1),
+        "n_processes_s": None if skipped else round(times[nproc], 2),
+        "ratio": None if skipped else round(times[1] / times[nproc], 2),
+        "same_cache": None if skipped else not diffs, "differences": diffs,
     }
+    return {**out, "skipped": skipped} if skipped else out
+
+
+# ---------------------------------------------------------------- training
+
+
+def _run_figures(path: Path) -> dict:
+    """A finished run's training figures: its epochs' seconds and those of the student steps
+    (the epochs less the teacher refreshes; status.json), and its quality (metrics.json,
+    on the run's scoring split)."""
+    status, metrics, config = (read_json(path / name) for name in ("status.json", "metrics.json", "config.json"))
+    epoch_s, teacher_s = sum(status["epoch_seconds"]), sum(status["teacher_seconds"])
+    return {"epochs": len(status["epoch_seconds"]), "epoch_s": round(epoch_s, 3),
+            "student_s": round(epoch_s - teacher_s, 3), "f1": metrics["f1"], "accuracy": metrics["accuracy"],
+            "teacher_f1": metrics["teacher"].get("f1"), "split": metrics["split"],
+            "processes": config.get("processes", 1)}
+
+
+def training_scale(spec: str = "synthetic", device: str = "auto", batch_sizes: tuple[int, ...] = (1, 8),
+                   epochs: int = 3, nproc: int = 2, k: int = 7, seed: int = 0, process_batch_size: int | None = None,
+                   **settings) -> dict:
+    """Training at several batch sizes in this process, and in one process against
+    torchrun with `nproc` processes; on `device` ("cpu", "cuda", "auto").
+
+    Batch sizes: `procl.train.train` of the same config (the dataset's training videos,
+    `epochs` epochs, k, seed and `settings`: any other TrainConfig field) at each batch
+    size, one after the other in this process. Frames/s count the training videos' real
+    frames (padding left out) over the student steps' seconds (the epochs' time less the
+    teacher refreshes), and over the whole epochs; F1 and accuracy are the run's own
+    (metrics.json: the test split of a multi-task run).
+    Processes: `python -m procl train` and `torchrun --nproc_per_node nproc -m procl
+    train` with the same arguments at batch size `process_batch_size` (per process; default
+    batch_sizes[0]); wall time
+    of each command (start-up and evaluation included), its epochs' seconds, and its
+    quality. Left out ("skipped" says why) for nproc < 2, or cuda with fewer GPUs.
+
+    Runs go to a temporary checkpoints folder; features come from (or go to) the usual
+    cache. Returns {"dataset", "device", "device_used", "epochs", "train_videos",
+    "frames_per_epoch", "batch": {B: {"frames_per_s", "epoch_frames_per_s", "f1",
+    "accuracy", ...}}, "batch_speedup" (frames/s of the largest batch over the first),
+    "processes": {"n", "batch_size", "one_process": {"wall_s", "epoch_s", "f1", "accuracy", ...},
+    "n_processes": {...}, "ratio" (wall time, one / n), "epoch_ratio" (the epochs' seconds, one / n)}}.
+    """
+    from procl.train import TrainConfig, load_inputs, make_units, train
+
+    cfg = TrainConfig(dataset=spec, k=k, epochs=epochs, seed=seed, device=device, **settings)
+    resolved = cfg.resolved()
+    resolved.validate()
+    dataset, features = load_inputs(resolved, progress=False)
+    train_ids = [v for u in make_units(resolved, dataset, features) for v in u.videos]
+    frames = sum(features.videos[v].T for v in train_ids)
+    out: dict = {"dataset": spec, "device": device, "device_used": str(dist.resolve_device(device)),
+                 "epochs": epochs, "train_videos": len(train_ids), "frames_per_epoch": frames, "batch": {}}
+    before = os.environ.get("PROCL_CHECKPOINTS")
+    with tempfile.TemporaryDirectory(prefix="procl-train-scale-") as tmp:
+        os.environ["PROCL_CHECKPOINTS"] = tmp
+        try:
+            for B in batch_sizes:
+                path = train(replace(cfg, batch_size=B), run=f"batch{B}", progress=False)
+                fig = _run_figures(path)
+                out["batch"][B] = {**fig, "frames_per_s": round(frames * fig["epochs"] / fig["student_s"], 1),
+                                   "epoch_frames_per_s": round(frames * fig["epochs"] / fig["epoch_s"], 1)}
+        finally:
+            if before is None:
+                os.environ.pop("PROCL_CHECKPOINTS", None)
+            else:
+                os.environ["PROCL_CHECKPOINTS"] = before
+        first, last = out["batch"][batch_sizes[0]], out["batch"][batch_sizes[-1]]
+        out["batch_speedup"] = round(last["frames_per_s"] / first["frames_per_s"], 2)
+        out["processes"] = _process_scale(cfg, process_batch_size or batch_sizes[0], nproc, Path(tmp), settings,
+                                          frames)
+    return out
+
+
+def train_arguments(cfg, batch_size: int, settings: dict) -> list[str]:
+    """The `procl train` arguments of a TrainConfig made of dataset, k, epochs, seed,
+    device and `settings` (other TrainConfig fields), at `batch_size`."""
+    from procl.train import TrainConfig
+
+    args = ["train", "--dataset", cfg.dataset, "--k", str(cfg.k), "--epochs", str(cfg.epochs), "--seed", str(cfg.seed),
+            "--batch-size", str(batch_size), "--device", cfg.device]
+    defaults = TrainConfig()
+    for name, value in settings.items():  # as their command-line options
+        flag = name.replace("_", "-")
+        if isinstance(value, bool):
+            if value != getattr(defaults, name):
+                args.append(f"--{flag}" if value else f"--no-{flag}")
+        elif value is not None:
+            args += [f"--{flag}", str(value)]
+    return args
+
+
+def _process_scale(cfg, batch_size: int, nproc: int, tmp: Path, settings: dict, frames: int) -> dict:
+    """`procl train` of cfg in one process against torchrun with nproc (training_scale)."""
+    skipped = "one process only" if nproc < 2 else _needs_gpus(cfg.device, nproc)
+    if skipped:
+        return {"n": nproc, "skipped": skipped}
+    args = train_arguments(cfg, batch_size, settings)
+    # one thread per process in both (torchrun sets it for its processes): what splitting the work gains.
+    # PROCL_DATA as it is here: the feature cache knows its videos by the path they were found at
+    env = _env(PROCL_CHECKPOINTS=str(tmp), OMP_NUM_THREADS="1")
+    out = {"n": nproc, "batch_size": batch_size}
+    for key, n in (("one_process", 1), ("n_processes", nproc)):
+        wall = _run(procl_command(n, *args, "--run-name", key), env, f"train with {n} process(es)")
+        fig = _run_figures(tmp / key)
+        out[key] = {"wall_s": round(wall, 2), **fig,
+                    "epoch_frames_per_s": round(frames * fig["epochs"] / fig["epoch_s"], 1)}
+    out["ratio"] = round(out["one_process"]["wall_s"] / out["n_processes"]["wall_s"], 2)
+    out["epoch_ratio"] = round(out["one_process"]["epoch_s"] / out["n_processes"]["epoch_s"], 2)
+    return out

@@ -73,17 +73,27 @@ def typical_order(labels: list[np.ndarray], selected: list[int]) -> list[int]:
     is the median over the videos where it occurs. States that never occur go last, in
     the given order.
     """
-    places: dict[int, list[float]] = {int(s): [] for s in selected}
-    for lab in labels:
-        lab = np.asarray(lab)
-        if not len(lab):
-            continue
-        rel = (np.arange(len(lab)) + 0.5) / len(lab)
-        for s in places:
-            hit = lab == s
-            if hit.any():
-                places[s].append(float(rel[hit].mean()))
-    return sorted(places, key=lambda s: (not places[s], float(np.median(places[s])) if places[s] else 0.0))
+    return order_by_places([state_places(lab, selected) for lab in labels], selected)
+
+
+def state_places(labels: np.ndarray, selected: list[int]) -> dict[int, float]:
+    """One video's part of `typical_order`: each selected state's place there, the mean
+    relative time (t + 0.5) / T of its frames (states it does not show are left out).
+    k numbers per video: what ranks that hold different videos exchange."""
+    lab = np.asarray(labels)
+    rel = (np.arange(len(lab)) + 0.5) / max(len(lab), 1)
+    return {int(s): float(rel[lab == s].mean()) for s in selected if (lab == s).any()}
+
+
+def order_by_places(places: list[dict[int, float]], selected: list[int]) -> list[int]:
+    """The selected states sorted by their median place over the videos (`state_places`
+    of each, in any order); states with no place go last, in the given order."""
+    seen: dict[int, list[float]] = {int(s): [] for s in selected}
+    for video in places:
+        for s, place in video.items():
+            if s in seen:
+                seen[s].append(place)
+    return sorted(seen, key=lambda s: (not seen[s], float(np.median(seen[s])) if seen[s] else 0.0))
 
 
 def distance_loglik(dist: np.ndarray, selected: list[int], background: list[int] = ()) -> np.ndarray:

@@ -21,7 +21,10 @@ on nccl is ended by torch's watchdog, which aborts the process after the same ti
     all_gather_object(obj)      every rank's obj, in rank order (small objects only)
     broadcast(tensor, src=0)    rank src's tensor on every rank
     barrier(what)               wait for every rank; names the ranks that did not come
+    guard(what)                 a failed collective (another rank died or hung) -> ProclError
     main_first(fn, what)        fn() on rank 0, then on the others (a step that writes files)
+    main_only(fn, what)         fn() on rank 0 alone, its result (or ProclError) on every rank
+    ddp(module, find_unused)    the module in DistributedDataParallel (itself in one process)
     shard(items, weights)       this rank's part of a list: disjoint, deterministic
     check_same_settings(dict)   every rank was started with the same settings, or a clear error
     shutdown()                  leave the process group
@@ -253,11 +256,14 @@ def _first_line(err: BaseException) -> str:
 
 
 @contextmanager
-def _guard(what: str) -> Iterator[None]:
-    """A failed collective (a rank died, hung past the timeout, or crashed) -> ProclError."""
+def guard(what: str) -> Iterator[None]:
+    """A failed collective (a rank died, hung past the timeout, or crashed) -> ProclError.
+    One process: errors pass through unchanged (there is no other rank to blame)."""
     try:
         yield
     except (RuntimeError, ValueError) as err:  # torch's DistError and backend errors are RuntimeErrors
+        if not is_distributed():
+            raise
         raise ProclError(
             f"rank {rank()} of {world_size()}: {what} failed: another rank stopped or did not answer "
             f"within {_timeout_s:g} s ({_first_line(err)}); see the other ranks' messages, fix the "
@@ -279,7 +285,7 @@ def all_reduce_sum(tensor: torch.Tensor, what: str = "all_reduce_sum") -> torch.
     if not is_distributed():
         return tensor.clone()
     comm, group = _on_wire(tensor)
-    with _guard(what):
+    with guard(what):
         dist.all_reduce(comm, op=dist.ReduceOp.SUM, group=group)
     return comm.to(tensor.device)
 
@@ -289,7 +295,7 @@ def all_gather_object(obj: T, what: str = "all_gather_object") -> list[T]:
     if not is_distributed():
         return [obj]
     out: list[Any] = [None] * world_size()
-    with _guard(what):
+    with guard(what):
         dist.all_gather_object(out, obj, group=_cpu_group)
     return out
 
@@ -299,7 +305,7 @@ def broadcast(tensor: torch.Tensor, src: int = 0, what: str = "broadcast") -> to
     if not is_distributed():
         return tensor.clone()
     comm, group = _on_wire(tensor)
-    with _guard(what):
+    with guard(what):
         dist.broadcast(comm, src=src, group=group)
     return comm.to(tensor.device)
 
@@ -325,16 +331,50 @@ def main_first(fn: Callable[[], T], what: str) -> T:
     rank 0's is raised on every rank. One process: fn()."""
     if not is_distributed():
         return fn()
-    error, result = None, None
+    result = _on_main(fn, what, share=False)
+    return result if is_main() else fn()
+
+
+def main_only(fn: Callable[[], T], what: str) -> T:
+    """fn() on rank 0 alone, and its result (picklable) on every rank: a step that reads
+    or writes rank 0's files (the run folder). A ProclError of rank 0's is raised on
+    every rank. One process: fn()."""
+    if not is_distributed():
+        return fn()
+    return _on_main(fn, what, share=True)
+
+
+def _on_main(fn: Callable[[], T], what: str, share: bool) -> T:
+    result, sent = None, [None]
     if is_main():
         try:
             result = fn()
+            sent = [("ok", result if share else None)]
         except ProclError as err:
-            error = str(err)
-    error = all_gather_object(error, what=what)[0]
-    if error is not None:
-        raise ProclError(error)
-    return result if is_main() else fn()
+            sent = [("error", str(err))]
+    with guard(what):
+        dist.broadcast_object_list(sent, src=0, group=_cpu_group)
+    kind, value = sent[0]
+    if kind == "error":
+        raise ProclError(value)
+    return result if is_main() else value
+
+
+def ddp(module: torch.nn.Module, find_unused: bool = False) -> torch.nn.Module:
+    """`module` in DistributedDataParallel: the same weights on every rank (rank 0's are
+    sent to the others here) and gradients averaged over the ranks in backward (nccl
+    between GPUs, gloo on the CPU). find_unused: some parameters get no gradient in a
+    step (DDP then looks for them). One process: the module itself."""
+    if not is_distributed():
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    device = next(module.parameters()).device
+    on_gpu = device.type == "cuda" and dist.get_backend() == "nccl"
+    with guard("sharing the model's weights"):
+        return DistributedDataParallel(module, device_ids=[device] if on_gpu else None,
+                                       process_group=None if on_gpu else _cpu_group,
+                                       find_unused_parameters=find_unused)
 
 
 # ---------------------------------------------------------------- sharding and settings

@@ -109,7 +109,7 @@ def predict_video(
     predicted task's (a diagnostic: what task errors cost; the teacher always does).
     """
     net.eval()
-    out = net(torch.from_numpy(np.asarray(y, dtype=np.float32)).to(next(net.parameters()).device))
+    out = net(torch.from_numpy(np.asarray(y, dtype=np.float32)).to(next(net.parameters()).device)[None]).video(0)
     out = type(out)(**{k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in vars(out).items()})
     if out.logits is not None:
         probs = torch.softmax(out.logits, 0).numpy()

@@ -170,10 +170,29 @@ def background_states(states: np.ndarray, task_of_frame: np.ndarray, n_tasks: in
     `max_share` of the frames (each task weighing alike): early in training, or with
     very few videos, most states are still shared, and all frames would be background.
     """
-    if n_tasks < 3 or len(states) == 0:
+    return _background(states, task_of_frame, n_tasks, M, threshold, max_share, distributed=False)
+
+
+def background_states_distributed(states: np.ndarray, task_of_frame: np.ndarray, n_tasks: int, M: int,
+                                  threshold: float = 0.9, max_share: float = BACKGROUND_MAX_SHARE) -> list[int]:
+    """`background_states` over the frames of every rank; states and task_of_frame are
+    THIS rank's frames (possibly none). One all-reduce of the M x n_tasks frame counts
+    (integers in float64: the sum is exact) gives every rank the counts of all frames,
+    so every rank returns the states one process would. One process: the same as
+    `background_states`."""
+    return _background(states, task_of_frame, n_tasks, M, threshold, max_share, distributed=True)
+
+
+def _background(states, task_of_frame, n_tasks: int, M: int, threshold: float, max_share: float,
+                distributed: bool) -> list[int]:
+    if n_tasks < 3:
         return []
-    counts = np.zeros((M, n_tasks))
-    np.add.at(counts, (np.asarray(states), np.asarray(task_of_frame)), 1.0)
+    counts = np.zeros((M, n_tasks))  # [M, A] frames of each task nearest to each state
+    np.add.at(counts, (np.asarray(states, dtype=np.int64), np.asarray(task_of_frame, dtype=np.int64)), 1.0)
+    if distributed:
+        counts = _all_reduce(torch.from_numpy(counts), "counting the frames of each state per task").numpy()
+    if counts.sum() == 0:
+        return []
     return states_used_evenly(counts, threshold, max_share)
 
 

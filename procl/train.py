@@ -3,15 +3,27 @@
 Each epoch starts with a teacher refresh: attention features of every training video
 from the current SAN -> mini-batch k-means refresh of the M latent states (warm-started
 from the previous centers, so state m stays state m) -> greedy subset selection per task
-(Eq. 2) -> per-frame pseudo-labels. Then SAN + KLN + TCN are trained one video per step
-with L = L_rank + lambda * L_ce (Eqs. 6-7), RMSprop (lr 1e-3, weight decay 1e-4).
-`refresh_every` > 0 refreshes the teacher every that many videos as well.
+(Eq. 2) -> per-frame pseudo-labels. Then SAN + KLN + TCN are trained with
+L = L_rank + lambda * L_ce (Eqs. 6-7), RMSprop (lr 1e-3, weight decay 1e-4), on
+`batch_size` videos per step (1 by default, the paper's one video per step; more are
+padded to the longest and masked: procl.model.masks). `refresh_every` > 0 refreshes
+the teacher every that many videos as well.
 
 Settings: "multi" trains one network for all tasks (train split only; lambda 0.5,
 M 50 by default); "single" trains one network per task on all its videos with lambda 0
 and no classifier (M 30), as the paper's Table 1. Everything is seeded and
 deterministic on a CPU; an epoch's video order and dropout depend only on (seed, epoch),
 so --resume from a completed epoch ends in the same model as an uninterrupted run.
+
+Under torchrun (procl.dist) every rank holds a shard of each network's training videos
+(balanced by frames) and the networks are DistributedDataParallel (gradients averaged
+over the ranks at each step: batch_size videos per rank). The teacher refresh is
+distributed and frames never leave their rank: k-means from all-reduced per-state sums
+and counts (`fit_states_distributed`, warm-started), background states from all-reduced
+per-state per-task frame counts, subset selection from all-reduced candidate costs at
+each pick, pseudo-labels where the frames are, the typical order from k numbers per
+video. Rank 0 alone writes the run folder (status, checkpoints, states, metrics); it
+looks for the STOP file after each step and tells the others.
 """
 from __future__ import annotations
 
@@ -30,19 +42,22 @@ import torch
 from torch import nn
 
 import procl
-from procl import ProclError, runs
-from procl.dist import add_device_argument, launched_world_size, resolve_device
+from procl import ProclError, dist, runs
+from procl.dist import add_device_argument, resolve_device
 from procl.data import Dataset
 from procl.features.types import FeatureSet
 from procl.io import write_json
-from procl.model import NetConfig, ProcedureNet, classification_loss, ranking_loss
+from procl.model import NetConfig, ProcedureNet, classification_loss, pad_videos, ranking_loss
 from procl.paths import slug
-from procl.decode import typical_order
-from procl.selection import background_states, fit_states, nearest_state, subset_selection
+from procl.decode import order_by_places, state_places
+from procl.selection import (
+    background_states, background_states_distributed, fit_states, fit_states_distributed, nearest_state,
+    subset_selection, subset_selection_distributed,
+)
 
 SETTINGS = ("multi", "single")
 # One video per step makes every op small: one thread is fastest, and several threads
-# slow to a crawl when other processes share the cores.
+# slow to a crawl when other processes share the cores (under torchrun: per process).
 TRAIN_THREADS = 1
 BACKGROUND_OPTIONS = ("none", "unselected", "shared")
 
@@ -85,6 +100,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     refresh_every: int = 0  # extra teacher refresh every N videos; 0 = once per epoch
+    batch_size: int = 1  # videos per optimizer step (per process under torchrun), padded and masked
     region_center: bool | None = None  # subtract each cell's median over the video before attention
     attention_prior: float | None = None  # weight of the change prior in the SAN (0 = the paper's SAN)
     center: bool | None = None  # subtract each video's mean attention feature
@@ -127,6 +143,8 @@ class TrainConfig:
             raise ProclError(f"epochs={self.epochs} must be at least 1")
         if self.width < 1 or self.fps <= 0 or self.lr <= 0 or self.refresh_every < 0:
             raise ProclError("width, fps and lr must be positive and refresh_every >= 0")
+        if self.batch_size < 1:
+            raise ProclError(f"batch size {self.batch_size} must be at least 1 (videos per optimizer step)")
         if self.switch_cost < 0 or not math.isfinite(self.switch_cost) or self.attention_prior < 0:
             raise ProclError(f"switch cost {self.switch_cost} and attention prior {self.attention_prior} "
                              "must be numbers >= 0")
@@ -159,7 +177,7 @@ class Unit:
 
     key: str
     tasks: list[str]  # the classifier's classes, in order
-    videos: list[str]  # training video ids
+    videos: list[str]  # training video ids (under torchrun: this rank's shard of them)
     centers: np.ndarray | None = None  # [M, D]
     selected: dict[str, list[int]] = field(default_factory=dict)  # task -> k states
     labels: dict[str, torch.Tensor] = field(default_factory=dict)  # video -> [T] pseudo-labels
@@ -205,28 +223,54 @@ def build_networks(cfg: TrainConfig, features: FeatureSet, units: list[Unit]) ->
 
 
 @torch.no_grad()
-def attention_features(net: ProcedureNet, ys: dict[str, torch.Tensor], ids: list[str]) -> dict[str, np.ndarray]:
+def attention_features(net: ProcedureNet, ys: dict[str, torch.Tensor], ids: list[str],
+                       batch_size: int = 1) -> dict[str, np.ndarray]:
+    """Each video's frames in the teacher's space [T, D'] (the SAN's attention features,
+    `ProcedureNet.teacher_space`), `batch_size` videos at a time (of similar lengths:
+    little padding)."""
     net.eval()
     device = next(net.parameters()).device
-    return {vid: net.teacher_space(net.attend(ys[vid].to(device))[0]).cpu().numpy() for vid in ids}
+    out = {}
+    if batch_size > 1:
+        ids = sorted(ids, key=lambda vid: len(ys[vid]))
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start : start + batch_size]
+        y, mask = pad_videos([ys[vid] for vid in chunk])  # [B, T, R, D], [B, T]
+        mask = None if mask is None else mask.to(device)
+        x = net.teacher_space(net.attend(y.to(device), mask)[0], mask).cpu().numpy()  # [B, T, D']
+        for b, vid in enumerate(chunk):
+            out[vid] = x[b, : len(ys[vid])]
+    return out
 
 
 def refresh_teacher(
-    cfg: TrainConfig, net: ProcedureNet, unit: Unit, ys: dict[str, torch.Tensor], task_of: dict[str, str]
+    cfg: TrainConfig, net: ProcedureNet, unit: Unit, ys: dict[str, torch.Tensor], task_of: dict[str, str],
+    distributed: bool | None = None,
 ) -> dict:
     """Attention features -> k-means refresh -> background states -> subset selection per
-    task -> pseudo-labels (a background state's frames keep it as their label)."""
-    f = attention_features(net, ys, unit.videos)
-    X = np.concatenate([f[v] for v in unit.videos])
-    unit.centers = fit_states(X, cfg.M, init=unit.centers, seed=cfg.seed)
+    task -> pseudo-labels (a background state's frames keep it as their label).
+
+    distributed (default: under torchrun): unit.videos are this rank's, and the ranks
+    together compute the states, background and selection of all their videos (module
+    docstring); every rank ends with the same ones and its own videos' pseudo-labels.
+    In one process distributed=True runs the same algorithms alone (Lloyd k-means in
+    place of mini-batch k-means): what any number of ranks computes on the same frames.
+    """
+    distributed = dist.is_distributed() if distributed is None else distributed
+    f = attention_features(net, ys, unit.videos, cfg.batch_size)
+    X = np.concatenate([f[v] for v in unit.videos])  # [N, D'] this rank's frames
+    fit = fit_states_distributed if distributed else fit_states
+    unit.centers = fit(X, cfg.M, init=unit.centers, seed=cfg.seed)
     if cfg.background == "shared":
         task_index = np.concatenate([np.full(len(f[v]), unit.tasks.index(task_of[v])) for v in unit.videos])
-        unit.background = background_states(nearest_state(X, unit.centers), task_index, len(unit.tasks), cfg.M,
-                                            cfg.background_threshold)
+        find = background_states_distributed if distributed else background_states
+        unit.background = find(nearest_state(X, unit.centers), task_index, len(unit.tasks), cfg.M,
+                               cfg.background_threshold)
+    select = subset_selection_distributed if distributed else subset_selection
     costs = {}
     for task in unit.tasks:
         ids = [v for v in unit.videos if task_of[v] == task]
-        sel = subset_selection([f[v] for v in ids], unit.centers, cfg.k, background=unit.background)
+        sel = select([f[v] for v in ids], unit.centers, cfg.k, background=unit.background)
         unit.selected[task] = sel.selected
         costs[task] = sel.costs[-1]
         for vid, lab in zip(ids, sel.labels):
@@ -235,14 +279,25 @@ def refresh_teacher(
 
 
 def train_step(
-    cfg: TrainConfig, net: ProcedureNet, opt: torch.optim.Optimizer, y: torch.Tensor, r: torch.Tensor, task: int
+    cfg: TrainConfig, net: nn.Module, opt: torch.optim.Optimizer, y: torch.Tensor, r: torch.Tensor,
+    task: int | torch.Tensor, mask: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """One video: L = L_rank + lambda * L_ce (Eq. 6), one optimizer step."""
+    """One optimizer step, L = L_rank + lambda * L_ce (Eq. 6) over a batch.
+
+    y: [B, T, R, D] region features padded to T frames, r: [B, T] pseudo-labels, task:
+    [B] task indices, mask: [B, T] real frames (None: all), as `pad_videos` makes them;
+    or one video: y [T, R, D], r [T], task an int. L_rank is each video's mean over its
+    real frames, then the batch mean; L_ce the batch mean. net: a ProcedureNet, or one
+    in DistributedDataParallel (gradients averaged over the ranks in backward).
+    """
+    if y.dim() == 3:  # one video
+        y, r, task = y[None], r[None], torch.tensor([task])
     net.train()
     device = next(net.parameters()).device
-    y, r = y.to(device), r.to(device)
-    out = net(y)
-    rank = ranking_loss(out.s, r) if cfg.ranking else out.s.new_zeros(())
+    y, r, task = y.to(device), r.to(device), task.to(device)
+    mask = None if mask is None else mask.to(device)
+    out = net(y, mask)
+    rank = ranking_loss(out.s, r, mask) if cfg.ranking else out.s.new_zeros(())
     ce = classification_loss(out.logits, task) if out.logits is not None else out.s.new_zeros(())
     loss = rank + cfg.lam * ce
     opt.zero_grad(set_to_none=True)
@@ -266,11 +321,13 @@ def check_features(features: FeatureSet, ids: list[str]) -> None:
 
 
 def load_inputs(cfg: TrainConfig, progress: bool = True, on_progress: Callable | None = None):
-    """Open the dataset and its (cached or extracted) features."""
+    """Open the dataset and its (cached or extracted) features. Under torchrun the
+    ranks extract the missing features together and each gets all of them."""
     from procl.data import open_dataset
     from procl.features.cache import load_or_extract
 
-    dataset = open_dataset(cfg.dataset, progress=progress)
+    dataset = dist.main_first(lambda: open_dataset(cfg.dataset, progress=progress and dist.is_main()),
+                              "opening the dataset")
     feat_cb = None
     if on_progress is not None:
         def feat_cb(done, total, vid):
@@ -289,6 +346,16 @@ def default_run_name(cfg: TrainConfig) -> str:
     return runs.unique_name(slug(f"{base}-k{cfg.k}{tag}").rsplit("-", 1)[0] + time.strftime("-%m%d-%H%M%S"))
 
 
+def _resumable(run: str) -> tuple[str, dict]:
+    """The folder and config.json of a run to resume (ProclError while it still runs)."""
+    path = runs.run_dir(run)
+    saved = runs.read_config(path)
+    status = runs.read_status(path)
+    if status.get("state") == "running":
+        raise ProclError(f"run {run!r} is still running (pid {status.get('pid')}); cancel it first")
+    return str(path), saved
+
+
 def train(
     cfg: TrainConfig,
     run: str | None = None,
@@ -296,28 +363,31 @@ def train(
     progress: bool = True,
     on_progress: Callable[[dict], None] | None = None,
 ) -> Path:
-    """Train (or resume) a run; returns its folder. See the module docstring."""
+    """Train (or resume) a run; returns its folder. See the module docstring.
+
+    Under torchrun every rank calls it with the same arguments (checked); rank 0 alone
+    reads and writes the run folder and reports progress (on_progress, the bar).
+    """
+    dist.check_same_settings({**asdict(cfg), "run": run, "resume": resume}, what="training settings")
+    main = dist.is_main()
     if resume:
         if not run:
             raise ProclError("--resume needs --run NAME (the run to continue)")
-        path = runs.run_dir(run)
-        saved = runs.read_config(path)
+        where, saved = dist.main_only(lambda: _resumable(run), "reading the run to resume")
+        path = Path(where)
         cfg = config_from_saved(saved)
-        status = runs.read_status(path)
-        if status.get("state") == "running":
-            raise ProclError(f"run {run!r} is still running (pid {status.get('pid')}); cancel it first")
     cfg = cfg.resolved()
     cfg.validate()
     if run and not resume:
         runs.check_name(run)
 
     try:
-        dataset, features = load_inputs(cfg, progress=progress, on_progress=on_progress)
+        dataset, features = load_inputs(cfg, progress=progress and main, on_progress=on_progress if main else None)
         units = make_units(cfg, dataset, features)
         check_features(features, [v for u in units for v in u.videos])
         cfg = replace(cfg, epochs=cfg.epochs_for(sum(len(u.videos) for u in units)))
     except ProclError as err:
-        if resume:  # a launched job: say why in its status, not only in train.log
+        if resume and main:  # a launched job: say why in its status, not only in train.log
             runs.write_status(path, {**runs.read_status(path), "state": "failed", "error": str(err)})
         raise
     config = {
@@ -330,6 +400,11 @@ def train(
         "features": {k: features.manifest.get(k) for k in ("backbone", "weights", "fps", "R", "D", "grid", "fingerprint")},
         "train_videos": sorted(v for u in units for v in u.videos),
     }
+    if dist.is_distributed():
+        config["processes"] = dist.world_size()
+        dist.check_same_settings({"features": config["features"],
+                                  "train_videos": dist.settings_digest({"ids": config["train_videos"]})},
+                                 what="data (features and training videos)")
     fresh = not resume or "features" not in saved  # a queued run (procl.jobs) starts afresh
     if resume and not fresh:
         if saved["features"]["D"] != features.D:
@@ -337,10 +412,15 @@ def train(
                 f"features of {cfg.dataset} have D={features.D} but run {run!r} was trained with "
                 f"D={saved['features']['D']}: use the run's backbone ({saved['features']['backbone']})"
             )
-    elif resume:
-        write_json(path / "config.json", config)
-    else:
-        path = runs.create_run(run or default_run_name(cfg), config)
+
+    def prepare() -> str:
+        if not resume:
+            return str(runs.create_run(run or default_run_name(cfg), config))
+        if fresh:
+            write_json(path / "config.json", config)
+        return str(path)
+
+    path = Path(dist.main_only(prepare, "creating the run folder"))
     return _train_loop(cfg, path, dataset, features, units, resume and not fresh, progress, on_progress)
 
 
@@ -353,35 +433,89 @@ def _train_loop(cfg, path, dataset, features, units, resume, progress, on_progre
         torch.set_num_threads(threads)
 
 
+def _shard_units(cfg: TrainConfig, features: FeatureSet, units: list[Unit]) -> tuple[dict, dict]:
+    """This rank's shard of each unit's videos (balanced by frames; all of them in one
+    process): returns each unit's full video list (an epoch's order is drawn over it)
+    and the videos per rank per epoch (the largest shard: every rank takes as many steps)."""
+    every = {u.key: list(u.videos) for u in units}
+    for u in units:
+        what = ("training videos" if cfg.setting == "multi" else
+                f"videos of task {u.tasks[0]!r} (single-task: one network per task, trained by every rank)")
+        u.videos = dist.shard(u.videos, weights=[features.videos[v].T for v in u.videos], what=what)
+    sizes = dist.all_gather_object({u.key: len(u.videos) for u in units}, what="counting the shards' videos")
+    return every, {u.key: max(part[u.key] for part in sizes) for u in units}
+
+
+def epoch_videos(every: list[str], mine: list[str], n: int, rng: np.random.Generator) -> list[str]:
+    """This rank's videos for one epoch: all the unit's videos in the order drawn from
+    rng (seeded by (seed, epoch), the same on every rank), those this rank holds, then
+    again from its first until there are n (ranks with a smaller shard repeat a few
+    videos, as torch's DistributedSampler does, so that every rank takes as many steps).
+    One process: the permuted videos."""
+    held = set(mine)
+    order = [every[i] for i in rng.permutation(len(every)) if every[i] in held]
+    return [order[i % len(order)] for i in range(n)]
+
+
+def _dropout_seed(seed: int, epoch: int) -> int:
+    """The torch seed of an epoch (dropout): rank 0's is the one-process seed, the
+    other ranks draw their own."""
+    if dist.rank() == 0:
+        return seed * 1000 + epoch
+    return int(np.random.SeedSequence([seed, epoch, dist.rank()]).generate_state(1)[0])
+
+
+def _share_step(losses: dict[str, float], stop_file: Path | None) -> tuple[dict[str, float], bool]:
+    """After a step: its losses averaged over the ranks, and whether a stop was asked
+    for (rank 0, the only one given stop_file, looks for the STOP file and tells the
+    others in the same all-reduce). One process: the losses, and the STOP file."""
+    stop = stop_file is not None and runs.stop_requested(stop_file)
+    if not dist.is_distributed():
+        return losses, stop
+    names = ("loss", "rank", "ce")
+    sums = dist.all_reduce_sum(torch.tensor([*(losses[k] for k in names), float(stop)], dtype=torch.float64),
+                               what="sharing the losses and the stop flag")
+    return {k: float(sums[i]) / dist.world_size() for i, k in enumerate(names)}, bool(sums[-1] > 0)
+
+
 def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_progress) -> Path:
+    main, world, B = dist.is_main(), dist.world_size(), cfg.batch_size
     nets = build_networks(cfg, features, units)
     opts = _optimizers(cfg, nets)
     task_of = {v.id: v.task for v in dataset.videos}
+    every, per_rank = _shard_units(cfg, features, units)
     ys = {vid: torch.from_numpy(np.ascontiguousarray(features.videos[vid].feats, dtype=np.float32))
           for u in units for vid in u.videos}
-    steps_per_epoch = sum(len(u.videos) for u in units)
+    steps_per_epoch = sum(world * per_rank[u.key] for u in units)  # videos trained on, over all ranks
     total = steps_per_epoch * cfg.epochs
     status = {"state": "running", "pid": os.getpid(), "epoch": 0, "epochs": cfg.epochs, "step": 0,
               "steps": total, "history": {"step": [], "loss": [], "rank": [], "ce": []},
               "epoch_seconds": [], "teacher_seconds": [], "started": time.time()}
     start_epoch = 0
-    if resume and (path / "resume.pt").exists():
-        state = runs.load_torch(path / "resume.pt")
+    state = None
+    if resume:
+        state = dist.main_only(lambda: runs.load_torch(path / "resume.pt") if (path / "resume.pt").exists() else None,
+                               "reading the resume point")
+    if state is not None:
         nets.load_state_dict(state["model"])
         for key, opt in opts.items():
             opt.load_state_dict(state["optim"][key])
         for u in units:
             u.centers = state["centers"][u.key].numpy()
         start_epoch = int(state["epoch"])
-        old = runs.read_status(path)
-        status.update({k: old[k] for k in ("history", "epoch_seconds", "teacher_seconds") if k in old})
+        if main:
+            old = runs.read_status(path)
+            status.update({k: old[k] for k in ("history", "epoch_seconds", "teacher_seconds") if k in old})
         status["step"] = start_epoch * steps_per_epoch
     status["epoch"] = start_epoch
-    (path / "STOP").unlink(missing_ok=True)
-    runs.write_status(path, status)
+    # the SAN's scores get no gradient when there is one cell (or no attention): DDP must know
+    models = {u.key: dist.ddp(nets[u.key], find_unused=not (cfg.attention and features.R > 1)) for u in units}
+    if main:
+        (path / "STOP").unlink(missing_ok=True)
+        runs.write_status(path, status)
 
     bar = None
-    if progress:
+    if progress and main:
         from tqdm import tqdm
         bar = tqdm(total=total, initial=status["step"], desc="train", unit="video", file=sys.stderr)
     t0, last_write = time.time(), 0.0
@@ -390,49 +524,59 @@ def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_prog
         for epoch in range(start_epoch, cfg.epochs):
             t_epoch = time.time()
             rng = np.random.default_rng([cfg.seed, epoch])
-            torch.manual_seed(cfg.seed * 1000 + epoch)
+            torch.manual_seed(_dropout_seed(cfg.seed, epoch))
             teacher_s = 0.0
             for u in units:
                 t = time.time()
                 refresh_teacher(cfg, nets[u.key], u, ys, task_of)
                 teacher_s += time.time() - t
-                order = rng.permutation(len(u.videos))
-                for i, idx in enumerate(order):
-                    if cfg.refresh_every and i and i % cfg.refresh_every == 0:
+                videos = epoch_videos(every[u.key], u.videos, per_rank[u.key], rng)
+                for i in range(0, len(videos), B):
+                    if cfg.refresh_every and i and (i * world) // cfg.refresh_every != ((i - B) * world) // cfg.refresh_every:
                         t = time.time()
                         refresh_teacher(cfg, nets[u.key], u, ys, task_of)
                         teacher_s += time.time() - t
-                    vid = u.videos[idx]
-                    losses = train_step(cfg, nets[u.key], opts[u.key], ys[vid], u.labels[vid],
-                                        u.tasks.index(task_of[vid]))
-                    status["step"] += 1
-                    hist = status["history"]
-                    hist["step"].append(status["step"])
-                    for name in ("loss", "rank", "ce"):
-                        hist[name].append(round(losses[name], 5))
-                    elapsed = time.time() - t0
-                    rate = (status["step"] - done_before) / max(elapsed, 1e-9)
-                    status.update(epoch=epoch, elapsed=elapsed, eta=(total - status["step"]) / max(rate, 1e-9),
-                                  **{f"last_{k}": v for k, v in losses.items()})
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(epoch=epoch + 1, loss=f"{losses['loss']:.3f}")
-                    if on_progress is not None:
-                        on_progress({"phase": "train", **{k: status[k] for k in ("epoch", "epochs", "step", "steps", "elapsed", "eta")}, **losses})
-                    if time.time() - last_write > 0.5:
-                        runs.write_status(path, status)
-                        last_write = time.time()
-                    if runs.stop_requested(path):
-                        status.update(state="cancelled", error="stopped on request")
-                        runs.write_status(path, status)
+                    ids = videos[i : i + B]
+                    y, mask = pad_videos([ys[vid] for vid in ids])  # [B, T, R, D], [B, T]
+                    r, _ = pad_videos([u.labels[vid] for vid in ids])  # [B, T]
+                    task = torch.tensor([u.tasks.index(task_of[vid]) for vid in ids])  # [B]
+                    with dist.guard(f"training step {status['step']} (averaging the gradients)"):
+                        losses = train_step(cfg, models[u.key], opts[u.key], y, r, task, mask)
+                    losses, stop = _share_step(losses, path if main else None)
+                    status["step"] += world * len(ids)
+                    if main:
+                        hist = status["history"]
+                        hist["step"].append(status["step"])
+                        for name in ("loss", "rank", "ce"):
+                            hist[name].append(round(losses[name], 5))
+                        elapsed = time.time() - t0
+                        rate = (status["step"] - done_before) / max(elapsed, 1e-9)
+                        status.update(epoch=epoch, elapsed=elapsed, eta=(total - status["step"]) / max(rate, 1e-9),
+                                      **{f"last_{k}": v for k, v in losses.items()})
+                        if bar is not None:
+                            bar.update(world * len(ids))
+                            bar.set_postfix(epoch=epoch + 1, loss=f"{losses['loss']:.3f}")
+                        if on_progress is not None:
+                            on_progress({"phase": "train", **{k: status[k] for k in ("epoch", "epochs", "step", "steps", "elapsed", "eta")}, **losses})
+                        if time.time() - last_write > 0.5:
+                            runs.write_status(path, status)
+                            last_write = time.time()
+                    if stop:
+                        if main:
+                            status.update(state="cancelled", error="stopped on request")
+                            runs.write_status(path, status)
                         return path
-            status["epoch_seconds"].append(time.time() - t_epoch)
-            status["teacher_seconds"].append(teacher_s)
-            status["epoch"] = epoch + 1
+            epoch_s = time.time() - t_epoch
             _save_epoch(path, nets, opts, units, epoch + 1, task_of)
-            runs.write_status(path, status)
+            if main:
+                status["epoch_seconds"].append(epoch_s)
+                status["teacher_seconds"].append(teacher_s)
+                status["epoch"] = epoch + 1
+                runs.write_status(path, status)
         if bar is not None:
             bar.close()
+        if not main:  # rank 0 evaluates and finishes the run alone
+            return path
         status["phase"] = "evaluate"
         runs.write_status(path, status)
         from procl.infer import finish_run
@@ -440,9 +584,10 @@ def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_prog
         status.update(state="done", elapsed=time.time() - t0, eta=0.0, finished=time.time())
         runs.write_status(path, status)
     except BaseException as err:
-        status.update(state="failed" if not isinstance(err, KeyboardInterrupt) else "cancelled",
-                      error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc()[-4000:])
-        runs.write_status(path, status)
+        if main:
+            status.update(state="failed" if not isinstance(err, KeyboardInterrupt) else "cancelled",
+                          error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc()[-4000:])
+            runs.write_status(path, status)
         raise
     return path
 
@@ -453,10 +598,17 @@ def _save_epoch(path: Path, nets: nn.ModuleDict, opts: dict, units: list[Unit], 
 
     resume.pt is written last: when it says epoch e, the model and states of epoch e
     are already in place (a kill between the writes leaves the previous resume point).
+    Every rank calls it: each sends where the key-steps happen in its videos (k numbers
+    per video) for the typical order; rank 0 writes.
     """
-    runs.save_torch(path / "model.pt", nets.state_dict())
-    order = {u.key: {task: typical_order([u.labels[v].numpy() for v in u.videos if task_of[v] == task], sel)
+    places = {(u.key, task): [state_places(u.labels[v].numpy(), sel) for v in u.videos if task_of[v] == task]
+              for u in units for task, sel in u.selected.items()}
+    gathered = dist.all_gather_object(places, what="gathering where the key-steps happen")
+    if not dist.is_main():
+        return
+    order = {u.key: {task: order_by_places([p for part in gathered for p in part[(u.key, task)]], sel)
                      for task, sel in u.selected.items()} for u in units}
+    runs.save_torch(path / "model.pt", nets.state_dict())
     runs.save_states(path, {u.key: u.centers for u in units}, {u.key: u.selected for u in units},
                      {u.key: u.background for u in units}, order)
     runs.save_torch(path / "resume.pt", {
@@ -491,6 +643,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=d.width, help="KLN channels")
     p.add_argument("--refresh-every", type=int, default=d.refresh_every,
                    help="also refresh k-means and subset selection every N videos (0: once per epoch)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help="videos per optimizer step, padded to the longest and masked (default 1, the paper's; "
+                        "under torchrun per process)")
     levers = p.add_argument_group("levers procl adds to the paper (default: the recipe's value; README)")
     levers.add_argument("--region-center", action=argparse.BooleanOptionalAction, default=None,
                         help="subtract each grid cell's median over the video before attention")
@@ -514,19 +669,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     levers.add_argument("--min-steps", type=int, default=None,
                         help="without --epochs: train on at least this many videos in all (more epochs on small data)")
     add_device_argument(p, "the networks train")
-    p.add_argument("--run", default=None, help="run name (default: derived from dataset, k and time)")
+    p.add_argument("--run", "--run-name", dest="run", default=None,
+                   help="run name (default: derived from dataset, k and time); under torchrun write --run-name "
+                        "(torchrun reads --run as its own --run-path)")
     p.add_argument("--resume", action="store_true", help="continue --run from its last completed epoch")
 
 
 def main(args: argparse.Namespace) -> int:
-    if launched_world_size() > 1:
-        raise ProclError("train runs as one process for now (torchrun -m procl train is not supported yet): "
-                         "run python -m procl train; torchrun works for features (README, Scale)")
+    """The `train` command; under torchrun every rank runs it (module docstring) and rank 0 prints."""
     names = {f.name for f in fields(TrainConfig)}
     if args.k is None and not args.resume:
         raise ProclError("--k is required: the number of key-steps per task (e.g. --k 7)")
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in names and v is not None})
-    path = train(cfg, run=args.run, resume=args.resume, progress=True)
+    resolve_device(cfg.device)  # a clear error for --device cuda without a GPU, before any work
+    with dist.exit_on_sigterm(), dist.session(cfg.device):
+        path = train(cfg, run=args.run, resume=args.resume, progress=True)
+        if not dist.is_main():
+            return 0
     config = runs.read_config(path)
     status = runs.read_status(path)
     feats = config["features"]

@@ -189,6 +189,7 @@ def test_train_launches_a_background_job_that_finishes(app_env):
     at.number_input(key="tr_M_multi").set_value(6)
     at.number_input(key="tr_epochs").set_value(1)
     at.number_input(key="tr_width").set_value(8)
+    at.number_input(key="tr_batch").set_value(2)
     at.text_input(key="tr_run").input("launched")
     at.run()
     assert_clean(at)
@@ -202,6 +203,7 @@ def test_train_launches_a_background_job_that_finishes(app_env):
     status = runs.read_status(path)
     assert status["state"] == "done", (status, (path / "train.log").read_text()[-2000:])
     assert runs.read_config(path)["k"] == 2 and runs.read_config(path)["epochs"] == 1
+    assert runs.read_config(path)["batch_size"] == 2
     at.run()
     assert_clean(at)
     table = at.dataframe[0].value

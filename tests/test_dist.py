@@ -16,6 +16,7 @@ import torch
 from procl import ProclError, dist
 from procl.bench_scale import compare_caches, features_command
 from procl.cli import main as cli_main
+from procl.decode import order_by_places, state_places, typical_order
 from procl.features.cache import load_or_extract
 from procl.selection import (
     fit_states, fit_states_distributed, pairwise_distances, subset_selection, subset_selection_distributed,
@@ -92,10 +93,11 @@ SPLITS = [(0, 5, [0, 1, 2, 3, 4, 5, 6, 7]), (1, 12, [1, 3, 5, 7]), (2, 7, [0, 4,
           (3, 1, list(range(9))), (4, 6, [2])]
 
 
-def _rank_worker(root: str) -> dict:
+def _rank_worker(root: str, few: str) -> dict:
     """Rank r's side of the 2-rank tests that share one spawn (starting processes is
-    the slow part): its share of each teacher case, and a dataset with fewer videos
-    than ranks."""
+    the slow part): its share of each teacher case, a dataset with fewer videos than
+    ranks, the training teacher's refresh, and a single-task training with a task of
+    one video."""
     from procl.data import open_dataset
 
     me = dist.rank()
@@ -119,13 +121,58 @@ def _rank_worker(root: str) -> dict:
         load_or_extract(ds, progress=False)
     except ProclError as err:
         out["one_video"] = str(err)
+    out["refresh"] = _refresh_case([v for i, v in enumerate(REFRESH_VIDEOS) if (i % 3 == 0) == (me == 0)])
+    from procl.train import TrainConfig, train
+
+    try:  # the single-task setting with a task of 1 video: more ranks than its videos
+        train(TrainConfig(dataset=f"folder:{few}", setting="single", k=2, M=4, epochs=1, width=8, device="cpu"),
+              run="few", progress=False)
+    except ProclError as err:
+        out["few"] = str(err)
     return out
+
+
+REFRESH_VIDEOS = [f"v{i:02d}" for i in range(15)]
+
+
+def _refresh_case(ids: list[str]) -> dict:
+    """Two warm-started teacher refreshes of a fixed network on fixed region features of 3
+    tasks, with background states: `ids` are the videos this rank holds. (A cold start
+    seeds k-means++ with a sample of each rank's frames, which depends on the split.)"""
+    from procl.train import TrainConfig, Unit, attention_features, net_config, refresh_teacher
+    from procl.model import ProcedureNet
+
+    rng = np.random.default_rng(5)
+    looks = rng.normal(scale=3.0, size=(12, 6))  # 3 per task, 3 shared by all
+    ys, task_of = {}, {}
+    for i, vid in enumerate(REFRESH_VIDEOS):
+        T, task = int(rng.integers(6, 40)), i % 3
+        which = np.where(rng.random(T) < 0.3, rng.integers(9, 12, T), 3 * task + rng.integers(0, 3, T))
+        ys[vid] = torch.from_numpy((looks[which][:, None, :] + rng.normal(size=(T, 4, 6))).astype(np.float32))
+        task_of[vid] = f"t{task}"
+    cfg = TrainConfig(k=2, M=12, width=8, background="shared", background_threshold=0.5).resolved()
+    torch.manual_seed(0)
+    net = ProcedureNet(net_config(cfg, 6, 3))
+    every = attention_features(net, ys, REFRESH_VIDEOS)
+    frames = np.concatenate(list(every.values()))
+    unit = Unit("all", ["t0", "t1", "t2"], list(ids), centers=frames[np.linspace(0, len(frames) - 1, 12).astype(int)])
+    refresh_teacher(cfg, net, unit, ys, task_of, distributed=True)
+    refresh_teacher(cfg, net, unit, ys, task_of, distributed=True)
+    return {"centers": unit.centers, "background": unit.background, "selected": unit.selected,
+            "labels": {v: unit.labels[v].numpy() for v in ids}}
 
 
 @pytest.fixture(scope="module")
 def rank_runs(tiny_synth, tmp_path_factory):
     data = tmp_path_factory.mktemp("ranks")
-    results = dist.spawn(_rank_worker, 2, args=(str(tiny_synth),), timeout=120, env={"PROCL_DATA": str(data)})
+    few = data / "few"
+    rng = np.random.default_rng(0)
+    for task, n in (("t1", 1), ("t2", 3)):
+        (few / "videos" / task).mkdir(parents=True)
+        for i in range(n):
+            np.save(few / "videos" / task / f"{task}_{i}.npy", rng.normal(size=(12, 5)).astype(np.float32))
+    results = dist.spawn(_rank_worker, 2, args=(str(tiny_synth), str(few)), timeout=120,
+                         env={"PROCL_DATA": str(data), "PROCL_CHECKPOINTS": str(data / "checkpoints")})
     return [r.get() for r in results]
 
 
@@ -156,6 +203,41 @@ def test_distributed_kmeans_is_identical_on_ranks_and_matches_one_process(rank_r
         one = fit_states_distributed(np.concatenate(videos), len(centers), init=centers + 0.5, seed=seed)
         np.testing.assert_allclose(a["warm"], one, atol=1e-5)
         assert np.isfinite(a["fresh"]).all() and a["fresh"].shape == centers.shape
+
+
+def test_the_training_teachers_refresh_on_2_ranks_equals_one_process(rank_runs):
+    """k-means, background states (all-reduced counts), subset selection and pseudo-labels
+    of the training loop's refresh: 2 ranks holding 10 and 5 of the videos compute what
+    one process computes on all of them with the same (distributed) algorithms."""
+    one = _refresh_case(REFRESH_VIDEOS)
+    assert one["background"], "the case has background states"
+    labels = {}
+    for run in rank_runs:
+        got = run["refresh"]
+        np.testing.assert_allclose(got["centers"], one["centers"], atol=1e-5)  # float64 sums, another order
+        assert got["background"] == one["background"] and got["selected"] == one["selected"]
+        labels.update(got["labels"])
+    np.testing.assert_array_equal(rank_runs[0]["refresh"]["centers"], rank_runs[1]["refresh"]["centers"])
+    assert sorted(labels) == REFRESH_VIDEOS
+    for vid, lab in labels.items():
+        np.testing.assert_array_equal(lab, one["labels"][vid])
+
+
+def test_typical_order_from_places_gathered_in_any_order():
+    rng = np.random.default_rng(0)
+    selected = [4, 1, 7, 2]
+    labels = [rng.choice([1, 2, 4, 7, 9], size=int(rng.integers(1, 30))) for _ in range(11)]
+    labels.append(np.full(5, 9))  # a video showing none of them
+    places = [state_places(lab, selected) for lab in labels]
+    assert all(len(p) <= len(selected) for p in places)  # k numbers per video at most
+    halves = places[1::2] + places[::2]  # what 2 ranks holding alternate videos gather
+    assert order_by_places(halves, selected) == typical_order(labels, selected)
+    assert typical_order([np.array([7, 7, 1, 1])], selected) == [7, 1, 4, 2]  # absent states last, in order
+
+
+def test_more_ranks_than_a_tasks_videos_in_the_single_task_setting(rank_runs):
+    for run in rank_runs:
+        assert "2 ranks but only 1 videos of task 't1'" in run["few"] and "at most 1 processes" in run["few"], run
 
 
 def test_lloyd_refresh_replaces_the_minibatch_refresh():
@@ -267,3 +349,148 @@ def test_torchrun_features_equals_one_process_and_redoes_a_killed_ranks_videos(t
     assert again.manifest["counts"] == {"extracted": 12 - len(kept), "reused": len(kept), "skipped": 0}
     assert compare_caches(folder_one, folder_two) == []  # the parts are merged and removed
     shutil.rmtree(tmp_path / "two")
+
+
+# ---------------------------------------------------------------- torchrun -m procl train
+
+TRAIN = dict(k=3, M=8, width=16, device="cpu")
+# the default recipe's levers as they were when these tests were written (the recipe's values are tuned)
+LEVERS = dict(region_center=True, attention_prior=10.0, center=False, background="shared", occupancy=True,
+              switch_cost=1.0, ordered=False, time_weight=0.0)
+LEVER_OPTIONS = ["--region-center", "--attention-prior", "10", "--no-center", "--background", "shared", "--occupancy",
+                 "--switch-cost", "1", "--no-ordered", "--time-weight", "0"]
+
+
+def _train_worker(spec: str) -> dict:
+    """Rank r's side of 2-rank trainings in one spawn: a run of 2 epochs; the same run
+    stopped (STOP file) in its second epoch, then resumed; and a run whose rank 1 dies."""
+    import procl.train as T
+    from procl import runs
+    from procl.train import TrainConfig, train
+
+    cfg = TrainConfig(dataset=spec, epochs=2, **TRAIN)
+    train(cfg, run="two", progress=False)
+    asked = []
+
+    def stop_in_the_second_epoch(info: dict) -> None:  # called on rank 0
+        if info.get("phase") == "train" and info["epoch"] == 1 and not asked:
+            asked.append(info["step"])
+            runs.request_stop("stopped")
+
+    stopped = train(cfg, run="stopped", progress=False, on_progress=stop_in_the_second_epoch)
+    out = {"after_stop": runs.read_status(stopped) if dist.is_main() else None, "stopped_at": asked}
+    train(TrainConfig(), run="stopped", resume=True, progress=False)
+    if dist.rank() == 1:
+        step = T.train_step
+
+        def dies_at_its_third_step(*args, **kwargs):
+            asked.append(1)
+            if len(asked) == 3:
+                os._exit(3)
+            return step(*args, **kwargs)
+
+        T.train_step = dies_at_its_third_step
+    try:
+        train(cfg, run="dies", progress=False)
+    except ProclError as err:
+        out["dies"] = str(err)
+    return out
+
+
+def test_two_ranks_train_stop_resume_and_survive_a_dead_rank(tiny_synth, tmp_path):
+    spec = f"folder:{tiny_synth}"
+    env = {"PROCL_DATA": str(tmp_path / "data"), "PROCL_CHECKPOINTS": str(tmp_path / "ck"), dist.TIMEOUT_ENV: "20"}
+    results = dist.spawn(_train_worker, 2, args=(spec,), timeout=240, env=env, grace=15)
+    zero = results[0].get()
+    assert results[1].exitcode == 3
+    ck = tmp_path / "ck"
+    assert sorted(p.name for p in ck.iterdir()) == ["dies", "stopped", "two"]  # each run once, nothing half-made
+    assert not [p for p in ck.rglob("*") if p.name.endswith(".tmp")]
+    config = json.loads((ck / "two" / "config.json").read_text())
+    assert config["processes"] == 2 and len(config["train_videos"]) == 9
+    for name in ("config.json", "status.json", "model.pt", "resume.pt", "states.npz", "selected.json",
+                 "decoding.json", "metrics.json", "predictions.csv"):
+        assert (ck / "two" / name).is_file(), name
+    status = json.loads((ck / "two" / "status.json").read_text())
+    assert status["state"] == "done" and status["step"] == status["steps"] == 2 * 10  # 5 videos per rank and epoch
+    # the stop: asked for during the second epoch, seen by both ranks; the resumed run ends
+    # in the model of the uninterrupted one
+    assert zero["after_stop"]["state"] == "cancelled" and zero["after_stop"]["epoch"] == 1, zero["after_stop"]
+    assert json.loads((ck / "stopped" / "status.json").read_text())["state"] == "done"
+    a = torch.load(ck / "two" / "model.pt", weights_only=True)
+    b = torch.load(ck / "stopped" / "model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (ck / "two" / "decoding.json").read_text() == (ck / "stopped" / "decoding.json").read_text()
+    # a rank that dies: the other stops with a message, and the run says why
+    assert "rank 0 of 2: training step" in zero["dies"] and "another rank stopped" in zero["dies"], zero["dies"]
+    dead = json.loads((ck / "dies" / "status.json").read_text())
+    assert dead["state"] == "failed" and "another rank stopped" in dead["error"]
+
+
+def test_torchrun_train_writes_its_run_once_and_scores_like_one_process(tiny_synth, tmp_path, monkeypatch):
+    from procl import baselines
+    from procl.infer import evaluate
+    from procl.train import TrainConfig, load_inputs, train
+
+    spec = f"folder:{tiny_synth}"
+    monkeypatch.setenv("PROCL_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("PROCL_CHECKPOINTS", str(tmp_path / "ck"))
+    cfg = TrainConfig(dataset=spec, epochs=15, **TRAIN, **LEVERS)
+    train(cfg, run="one", progress=False)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "--monitor-interval", "0.2", "-m", "procl", "train", "--dataset", spec, "--k", "3", "--M", "8",
+           "--width", "16", "--epochs", "15", "--device", "cpu", "--run-name", "two", *LEVER_OPTIONS]
+    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == str(tmp_path / "ck" / "two")  # printed once, by rank 0
+    assert done.stderr.count("student") == 1
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["one", "two"]
+    assert not [p for p in (tmp_path / "ck").rglob("*") if p.name.endswith(".tmp")]
+    assert json.loads((tmp_path / "ck" / "two" / "status.json").read_text())["state"] == "done"
+    configs = [json.loads((tmp_path / "ck" / run / "config.json").read_text()) for run in ("one", "two")]
+    assert {k: configs[0][k] for k in LEVERS} == {k: configs[1][k] for k in LEVERS} == LEVERS  # the same training
+    one, two = evaluate("one", "all"), evaluate("two", "all")
+    dataset, features = load_inputs(cfg.resolved(), progress=False)
+    random = baselines.run_baselines(dataset, features, k=3, M=8, split="all", fit_split="all",
+                                     names=("random",))["random"]["f1"]
+    assert one["f1"] > random + 0.05 and two["f1"] > random + 0.05, (one["f1"], two["f1"], random)
+    assert abs(one["f1"] - two["f1"]) < 0.2 and abs(one["accuracy"] - two["accuracy"]) <= 0.5
+
+
+def test_train_ranks_started_with_different_settings_get_a_clear_message(tiny_synth, tmp_path):
+    port = dist.free_port()
+    procs = [subprocess.Popen([sys.executable, "-m", "procl", "train", "--dataset", f"folder:{tiny_synth}",
+                               "--k", k, "--M", "8", "--epochs", "1", "--device", "cpu"],
+                              env={**_env(tmp_path, r, 2, port), "PROCL_CHECKPOINTS": str(tmp_path / "ck")},
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for r, k in enumerate(["3", "2"])]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 2, err
+        assert "rank 1 was started with different training settings than rank 0 (k: 2 on rank 1, 3 on rank 0)" in err, err
+    assert not (tmp_path / "ck").exists() and not (tmp_path / "features").exists()  # nothing was done
+
+
+def test_training_scale_measures_batch_sizes(tiny_synth, tmp_path, monkeypatch):
+    """The batch part in this process (the 1 against 2 processes part runs the commands that
+    test_torchrun_train_... runs; here its command line is checked)."""
+    from procl.bench_scale import train_arguments, training_scale
+    from procl.cli import build_parser
+    from procl.train import TrainConfig
+
+    monkeypatch.setenv("PROCL_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("PROCL_CHECKPOINTS", str(tmp_path / "ck"))
+    settings = dict(M=8, width=16, region_center=False, attention=False, switch_cost=0.5)
+    out = training_scale(f"folder:{tiny_synth}", device="cpu", batch_sizes=(1, 4), epochs=1, nproc=1, k=3,
+                         **settings)
+    assert out["train_videos"] == 9 and out["frames_per_epoch"] > 9 and out["device_used"] == "cpu"
+    for B in (1, 4):
+        fig = out["batch"][B]
+        assert fig["frames_per_s"] > 0 and fig["epoch_frames_per_s"] > 0 and 0 <= fig["f1"] <= 1, fig
+    assert out["batch_speedup"] > 0 and out["processes"] == {"n": 1, "skipped": "one process only"}
+    assert not (tmp_path / "ck").exists()  # the runs went to a temporary folder
+    cfg = TrainConfig(dataset="synthetic", k=3, epochs=2, seed=1, device="cpu", **settings)
+    args = build_parser().parse_args(train_arguments(cfg, 4, settings))
+    parsed = TrainConfig(**{k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None})
+    assert parsed == TrainConfig(**{**cfg.__dict__, "batch_size": 4})

@@ -1,32 +1,49 @@
-"""Spatial attention network, SAN (Eq. 1, Sec. 2.1.1), and what procl feeds it."""
+"""Spatial attention network, SAN (Eq. 1, Sec. 2.1.1), and what procl feeds it.
+
+Batched: y [B, T, R, D] holds B videos padded to T frames, mask [B, T] their real
+frames (None: all real); every statistic over a video's frames is over its real ones.
+"""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from procl.model.masks import frame_mean, frames_of, zero_padding
 
-def center_regions(y: torch.Tensor) -> torch.Tensor:
-    """y [T, R, D] minus each cell's median over the video (procl's addition).
+
+def center_regions(y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """y [B, T, R, D] minus each cell's median over its video (procl's addition).
 
     With a still camera, what a cell shows for most of a video is scene: the wall, the
     table, objects lying there untouched. Subtracting it (background subtraction at the
     level of region features) leaves in each cell what changes there, the hands and
     the objects they move. With R = 1 (precomputed features) it is per-video median
     centring. The median rather than the mean, so that a step held in one place for
-    part of the video is not half-subtracted.
+    part of the video is not half-subtracted. Padded frames are left out of the
+    median (NaN to `nanmedian`, which then picks the same element as `median` over the
+    real frames) and come out 0.
     """
-    return y - y.median(0, keepdim=True).values
+    if mask is None:
+        return y - y.median(1, keepdim=True).values
+    real = frames_of(mask, y)
+    median = y.masked_fill(~real, float("nan")).nanmedian(1, keepdim=True).values  # [B, 1, R, D]
+    return zero_padding(y - median, mask)
 
 
-def change_energy(y: torch.Tensor) -> torch.Tensor:
-    """[T, R, D] -> [T, R]: each cell's feature norm, standardised over the video.
+def change_energy(y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """[B, T, R, D] -> [B, T, R]: each cell's feature norm, standardised over its video.
 
     After `center_regions` the norm of a cell's feature says how much the cell differs
     from what it usually shows; standardising (zero mean, unit spread over all cells and
-    frames of the video) makes it independent of the backbone's scale.
+    real frames of the video) makes it independent of the backbone's scale.
     """
-    e = y.norm(dim=2)  # [T, R]
-    return (e - e.mean()) / (e.std() + 1e-6)
+    e = y.norm(dim=3)  # [B, T, R]
+    if mask is None:
+        return (e - e.mean((1, 2), keepdim=True)) / (e.std((1, 2), keepdim=True) + 1e-6)
+    mean = frame_mean(e, mask, (1, 2))  # [B, 1, 1]
+    n = mask.sum(1).to(e.dtype)[:, None, None] * e.shape[2]  # cells of the real frames
+    std = (frame_mean((e - mean).square(), mask, (1, 2)) * n / (n - 1)).sqrt()  # unbiased, as torch.std
+    return zero_padding((e - mean) / (std + 1e-6), mask)
 
 
 class SpatialAttention(nn.Module):
@@ -49,15 +66,15 @@ class SpatialAttention(nn.Module):
         hidden = hidden or D
         self.score = nn.Sequential(nn.Linear(D, hidden), nn.Tanh(), nn.Linear(hidden, 1))
 
-    def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # y: [T, R, D] region features of one video
-        T, R, _ = y.shape
+    def forward(self, y: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        # y: [B, T, R, D] region features, mask: [B, T] real frames (None: all)
+        B, T, R, _ = y.shape
         if self.enabled and R > 1:
-            logits = self.score(y).squeeze(-1)  # [T, R]
+            logits = self.score(y).squeeze(-1)  # [B, T, R]
             if self.prior:
-                logits = logits + self.prior * change_energy(y)
-            alpha = torch.softmax(logits, dim=1)  # [T, R]
+                logits = logits + self.prior * change_energy(y, mask)
+            alpha = torch.softmax(logits, dim=2)  # [B, T, R]: over the cells of each frame
         else:
-            alpha = y.new_full((T, R), 1.0 / R)  # [T, R]
-        f = torch.einsum("tr,trd->td", alpha, y)  # [T, D]
-        return f, alpha
+            alpha = y.new_full((B, T, R), 1.0 / R)  # [B, T, R]
+        f = torch.einsum("btr,btrd->btd", alpha, y)  # [B, T, D]
+        return zero_padding(f, mask), zero_padding(alpha, mask)

@@ -1,24 +1,38 @@
-"""Task classification network with learnable key-step pooling, TCN (Eqs. 4-5, Sec. 2.1.4)."""
+"""Task classification network with learnable key-step pooling, TCN (Eqs. 4-5, Sec. 2.1.4).
+
+Batched: f [B, T, D] and p [B, T, M] of B videos padded to T frames, with p = 0 at
+padded frames (ProcedureNet zeroes them), so sums over time are over real frames.
+"""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from procl.model.masks import frame_mean
+
+
+def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a [B, n, m] @ b [B, m, k] per video. One video goes through the 2-D matmul, whose
+    backward sums in another order than the batched one: a one-video step then stays
+    bit-for-bit the step of the one-video network procl had before batches."""
+    return (a[0] @ b[0])[None] if a.shape[0] == 1 else a @ b
+
 
 def keystep_features(f: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """h_m = sum_t p_mt f_t / sum_t p_mt: the key-step based features [M, D] (Eq. 4).
+    """h_m = sum_t p_mt f_t / sum_t p_mt: the key-step based features [B, M, D] (Eq. 4).
 
     The paper calls h_m "the weighted average of the frame attention features, where
     the weight of each frame is the probability that it belongs to the latent state m";
     dividing by the weights' sum makes h_m independent of the video's length.
-    f: [T, D], p: [T, M].
+    f: [B, T, D], p: [B, T, M] (0 at padded frames).
     """
-    return (p.T @ f) / (p.sum(0)[:, None] + 1e-6)  # [M, D]
+    return _bmm(p.transpose(1, 2), f) / (p.sum(1)[..., None] + 1e-6)  # [B, M, D]
 
 
-def occupancy(p: torch.Tensor) -> torch.Tensor:
-    """u_m = M * mean_t p_mt: how much of the video each state takes, 1 on average. [T, M] -> [M]."""
-    return p.mean(0) * p.shape[1]
+def occupancy(p: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """u_m = M * mean_t p_mt over the real frames: how much of the video each state
+    takes, 1 on average. [B, T, M] -> [B, M]."""
+    return frame_mean(p, mask).squeeze(1) * p.shape[2]
 
 
 class TaskClassifier(nn.Module):
@@ -42,15 +56,16 @@ class TaskClassifier(nn.Module):
         self.fc = nn.Linear(D, n_tasks)
         self.fc_occupancy = nn.Linear(occupancy_states, n_tasks) if occupancy_states else None
 
-    def forward(self, f: torch.Tensor, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # f: [T, D], p: [T, M]
-        h = keystep_features(f, p)  # [M, D]
+    def forward(self, f: torch.Tensor, p: torch.Tensor, mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        # f: [B, T, D], p: [B, T, M] (0 at padded frames), mask: [B, T] real frames (None: all)
+        h = keystep_features(f, p)  # [B, M, D]
         if self.learnable_pooling:
-            beta = torch.softmax(self.pool_score(h).squeeze(-1), dim=0)  # [M]
+            beta = torch.softmax(self.pool_score(h).squeeze(-1), dim=1)  # [B, M]
         else:
-            beta = h.new_full((h.shape[0],), 1.0 / h.shape[0])  # [M]
-        h_bar = beta @ h  # [D]
-        logits = self.fc(h_bar)  # [A]
+            beta = h.new_full(h.shape[:2], 1.0 / h.shape[1])  # [B, M]
+        h_bar = _bmm(beta[:, None, :], h).squeeze(1)  # [B, D]
+        logits = self.fc(h_bar)  # [B, A]
         if self.fc_occupancy is not None:
-            logits = logits + self.fc_occupancy(occupancy(p))
-        return logits, beta  # [A], [M]
+            logits = logits + self.fc_occupancy(occupancy(p, mask))
+        return logits, beta  # [B, A], [B, M]

@@ -1,7 +1,14 @@
-"""The combined network: SAN -> KLN -> TCN (Fig. 1 of the paper)."""
+"""The combined network: SAN -> KLN -> TCN (Fig. 1 of the paper).
+
+Every module takes a batch of B videos padded to T frames (procl.model.masks): region
+features y [B, T, R, D] and mask [B, T] of their real frames (None: every frame is
+real; one video is a batch of one). What is computed per video (medians, means,
+spreads, relative time, the classifier's pooling) is over its real frames only, and
+padded frames come out as 0, so a video's outputs do not depend on its neighbours.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
@@ -9,6 +16,7 @@ from torch import nn
 from procl.model.attention import SpatialAttention, center_regions
 from procl.model.classifier import TaskClassifier
 from procl.model.localizer import KeyStepLocalizer
+from procl.model.masks import frame_count, frame_mean, zero_padding
 
 
 @dataclass
@@ -30,13 +38,21 @@ class NetConfig:
 
 @dataclass
 class NetOutput:
-    alpha: torch.Tensor  # [T, R] spatial attention
-    f: torch.Tensor  # [T, D] attention features
-    x: torch.Tensor  # [T, D'] the teacher's space: f, plus relative time with time_weight (D' = D + 1)
-    s: torch.Tensor  # [T, M] KLN scores
-    p: torch.Tensor  # [T, M] state probabilities (Eq. 3)
-    logits: torch.Tensor | None  # [A] task scores
-    beta: torch.Tensor | None  # [M] pooling weights (Eq. 5)
+    alpha: torch.Tensor  # [B, T, R] spatial attention
+    f: torch.Tensor  # [B, T, D] attention features
+    x: torch.Tensor  # [B, T, D'] the teacher's space: f, plus relative time with time_weight (D' = D + 1)
+    s: torch.Tensor  # [B, T, M] KLN scores (not zeroed at padded frames: mask them)
+    p: torch.Tensor  # [B, T, M] state probabilities (Eq. 3), 0 at padded frames
+    logits: torch.Tensor | None  # [B, A] task scores
+    beta: torch.Tensor | None  # [B, M] pooling weights (Eq. 5)
+
+    def video(self, b: int = 0, n: int | None = None) -> "NetOutput":
+        """Video b's outputs over its first n frames (default all): alpha [n, R] ... logits [A]."""
+        def pick(name: str, value):
+            if value is None:
+                return None
+            return value[b] if name in ("logits", "beta") else value[b, :n]
+        return NetOutput(**{f.name: pick(f.name, getattr(self, f.name)) for f in fields(self)})
 
 
 class ProcedureNet(nn.Module):
@@ -52,8 +68,8 @@ class ProcedureNet(nn.Module):
             else None
         )
 
-    def attend(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """[T, R, D] -> attention features [T, D] and attention [T, R].
+    def attend(self, y: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, T, R, D] -> attention features [B, T, D] and attention [B, T, R].
 
         With `region_center`, each cell's median over the video is subtracted before
         attention (`center_regions`): the SAN then weighs what changes in each cell.
@@ -63,37 +79,39 @@ class ProcedureNet(nn.Module):
         so k-means and subset selection see what changes, the key-steps. (Feeding the TCN
         the uncentred features instead was tried and scored lower on the built-in set.)
         """
+        y = zero_padding(y, mask)  # whatever the padding held never enters
         if self.cfg.region_center:
-            y = center_regions(y)
-        f, alpha = self.san(y)
+            y = center_regions(y, mask)
+        f, alpha = self.san(y, mask)
         if self.cfg.center:
-            f = f - f.mean(0, keepdim=True)
+            f = zero_padding(f - frame_mean(f, mask), mask)
         return f, alpha
 
-    def teacher_space(self, f: torch.Tensor) -> torch.Tensor:
-        """[T, D] -> [T, D']: the features k-means, subset selection and the KLN see.
+    def teacher_space(self, f: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, T, D] -> [B, T, D']: the features k-means, subset selection and the KLN see.
 
         With `time_weight` w > 0, a column w * rms(f) * (t + 0.5) / T is appended (procl's
         temporal prior): the key-steps of a procedure come in a typical order, so a
         frame's relative time in its video is evidence of its step, and states then
         group frames that look alike AND happen at a similar point of the procedure.
         rms(f) is the video's root-mean-square distance of f to its mean, so w is in
-        units of the features' own spread.
+        units of the features' own spread; T and rms are each video's own.
         """
         if not self.cfg.time_weight:
             return f
-        T = f.shape[0]
-        rms = (f - f.mean(0, keepdim=True)).square().sum(1).mean().sqrt()
-        tau = (torch.arange(T, dtype=f.dtype, device=f.device) + 0.5) / max(T, 1)  # [T]
-        return torch.cat([f, (self.cfg.time_weight * rms * tau)[:, None]], 1)  # [T, D + 1]
+        T = f.shape[1]
+        spread = frame_mean((f - frame_mean(f, mask)).square().sum(2), mask)  # [B, 1]
+        rms = spread.clamp_min(1e-12).sqrt()  # a one-frame video has no spread (and sqrt no slope at 0)
+        tau = (torch.arange(T, dtype=f.dtype, device=f.device) + 0.5) / frame_count(f, mask).clamp_min(1)[:, None]
+        return torch.cat([f, zero_padding(self.cfg.time_weight * rms * tau, mask)[..., None]], 2)  # [B, T, D + 1]
 
-    def forward(self, y: torch.Tensor) -> NetOutput:
-        # y: [T, R, D] region features of one video
-        f, alpha = self.attend(y)
-        x = self.teacher_space(f)  # [T, D']
-        s = self.kln(x)
-        p = torch.softmax(s, dim=1)
+    def forward(self, y: torch.Tensor, mask: torch.Tensor | None = None) -> NetOutput:
+        # y: [B, T, R, D] region features, mask: [B, T] real frames (None: all)
+        f, alpha = self.attend(y, mask)  # [B, T, D], [B, T, R]
+        x = self.teacher_space(f, mask)  # [B, T, D']
+        s = self.kln(x, mask)  # [B, T, M]
+        p = zero_padding(torch.softmax(s, dim=2), mask)  # [B, T, M]
         logits = beta = None
         if self.tcn is not None:
-            logits, beta = self.tcn(f, p)
+            logits, beta = self.tcn(f, p, mask)  # [B, A], [B, M]
         return NetOutput(alpha=alpha, f=f, x=x, s=s, p=p, logits=logits, beta=beta)
