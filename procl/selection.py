@@ -152,11 +152,11 @@ class Selection:
     labels: list[np.ndarray]
 
 
-BACKGROUND_MAX_SHARE = 0.6  # background states hold at most this share of the frames
+BACKGROUND_MAX_SHARE = 0.6  # the teacher labels at most this share of the frames background
 
 
 def background_states(states: np.ndarray, task_of_frame: np.ndarray, n_tasks: int, M: int,
-                      threshold: float = 0.9, max_share: float = BACKGROUND_MAX_SHARE) -> list[int]:
+                      threshold: float = 0.9) -> list[int]:
     """The latent states that every task uses alike: background (procl's addition).
 
     states: [N] each training frame's nearest state; task_of_frame: [N] its video's task
@@ -166,25 +166,22 @@ def background_states(states: np.ndarray, task_of_frame: np.ndarray, n_tasks: in
     tells no task apart: it is what the videos of all tasks show between key-steps
     (an idle hand, the scene), and subset selection should not spend a key-step on it.
     Fewer than 3 tasks: none (with two, a step shared unevenly already looks even).
-    The most even states come first, and they stop before they hold more than
-    `max_share` of the frames (each task weighing alike): early in training, or with
-    very few videos, most states are still shared, and all frames would be background.
+    Returned most even first (`select_tasks` drops from the end when they take too much).
     """
-    return _background(states, task_of_frame, n_tasks, M, threshold, max_share, distributed=False)
+    return _background(states, task_of_frame, n_tasks, M, threshold, distributed=False)
 
 
 def background_states_distributed(states: np.ndarray, task_of_frame: np.ndarray, n_tasks: int, M: int,
-                                  threshold: float = 0.9, max_share: float = BACKGROUND_MAX_SHARE) -> list[int]:
+                                  threshold: float = 0.9) -> list[int]:
     """`background_states` over the frames of every rank; states and task_of_frame are
     THIS rank's frames (possibly none). One all-reduce of the M x n_tasks frame counts
     (integers in float64: the sum is exact) gives every rank the counts of all frames,
     so every rank returns the states one process would. One process: the same as
     `background_states`."""
-    return _background(states, task_of_frame, n_tasks, M, threshold, max_share, distributed=True)
+    return _background(states, task_of_frame, n_tasks, M, threshold, distributed=True)
 
 
-def _background(states, task_of_frame, n_tasks: int, M: int, threshold: float, max_share: float,
-                distributed: bool) -> list[int]:
+def _background(states, task_of_frame, n_tasks: int, M: int, threshold: float, distributed: bool) -> list[int]:
     if n_tasks < 3:
         return []
     counts = np.zeros((M, n_tasks))  # [M, A] frames of each task nearest to each state
@@ -193,22 +190,46 @@ def _background(states, task_of_frame, n_tasks: int, M: int, threshold: float, m
         counts = _all_reduce(torch.from_numpy(counts), "counting the frames of each state per task").numpy()
     if counts.sum() == 0:
         return []
-    return states_used_evenly(counts, threshold, max_share)
+    return states_used_evenly(counts, threshold)
 
 
-def states_used_evenly(counts: np.ndarray, threshold: float, max_share: float = 1.0) -> list[int]:
+def states_used_evenly(counts: np.ndarray, threshold: float) -> list[int]:
     """States (rows of counts [M, A] of frames per task) with normalised task entropy >
-    threshold, most even first, while their mean share of the tasks' frames <= max_share."""
+    threshold, most even first."""
     q = counts / np.maximum(counts.sum(0, keepdims=True), 1.0)  # [M, A] share of each task's frames
     p = q / np.maximum(q.sum(1, keepdims=True), 1e-12)
     H = -(p * np.log(np.where(p > 0, p, 1.0))).sum(1) / np.log(counts.shape[1])  # [M]
-    chosen, share = [], 0.0
-    for m in np.argsort(-H, kind="stable"):
-        if H[m] <= threshold or counts[m].sum() == 0 or share + q[m].mean() > max_share:
-            break
-        chosen.append(int(m))
-        share += q[m].mean()
-    return sorted(chosen)
+    return [int(m) for m in np.argsort(-H, kind="stable") if H[m] > threshold and counts[m].sum() > 0]
+
+
+def select_tasks(videos: dict[str, list[np.ndarray]], centers: np.ndarray, k: int, background: Sequence[int] = (),
+                 max_share: float = BACKGROUND_MAX_SHARE, distributed: bool = False,
+                 ) -> tuple[list[int], dict[str, Selection]]:
+    """Subset selection (Eq. 2) for every task, with the background states that fit.
+
+    videos: task -> its videos' features (this rank's, when distributed). background:
+    candidate states, most even first (`background_states`). With them all, the teacher
+    may label most frames background: early in training, or on a few short videos, most
+    states are still shared by the tasks, and frames of unselected states fall to them
+    too. So while the share of frames labelled background (the mean over tasks) is above
+    `max_share`, the least even candidate is dropped and the tasks selected again.
+    Returns (the background states kept, sorted; task -> Selection).
+    """
+    select = subset_selection_distributed if distributed else subset_selection
+    background = list(background)[: max(centers.shape[0] - k, 0)]  # k states stay to choose from
+    while True:
+        sels = {task: select(vids, centers, k, background=background) for task, vids in videos.items()}
+        if not background:
+            return [], sels
+        counts = torch.tensor([[float(sum(np.isin(lab, background).sum() for lab in sel.labels)),
+                                float(sum(len(lab) for lab in sel.labels))] for sel in sels.values()],
+                              dtype=torch.float64)  # [A, 2] background frames, frames
+        if distributed:
+            counts = _all_reduce(counts, "counting the background frames of each task")
+        share = float((counts[:, 0] / counts[:, 1].clamp_min(1.0)).mean())
+        if share <= max_share:
+            return sorted(background), sels
+        background = background[:-1]
 
 
 def subset_selection(videos: list[np.ndarray], centers: np.ndarray, k: int,

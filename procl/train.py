@@ -52,7 +52,7 @@ from procl.paths import slug
 from procl.decode import order_by_places, state_places
 from procl.selection import (
     background_states, background_states_distributed, fit_states, fit_states_distributed, nearest_state,
-    subset_selection, subset_selection_distributed,
+    select_tasks,
 )
 
 SETTINGS = ("multi", "single")
@@ -261,19 +261,19 @@ def refresh_teacher(
     X = np.concatenate([f[v] for v in unit.videos])  # [N, D'] this rank's frames
     fit = fit_states_distributed if distributed else fit_states
     unit.centers = fit(X, cfg.M, init=unit.centers, seed=cfg.seed)
+    candidates = []
     if cfg.background == "shared":
         task_index = np.concatenate([np.full(len(f[v]), unit.tasks.index(task_of[v])) for v in unit.videos])
         find = background_states_distributed if distributed else background_states
-        unit.background = find(nearest_state(X, unit.centers), task_index, len(unit.tasks), cfg.M,
-                               cfg.background_threshold)
-    select = subset_selection_distributed if distributed else subset_selection
+        candidates = find(nearest_state(X, unit.centers), task_index, len(unit.tasks), cfg.M, cfg.background_threshold)
+    by_task = {task: [v for v in unit.videos if task_of[v] == task] for task in unit.tasks}
+    unit.background, sels = select_tasks({task: [f[v] for v in ids] for task, ids in by_task.items()},
+                                         unit.centers, cfg.k, candidates, distributed=distributed)
     costs = {}
-    for task in unit.tasks:
-        ids = [v for v in unit.videos if task_of[v] == task]
-        sel = select([f[v] for v in ids], unit.centers, cfg.k, background=unit.background)
+    for task, sel in sels.items():
         unit.selected[task] = sel.selected
         costs[task] = sel.costs[-1]
-        for vid, lab in zip(ids, sel.labels):
+        for vid, lab in zip(by_task[task], sel.labels):
             unit.labels[vid] = torch.from_numpy(lab.astype(np.int64))
     return costs
 

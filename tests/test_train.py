@@ -19,7 +19,7 @@ from procl.cli import main as cli
 from procl.infer import PREDICT_COLUMNS, evaluate, load_run
 from procl.train import TrainConfig, train, load_inputs
 
-TINY = dict(k=3, M=8, epochs=30, width=32)
+TINY = dict(k=3, M=16, epochs=30, width=32)  # M well above tasks x k: the tiny set has 3 x 3 steps
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_training_beats_random_and_loss_falls(env, trained):
     m = evaluate("tiny", "all")
     cfg = TrainConfig(dataset=env["spec"], **TINY).resolved()
     dataset, features = load_inputs(cfg, progress=False)
-    base = baselines.run_baselines(dataset, features, k=3, M=8, split="all", fit_split="all", names=("random",))
+    base = baselines.run_baselines(dataset, features, k=3, M=16, split="all", fit_split="all", names=("random",))
     assert m["f1"] > base["random"]["f1"] + 0.05, (m["f1"], base["random"]["f1"])
     hist = runs.read_status(trained)["history"]
     steps = len(hist["loss"]) // 4
@@ -64,7 +64,7 @@ def test_batched_training_beats_random(env):
     m = evaluate("tiny-b4", "all")
     cfg = TrainConfig(dataset=env["spec"], **TINY).resolved()
     dataset, features = load_inputs(cfg, progress=False)
-    base = baselines.run_baselines(dataset, features, k=3, M=8, split="all", fit_split="all", names=("random",))
+    base = baselines.run_baselines(dataset, features, k=3, M=16, split="all", fit_split="all", names=("random",))
     assert m["f1"] > base["random"]["f1"] + 0.05, (m["f1"], base["random"]["f1"])
     status = runs.read_status(path)
     assert status["state"] == "done" and status["steps"] == 30 * 9  # videos, as with one per step
@@ -102,7 +102,7 @@ def test_run_folder_contract(trained):
     assert list(df.columns[: len(PREDICT_COLUMNS)]) == PREDICT_COLUMNS
     video = df["video"].iloc[0]
     o = runs.load_outputs(trained, video)
-    assert o["alpha"].shape[1] == 49 and o["p"].shape[1] == 8 and len(o["states"]) == (df["video"] == video).sum()
+    assert o["alpha"].shape[1] == 49 and o["p"].shape[1] == TINY["M"] and len(o["states"]) == (df["video"] == video).sum()
     np.testing.assert_allclose(o["alpha"].astype(float).sum(1), 1.0, atol=1e-2)
 
 

@@ -104,7 +104,7 @@ def tiny_run(tiny_synth, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PROCL_DATA", str(root / "data"))
         mp.setenv("PROCL_CHECKPOINTS", str(root / "checkpoints"))
-        path = train(TrainConfig(dataset=f"folder:{tiny_synth}", k=3, M=8, epochs=2, width=16), run="tiny",
+        path = train(TrainConfig(dataset=f"folder:{tiny_synth}", k=3, M=16, epochs=30, width=16), run="tiny",
                      progress=False)
         yield path
 
@@ -264,8 +264,9 @@ def test_names_live_in_the_run_folder(tiny_run, tmp_path):
     for bad, message in (("two\nlines", "one line"), ("x" * 61, "keep it to 60")):
         with pytest.raises(ProclError, match=message):
             names.set_name(run, info.config, task, state, bad)
-    with pytest.raises(ProclError, match="states 0..7"):
-        names.set_name(run, info.config, task, 8, "nope")
+    M = info.config["M"]
+    with pytest.raises(ProclError, match=f"states 0..{M - 1}"):
+        names.set_name(run, info.config, task, M, "nope")
     with pytest.raises(ProclError, match="not one of the run's tasks"):
         names.set_name(run, info.config, "no_such_task", state, "nope")
     (run / "names.json").write_text("{ broken")
