@@ -183,6 +183,8 @@ def test_quick_path_on_tiny_plan(tmp_path, monkeypatch, capsys):
     assert re.search(rf"{NUMBER} s in one process, {NUMBER} s on 2 ranks \({NUMBER}x\), the same picks", text)
     assert re.search(rf"{NUMBER} s in one process, {NUMBER} s with torchrun --nproc_per_node 2 \({NUMBER}x\), "
                      "the same cache", text)
+    assert re.search(rf"B = 1 video per step \d+ frames/s .* B = 8: \d+ frames/s .*speed-up {NUMBER}x", text)
+    assert re.search(rf"Training in 1 against 2 processes .*wall time {NUMBER} s against {NUMBER} s", text)
     assert re.search(rf"Duration: {NUMBER} min \(expected {NUMBER} min .*load average {NUMBER} at the start", text)
     assert re.search(rf"First render of Explore \(caches cold\): {NUMBER} s", text)
 

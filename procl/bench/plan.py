@@ -85,6 +85,7 @@ class Plan:
     matmul_n: int = 2048
     timing_reps: int = 20
     scale_n: int = 1_000_000  # frames of bench_scale.selection_scale
+    scale_epochs: int = 20  # epochs of each training of bench_scale.training_scale
     explore_seconds: float = 3600.0  # the long video of bench_explore.explore_page_time
     train_s: float = 25.0
     fixed_s: float = 600.0
@@ -95,14 +96,15 @@ QUICK = Plan("quick", builtin={"videos_per_task": 8, "min_duration": 20.0, "max_
              seeds=(0,), ks=(), claim_rows=("attention_only", "pooling_only", "labels_only", "single"),
              levers=("region_center", "attention_prior", "background", "switch_cost"), paper_levers=False,
              real_ks=(5,), backbones=("default", "resnet50"), default_frames=240, cnn_frames=40, selection_n=200_000,
-             scale_factors=(1, 2), timing_reps=10, scale_n=200_000, fixed_s=150.0)
+             scale_factors=(1, 2), timing_reps=10, scale_n=200_000, scale_epochs=3, fixed_s=150.0)
 TINY = Plan("tiny", builtin={"n_tasks": 3, "videos_per_task": 4, "min_duration": 8.0, "max_duration": 12.0,
                              "frame_size": 112},
             small={**SMALL, "videos_per_task": 4, "min_duration": 8.0, "max_duration": 12.0, "frame_size": 112},
             variants=("harder",), workers=1, epochs=2, seeds=(0,), ks=(4,),
             real_ks=(4,),
             backbones=("default",), default_frames=20, cnn_frames=0, selection_n=10_000, scale_factors=(1, 2),
-            matmul_n=256, timing_reps=3, scale_n=10_000, explore_seconds=60.0, train_s=1.0, fixed_s=40.0)
+            matmul_n=256, timing_reps=3, scale_n=10_000, scale_epochs=1, explore_seconds=60.0, train_s=1.0,
+            fixed_s=40.0)
 
 
 def generator_args(plan: Plan, name: str) -> dict:

@@ -242,11 +242,31 @@ def format_scale(s: dict) -> list[str]:
          f"{feat['one_process_s']:.1f} s in one process, {feat['n_processes_s']:.1f} s with torchrun "
          f"--nproc_per_node {feat['processes']} ({feat['ratio']:.2f}x), "
          + ("the same cache" if feat["same_cache"] else f"caches differ: {'; '.join(feat['differences'][:3])}")]
-    # LEAD: training_scale (B = 1 against B = 8 frames/s and quality; 1 against 2 processes) goes here,
-    # from speed.training_scale's dict.
-    L.append("- Training (mini-batches B = 1 against B = 8, 1 against 2 processes): not measured yet"
-             if s["training"] is None else f"- Training: {s['training']}")
+    L += format_training_scale(s["training"])
     return L + [""]
+
+
+def format_training_scale(t: dict) -> list[str]:
+    """The lines of bench_scale.training_scale's dict: batch sizes, then processes."""
+    b1, b8 = t["batch"][1], t["batch"][8]
+    L = [f"- Training, default recipe, built-in set, {t['epochs']} epochs of {t['train_videos']} videos "
+         f"({t['frames_per_epoch']} frames each) on {t['device_used']}: B = 1 video per step "
+         f"{b1['frames_per_s']:.0f} frames/s in the student steps ({b1['epoch_frames_per_s']:.0f} with the teacher's "
+         f"refreshes), F1 {100 * b1['f1']:.1f}, accuracy {100 * b1['accuracy']:.1f}; B = 8: "
+         f"{b8['frames_per_s']:.0f} frames/s ({b8['epoch_frames_per_s']:.0f}), F1 {100 * b8['f1']:.1f}, accuracy "
+         f"{100 * b8['accuracy']:.1f}; speed-up {t['batch_speedup']:.2f}x (the same epochs: B = 8 takes 8x fewer, "
+         "larger steps)"]
+    pr = t["processes"]
+    if "skipped" in pr:
+        L.append(f"- Training in 1 against {pr['n']} processes: skipped ({pr['skipped']})")
+    else:
+        one, n = pr["one_process"], pr["n_processes"]
+        L.append(f"- Training in 1 against {pr['n']} processes (torchrun, gloo, B = {pr['batch_size']} per process, "
+                 f"one thread each): wall time {one['wall_s']:.1f} s against {n['wall_s']:.1f} s "
+                 f"({pr['ratio']:.2f}x), epochs {one['epoch_s']:.1f} s against {n['epoch_s']:.1f} s "
+                 f"({pr['epoch_ratio']:.2f}x); F1 {100 * one['f1']:.1f} against {100 * n['f1']:.1f}, accuracy "
+                 f"{100 * one['accuracy']:.1f} against {100 * n['accuracy']:.1f}")
+    return L
 
 
 def format_explore(e: dict | None) -> list[str]:

@@ -200,15 +200,13 @@ def scale(b: Bench) -> dict:
     return out
 
 
-def training_scale(b: Bench) -> dict | None:
-    """Training at scale: mini-batches (B = 1 against B = 8, frames/s and quality) and 1
-    against 2 processes.
-
-    LEAD: wire `procl.bench_scale.training_scale` in here (it is being written next to
-    selection_scale); return its dict and fill the "Training" lines of report.format_scale.
-    Until then None, and the report says it is not measured yet.
-    """
-    return None
+def training_scale(b: Bench) -> dict:
+    """Training at scale (procl.bench_scale.training_scale): the default recipe on the
+    built-in set at the true k for plan.scale_epochs epochs, at B = 1 and B = 8 videos per
+    step in this process (frames/s and quality), and in 1 against 2 processes (torchrun)."""
+    b.log(f"scale: training at batch sizes 1 and 8, and in 1 against 2 processes ({b.plan.scale_epochs} epochs each)")
+    return bench_scale.training_scale(b.builtin.spec, device=b.device, batch_sizes=(1, 8),
+                                      epochs=b.plan.scale_epochs, nproc=2, k=b.k_true)
 
 
 def explore(b: Bench) -> dict | None:
