@@ -109,9 +109,6 @@ with st.expander(f"procl's levers (recipe: {recipe})"):
     occupancy = l3.toggle("Occupancy in the classifier", lever["occupancy"], key=f"tr_occupancy_{recipe}",
                           disabled=not multi, help="The task classifier also sees how much of the video each "
                                                    "state takes.")
-    center = l4.toggle("Per-video centring", lever["center"], key=f"tr_center_{recipe}",
-                       help="Subtract each video's mean attention feature before k-means, subset selection and "
-                            "the networks.")
     l1, l2, l3, l4 = st.columns(4)
     switch_cost = l1.number_input("Switch cost", 0.0, 100.0, float(lever["switch_cost"]), 0.5,
                                   key=f"tr_switch_{recipe}",
@@ -176,7 +173,7 @@ cfg = TrainConfig(dataset=spec or "synthetic", k=int(k), M=int(M), lam=float(lam
                   background=background, seed=int(seed), backbone=backbone, weights=weights, fps=float(fps),
                   width=int(width), refresh_every=int(refresh), batch_size=int(batch_size), ranking=ranking,
                   device=device,
-                  region_center=region_center, attention_prior=float(attention_prior), center=center,
+                  region_center=region_center, attention_prior=float(attention_prior),
                   occupancy=occupancy, switch_cost=float(switch_cost), ordered=ordered,
                   time_weight=float(time_weight), min_steps=int(min_steps)).resolved()
 try:

@@ -64,12 +64,12 @@ BACKGROUND_OPTIONS = ("none", "unselected", "shared")
 # The levers procl adds to the paper's method, and their values in each recipe. "paper"
 # is the method as published (every lever off); "default" is procl's recipe, each lever
 # measured against the paper's recipe in `procl bench` (README, "Choices procl makes").
-LEVERS = ("region_center", "attention_prior", "center", "background", "occupancy", "switch_cost", "ordered",
-          "time_weight", "min_steps")
+LEVERS = ("region_center", "attention_prior", "background", "occupancy", "switch_cost", "ordered", "time_weight",
+          "min_steps")
 RECIPES: dict[str, dict] = {
-    "paper": {"region_center": False, "attention_prior": 0.0, "center": False, "background": "none",
+    "paper": {"region_center": False, "attention_prior": 0.0, "background": "none",
               "occupancy": False, "switch_cost": 0.0, "ordered": False, "time_weight": 0.0, "min_steps": 0},
-    "default": {"region_center": True, "attention_prior": 10.0, "center": False, "background": "shared",
+    "default": {"region_center": True, "attention_prior": 10.0, "background": "shared",
                 "occupancy": True, "switch_cost": 1.0, "ordered": True, "time_weight": 2.0, "min_steps": 1600},
 }
 DEFAULT_EPOCHS = 20
@@ -103,7 +103,7 @@ class TrainConfig:
     batch_size: int = 1  # videos per optimizer step (per process under torchrun), padded and masked
     region_center: bool | None = None  # subtract each cell's median over the video before attention
     attention_prior: float | None = None  # weight of the change prior in the SAN (0 = the paper's SAN)
-    center: bool | None = None  # subtract each video's mean attention feature
+    center: bool = False  # runs of procl 0.1 subtracted each video's mean attention feature (read back only)
     occupancy: bool | None = None  # the TCN also sees how much of the video each state takes
     switch_cost: float | None = None  # Viterbi decoding of student and teacher (0 = per-frame argmax)
     ordered: bool | None = None  # decode the key-steps in each task's typical order, each at most once
@@ -651,8 +651,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         help="subtract each grid cell's median over the video before attention")
     levers.add_argument("--attention-prior", type=float, default=None,
                         help="weight of the change prior in the spatial attention (0: the paper's SAN)")
-    levers.add_argument("--center", action=argparse.BooleanOptionalAction, default=None,
-                        help="subtract each video's mean attention feature")
     levers.add_argument("--background", choices=BACKGROUND_OPTIONS, default=None,
                         help="none: every frame gets a key-step; unselected: frames whose best state is not one "
                              "of the task's; shared: states that all tasks use alike are background")

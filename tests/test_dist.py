@@ -357,7 +357,7 @@ TRAIN = dict(k=3, M=8, width=16, device="cpu")
 # the default recipe's levers as they were when these tests were written (the recipe's values are tuned)
 LEVERS = dict(region_center=True, attention_prior=10.0, center=False, background="shared", occupancy=True,
               switch_cost=1.0, ordered=False, time_weight=0.0)
-LEVER_OPTIONS = ["--region-center", "--attention-prior", "10", "--no-center", "--background", "shared", "--occupancy",
+LEVER_OPTIONS = ["--region-center", "--attention-prior", "10", "--background", "shared", "--occupancy",
                  "--switch-cost", "1", "--no-ordered", "--time-weight", "0"]
 
 
