@@ -73,7 +73,9 @@ with st.expander("Create a dataset from your own videos (upload)", icon=":materi
     st.caption("Videos of several tasks, labelled only by their task: procl finds the key-steps. Type a task's "
                "name and drop its videos (at least three per task, .mp4, .mkv, .avi, .webm or .mov; a video's id is "
                "its file name). The dataset is saved as a folder under `data/` (the *folder* layout, no "
-               "annotations needed) and listed above.")
+               "annotations needed) and listed above. Each file is held in memory while it uploads (up to "
+               f"{st.get_option('server.maxUploadSize')} MB); for long videos, put them in a folder "
+               "`<folder>/videos/<task>/<video>.mp4` and add the folder by path below.")
     gen = st.session_state.setdefault("up_gen", 0)  # a new generation of widgets after each dataset made
     slots = st.session_state.setdefault("up_slots", 2)
     st.text_input("Dataset name", key=f"up_name_{gen}", placeholder="my-videos",

@@ -70,7 +70,7 @@ RECIPES: dict[str, dict] = {
     "paper": {"region_center": False, "attention_prior": 0.0, "background": "none",
               "occupancy": False, "switch_cost": 0.0, "ordered": False, "time_weight": 0.0, "min_steps": 0},
     "default": {"region_center": True, "attention_prior": 10.0, "background": "shared",
-                "occupancy": True, "switch_cost": 1.0, "ordered": True, "time_weight": 2.0, "min_steps": 1600},
+                "occupancy": True, "switch_cost": 0.0, "ordered": True, "time_weight": 2.0, "min_steps": 1600},
 }
 DEFAULT_EPOCHS = 20
 

@@ -94,7 +94,7 @@ class Plan:
 FULL = Plan("full")
 QUICK = Plan("quick", builtin={"videos_per_task": 8, "min_duration": 20.0, "max_duration": 40.0}, variants=("harder",),
              seeds=(0,), ks=(), claim_rows=("attention_only", "pooling_only", "labels_only", "single"),
-             levers=("region_center", "attention_prior", "background", "switch_cost"), paper_levers=False,
+             levers=("region_center", "attention_prior", "background", "ordered"), paper_levers=False,
              real_ks=(5,), backbones=("default", "resnet50"), default_frames=240, cnn_frames=40, selection_n=200_000,
              scale_factors=(1, 2), timing_reps=10, scale_n=200_000, scale_epochs=3, fixed_s=150.0)
 TINY = Plan("tiny", builtin={"n_tasks": 3, "videos_per_task": 4, "min_duration": 8.0, "max_duration": 12.0,
