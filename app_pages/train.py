@@ -75,7 +75,7 @@ lam = c4.number_input("λ (task loss weight)", 0.0, 100.0, 0.5 if multi else 0.0
 lam_slot = c4.empty()
 
 c1, c2, c3, c4 = st.columns(4)
-recipe = c1.radio("Recipe", list(RECIPES), horizontal=True, key="tr_recipe",
+recipe = c1.radio("Recipe", sorted(RECIPES, key=lambda r: r != "default"), horizontal=True, key="tr_recipe",
                   help="default: procl's recipe; paper: the method as published (every lever of procl off). "
                        "Each lever can be changed below.")
 lever = RECIPES[recipe]

@@ -60,7 +60,7 @@ def timeline_figure(
     `current` draws a marker line at that time.
     """
     fig = go.Figure()
-    legend_seen: set[str] = set()
+    legend_seen: dict[str, str] = {}  # legend entry -> its colour
     end = 0.0
     for row in rows:
         row_times = np.asarray(row.get("times", times), dtype=float)
@@ -75,6 +75,8 @@ def timeline_figure(
             text = row.get("names", {}).get(label, "background" if label < 0 else f"state {label}")
             legend = row.get("legend", row.get("names", {})).get(label, text)
             color = BACKGROUND_COLOR if label < 0 else row["colors"].get(label, "#444444")
+            if legend_seen.get(legend, color) != color:  # the same words for another colour (another run's state)
+                legend = f"{legend} · {row['name']}"
             fig.add_trace(go.Bar(
                 y=[row["name"]] * len(segs), x=[ends[b - 1] - row_times[a] for a, b in segs],
                 base=[row_times[a] for a, _ in segs], orientation="h", marker_color=color, marker_line_width=0,
@@ -85,7 +87,7 @@ def timeline_figure(
                 hovertemplate=f"{row['name']}: {text}<br>%{{base:.1f}} s, %{{x:.1f}} s long<extra></extra>",
             ))
             if label >= 0:
-                legend_seen.add(legend)
+                legend_seen.setdefault(legend, color)
     if current is not None:
         fig.add_vline(x=current, line_width=2, line_color="black")
     fig.update_layout(

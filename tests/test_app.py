@@ -185,6 +185,7 @@ def test_train_form_validates_next_to_the_fields(app_env):
 
 def test_train_launches_a_background_job_that_finishes(app_env):
     at = open_page("app_pages/train.py")
+    assert at.radio(key="tr_recipe").value == "default" and at.radio(key="tr_recipe").options[0] == "default"
     at.number_input(key="tr_k").set_value(2)
     at.number_input(key="tr_M_multi").set_value(6)
     at.number_input(key="tr_epochs").set_value(1)
@@ -204,6 +205,7 @@ def test_train_launches_a_background_job_that_finishes(app_env):
     assert status["state"] == "done", (status, (path / "train.log").read_text()[-2000:])
     assert runs.read_config(path)["k"] == 2 and runs.read_config(path)["epochs"] == 1
     assert runs.read_config(path)["batch_size"] == 2
+    assert runs.read_config(path)["recipe"] == "default", "a newcomer who changes nothing gets procl's recipe"
     at.run()
     assert_clean(at)
     table = at.dataframe[0].value

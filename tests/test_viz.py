@@ -47,6 +47,18 @@ def test_timeline_colours_agree_through_the_matching():
     assert fig.layout.xaxis.range[1] == pytest.approx(3.0)
 
 
+def test_timeline_legend_never_gives_one_name_two_colours():
+    # two runs whose unmatched states have the same words but their own colours (Compare)
+    rows = [{"name": "run-a", "labels": np.array([3, 3, 4]), "colors": {3: "#aa0000", 4: "#00aa00"},
+             "legend": {3: "state 3 (unmatched)", 4: "lower car"}},
+            {"name": "run-b", "labels": np.array([3, 4, 4]), "colors": {3: "#0000aa", 4: "#00aa00"},
+             "legend": {3: "state 3 (unmatched)", 4: "lower car"}}]
+    fig = viz.timeline_figure(rows, np.arange(3) * 0.5)
+    shown = {b.name: b.marker.color for b in _bars(fig) if b.showlegend}
+    assert shown == {"state 3 (unmatched)": "#aa0000", "state 3 (unmatched) · run-b": "#0000aa",
+                     "lower car": "#00aa00"}
+
+
 def test_timeline_rows_may_have_their_own_times():
     rows = [{"name": "a", "labels": np.array([0, 0]), "colors": {0: "#000000"}, "times": np.array([0.0, 1.0])},
             {"name": "b", "labels": np.array([1, 1, 1, 1]), "colors": {1: "#111111"}, "times": np.arange(4) * 1.0}]
