@@ -51,7 +51,7 @@ def _scores_row(out: dict, task: str, pred_task: str) -> None:
         cols[1].caption("not annotated")
         return
     help_ = "This video's frames scored with the run's matching of its task (pooled over the evaluation split)."
-    seg_help = (f"Segments: {scores['n_segments']} predicted, {scores['n_gt_segments']} in the ground truth "
+    seg_help = (f"Segments: {scores['n_segments']:.0f} predicted, {scores['n_gt_segments']:.0f} in the ground truth "
                 "(background left out). Edit: 1 - the edit distance between the two sequences of steps, "
                 "normalised; F1@50: a predicted segment counts when it overlaps a ground-truth segment of its "
                 "step with IoU >= 0.5. Both fall when the timeline flickers.")

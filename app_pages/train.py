@@ -82,7 +82,6 @@ lever = RECIPES[recipe]
 epochs = c2.number_input("Epochs (0: automatic)", 0, 1000, 0, key="tr_epochs",
                          help=f"0: {DEFAULT_EPOCHS}, or more on a small dataset so that the networks see at least "
                               "the recipe's minimum number of videos.")
-epochs_slot = c2.empty()
 seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed")
 background = c4.selectbox("Background", BACKGROUND_OPTIONS, key=f"tr_background_{recipe}",
                           index=BACKGROUND_OPTIONS.index(lever["background"]),
@@ -180,13 +179,13 @@ try:
     cfg.validate()
 except ProclError as err:
     message = str(err)
-    field = next((f for prefix, f in (("k=", "k"), ("M=", "M"), ("lambda", "lam"), ("epochs", "epochs"),
-                                      ("--device", "device"), ("device", "device"))
+    field = next((f for prefix, f in (("k=", "k"), ("M=", "M"), ("lambda", "lam"), ("--device", "device"),
+                                      ("device", "device"))
                   if message.startswith(prefix)), "general")
     errors.setdefault(field, message)
 
 for slot, key in ((dataset_slot, "dataset"), (k_slot, "k"), (M_slot, "M"), (lam_slot, "lam"),
-                  (epochs_slot, "epochs"), (run_slot, "run"), (weights_slot, "weights"), (device_slot, "device")):
+                  (run_slot, "run"), (weights_slot, "weights"), (device_slot, "device")):
     field_error(slot, errors, key)
 if ds is not None and "dataset" not in errors:
     dataset_slot.caption(f"{len(ds.tasks)} tasks, {len(ds.videos)} videos"

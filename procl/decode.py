@@ -116,7 +116,7 @@ def viterbi_ordered(scores: np.ndarray, background: np.ndarray | None, switch_co
     background [T] or None: the background label's score. Returns [T] labels in 0..k-1,
     or k for background. The states of the lattice are "in key-step j" and "in
     background after key-step j" (j = -1 before the first); a move forward costs
-    `switch_cost`, staying is free. O(T k^2)... O(T k) with running maxima.
+    `switch_cost`, staying is free. O(T k) with running maxima.
     """
     scores = np.asarray(scores, dtype=np.float64)
     T, k = scores.shape
@@ -142,7 +142,9 @@ def viterbi_ordered(scores: np.ndarray, background: np.ndarray | None, switch_co
         prev = np.concatenate([[score[k]], done[:-1]])  # [k]: best state that lets step j come next
         prev_arg = np.concatenate([[k], done_arg[:-1]])
         run_max = np.maximum.accumulate(prev)
-        run_arg = prev_arg[np.array([int(np.argmax(prev[: j + 1])) for j in range(k)])]
+        first = np.maximum.accumulate(  # where each running maximum was first reached (argmax's tie rule)
+            np.where(prev > np.concatenate([[NEG], run_max[:-1]]), np.arange(k), 0))
+        run_arg = prev_arg[first]
         enter = run_max - switch_cost
         better = enter > new[:k]
         new[:k] = np.where(better, enter, new[:k])

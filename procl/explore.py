@@ -265,10 +265,7 @@ def video_scores(outputs: dict[str, np.ndarray], mapping: dict) -> dict | None:
         return None
     mapping = {int(k): v for k, v in mapping.items()}
     scores = metrics.localization_scores(gt, outputs["states"], mapping=mapping)
-    seg = metrics.segmental_scores(gt, outputs["states"], mapping)
-    f1_at = {key: metrics.segment_f1(*counts) for key, counts in seg["counts"].items()}
-    return {**scores, "edit": seg["edit"], "f1_at": f1_at, "n_segments": seg["n_segments"],
-            "n_gt_segments": seg["n_gt_segments"]}
+    return {**scores, **metrics.segmental_summary([metrics.segmental_scores(gt, outputs["states"], mapping)])}
 
 
 def timeline_rows(info: RunInfo, outputs: dict[str, np.ndarray], task: str, teacher: bool = True,

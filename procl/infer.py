@@ -27,7 +27,7 @@ from procl.io import write_json, write_text
 from procl.model import ProcedureNet
 from procl.dist import add_device_argument, resolve_device
 from procl.decode import decode_states, distance_loglik
-from procl.selection import nearest_state, pairwise_distances
+from procl.selection import pairwise_distances
 
 PREDICT_COLUMNS = ["video", "task", "pred_task", "frame", "time", "state", "step", "teacher", "gt", "name"]
 
@@ -132,7 +132,7 @@ def predict_video(
                             ordered=teacher_task in order)
     if background == "unselected":
         states = np.where(np.isin(p.argmax(1), sel), states, -1)
-        teacher = np.where(np.isin(nearest_state(x, centers), teacher_sel), teacher, -1)
+        teacher = np.where(np.isin(dist.argmin(1), teacher_sel), teacher, -1)
     return {
         "task_probs": probs, "pred_task": pred_task, "p": p, "alpha": out.alpha.numpy(),
         "beta": None if out.beta is None else out.beta.numpy(), "states": states, "teacher": teacher,

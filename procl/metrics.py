@@ -250,7 +250,7 @@ def evaluate_localization(
             pooled = localization_scores(np.zeros(0, np.int64), np.zeros(0, np.int64))
         pooled["n_videos"] = len(pairs)
         pooled["per_video"] = _means([localization_scores(g, p) for g, p in pairs])
-        pooled.update(_segmental_summary([segmental_scores(g, p, pooled["mapping"]) for g, p in pairs]))
+        pooled.update(segmental_summary([segmental_scores(g, p, pooled["mapping"]) for g, p in pairs]))
         per_task[task] = pooled
 
     scored = [s for s in per_task.values() if s["recall"] is not None]
@@ -359,8 +359,9 @@ def segment_f1(tp: int, fp: int, fn: int) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
-def _segmental_summary(rows: list[dict]) -> dict:
-    """A task's segmental scores from its videos' `segmental_scores`."""
+def segmental_summary(rows: list[dict]) -> dict:
+    """The segmental scores of several videos (a task's, or one) from their `segmental_scores`:
+    Edit and segment counts averaged, F1@tau from the summed hits, misses and false alarms."""
     if not rows:
         return {"edit": None, "f1_at": {str(round(100 * t)): None for t in OVERLAPS},
                 "n_segments": None, "n_gt_segments": None}

@@ -444,8 +444,7 @@ def test_unannotated_run_on_every_page(app_env):
     strength = next(f for f in figures(at) if f["layout"].get("yaxis", {}).get("title", {}).get("text") == "p × beta")
     out = runs.load_outputs("own-k3", at.selectbox(key="ex_video_own-k3").value)
     info = explore.load_run_info("own-k3")
-    sel = np.array(info.selected(info.tasks[int(np.argmax(out["task_probs"]))]))  # the predicted task's
-    strongest = sel[np.asarray(out["p"], dtype=float)[:, sel].argmax(1)]  # the most probable selected state per frame
+    _, strongest = explore.keystep_strength(out, info.selected(info.tasks[int(np.argmax(out["task_probs"]))]))
     assert {t["name"] for t in strength["data"][1:]} == {f"state {s}" for s in set(strongest.tolist())}
     assert "not annotated" in "\n".join(c.value for c in at.sidebar.caption)
     at.switch_page("app_pages/keysteps.py").run()

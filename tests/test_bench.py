@@ -11,6 +11,7 @@ import torch
 
 from procl import bench, runs
 from procl.bench.plan import RECIPE_LABELS, RECIPES
+from procl.bench.report import format_scale
 from procl.bench.trainings import LEVER_ON, RECIPE_LEVERS, dedupe, estimate, plan_jobs, planned_shapes
 from procl.cli import build_parser
 from procl.io import read_json
@@ -195,3 +196,18 @@ def test_quick_path_on_tiny_plan(tmp_path, monkeypatch, capsys):
     assert read_json(again / "metrics.json") == read_json(pooled / "metrics.json")
     a, b = runs.load_torch(pooled / "model.pt"), runs.load_torch(again / "model.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_scale_report_says_what_a_one_gpu_machine_skipped():
+    # on one GPU, features_scale and training_scale skip the n-process runs: the report says so
+    sel = dict(N=1000, videos=10, M=5, k=2, D=4, one_process_s=1.0, two_ranks_s=0.6, selection_speedup=1.67, equal=True,
+               bytes_per_pick=40, kmeans_one_process_s=0.2, kmeans_two_ranks_s=0.1, kmeans_speedup=2.0,
+               kmeans_max_diff=0.0)
+    feat = dict(videos=10, one_process_s=3.0, processes=2, n_processes_s=None, ratio=None, same_cache=None,
+                differences=[], skipped="2 processes need 2 GPUs, this machine has 1")
+    batch = dict(frames_per_s=100.0, epoch_frames_per_s=80.0, f1=0.5, accuracy=0.9)
+    training = dict(epochs=2, train_videos=4, frames_per_epoch=400, device_used="cuda", batch={1: batch, 8: batch},
+                    batch_speedup=1.0, processes=dict(n=2, skipped="2 processes need 2 GPUs"))
+    text = "\n".join(format_scale({"selection": sel, "features": feat, "training": training}))
+    assert "2 processes skipped (2 processes need 2 GPUs, this machine has 1)" in text
+    assert "Training in 1 against 2 processes: skipped" in text

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import TEST_LEVERS as LEVERS
 from procl import ProclError, dist
 from procl.bench_scale import compare_caches, features_command
 from procl.cli import main as cli_main
@@ -354,9 +355,6 @@ def test_torchrun_features_equals_one_process_and_redoes_a_killed_ranks_videos(t
 # ---------------------------------------------------------------- torchrun -m procl train
 
 TRAIN = dict(k=3, M=8, width=16, device="cpu")
-# the default recipe's levers as they were when these tests were written (the recipe's values are tuned)
-LEVERS = dict(region_center=True, attention_prior=10.0, center=False, background="shared", occupancy=True,
-              switch_cost=1.0, ordered=False, time_weight=0.0)
 LEVER_OPTIONS = ["--region-center", "--attention-prior", "10", "--background", "shared", "--occupancy",
                  "--switch-cost", "1", "--no-ordered", "--time-weight", "0"]
 

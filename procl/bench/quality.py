@@ -17,7 +17,7 @@ from procl import ProclError, runs
 from procl.baselines import run_baselines
 from procl.bench.plan import RECIPE_LABELS, RECIPES, SMALL_K
 from procl.bench.trainings import DECODE_LEVERS, Bench, Data, ablated_levers, lever_value
-from procl.infer import headline, load_run, predict_dataset, score
+from procl.infer import headline, predict_dataset, score
 from procl.io import read_json
 
 BASELINES = {
@@ -78,7 +78,7 @@ def rescored(b: Bench, data: Data, recipe: str, row: str, k: int, split: str, gi
     localizing with each video's true task (`given_task`)."""
     out = []
     for seed in b.plan.seeds:
-        loaded = load_run(b.run(data.name, recipe, row, k, seed))
+        loaded = b.load(b.run(data.name, recipe, row, k, seed))
         loaded = replace(loaded, train_config=replace(loaded.train_config, **changes))
         preds = predict_dataset(loaded, data.dataset, data.features, split=split, given_task=given_task)
         out.append(row_scores(score(preds), accuracy=not given_task))

@@ -239,9 +239,10 @@ def format_scale(s: dict) -> list[str]:
          f"{sel['kmeans_two_ranks_s']:.3f} s on 2 ranks ({sel['kmeans_speedup']:.2f}x), centers within "
          f"{sel['kmeans_max_diff']:.1e}",
          f"- Features of the built-in set ({feat['videos']} videos, default backbone, wall time of the command): "
-         f"{feat['one_process_s']:.1f} s in one process, {feat['n_processes_s']:.1f} s with torchrun "
-         f"--nproc_per_node {feat['processes']} ({feat['ratio']:.2f}x), "
-         + ("the same cache" if feat["same_cache"] else f"caches differ: {'; '.join(feat['differences'][:3])}")]
+         f"{feat['one_process_s']:.1f} s in one process, "
+         + (f"{feat['processes']} processes skipped ({feat['skipped']})" if "skipped" in feat else
+            f"{feat['n_processes_s']:.1f} s with torchrun --nproc_per_node {feat['processes']} ({feat['ratio']:.2f}x), "
+            + ("the same cache" if feat["same_cache"] else f"caches differ: {'; '.join(feat['differences'][:3])}"))]
     L += format_training_scale(s["training"])
     return L + [""]
 

@@ -51,10 +51,6 @@ def _video_clip(b: Bench, T: int = 100) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([feats] * reps)[:T], dtype=np.float32)
 
 
-def _default_run(b: Bench, seed: int | None = None) -> Path:
-    return b.run("builtin", "default", "full", b.k_true, b.plan.seeds[0] if seed is None else seed)
-
-
 def feature_speed(b: Bench) -> list[dict]:
     """Pipeline frames/s against the bare forward pass, per backbone (CNNs: random weights)."""
     data, out = b.builtin, []
@@ -127,7 +123,7 @@ def selection_speed(b: Bench) -> dict:
 def inference_speed(b: Bench) -> dict:
     """Milliseconds of predict_video on a 100-frame video (a default-recipe run's network on
     --device), median; the target is checked on the training loop's thread count."""
-    loaded = load_run(_default_run(b), device=b.device)
+    loaded = load_run(b.run("builtin", "default", "full", b.k_true, b.plan.seeds[0]), device=b.device)
     unit = next(iter(loaded.units))
     tasks = loaded.units[unit]
     y = _video_clip(b)

@@ -26,6 +26,7 @@ from procl.bench.plan import (REAL_DATA, REAL_DATA_ENV, RECIPES, SMALL_K, Plan, 
 from procl.data import Dataset, open_dataset, synth
 from procl.features.cache import load_or_extract
 from procl.features.types import FeatureSet
+from procl.infer import LoadedRun, load_run
 from procl.train import LEVERS, RECIPES as RECIPE_LEVERS, TRAIN_THREADS, TrainConfig, train
 
 # Rows that need their own training, as TrainConfig overrides.
@@ -135,6 +136,7 @@ class Bench:
     same_as: dict[tuple, tuple] = field(default_factory=dict)  # Job.key -> the key of the job trained for it
     cores: int = field(default_factory=cores)  # pool workers, and threads for the large measurements
     train_threads: int = TRAIN_THREADS  # torch threads of the training loop
+    loaded: dict[Path, LoadedRun] = field(default_factory=dict, repr=False)  # run folder -> its model, read once
 
     def log(self, message: str) -> None:
         print(f"[bench {time.perf_counter() - self.start:7.1f}s] {message}", file=sys.stderr, flush=True)
@@ -154,6 +156,12 @@ class Bench:
 
     def run(self, data: str, recipe: str, row: str, k: int, seed: int) -> Path:
         return self.runs[(data, recipe, row, k, seed)]
+
+    def load(self, path: Path) -> LoadedRun:
+        """A trained run's model and states, read once per bench (never changed: callers `replace`)."""
+        if path not in self.loaded:
+            self.loaded[path] = load_run(path)
+        return self.loaded[path]
 
     def seconds(self, data: str, recipe: str, row: str, k: int, seed: int) -> float:
         """Wall seconds of a row's training (of the run it shares, when it shares one)."""

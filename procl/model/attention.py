@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from procl.model.masks import frame_mean, frames_of, zero_padding
+from procl.model.masks import frame_count, frame_mean, frames_of, zero_padding
 
 
 def center_regions(y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -41,7 +41,7 @@ def change_energy(y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Te
     if mask is None:
         return (e - e.mean((1, 2), keepdim=True)) / (e.std((1, 2), keepdim=True) + 1e-6)
     mean = frame_mean(e, mask, (1, 2))  # [B, 1, 1]
-    n = mask.sum(1).to(e.dtype)[:, None, None] * e.shape[2]  # cells of the real frames
+    n = frame_count(e, mask)[:, None, None] * e.shape[2]  # cells of the real frames
     std = (frame_mean((e - mean).square(), mask, (1, 2)) * n / (n - 1)).sqrt()  # unbiased, as torch.std
     return zero_padding((e - mean) / (std + 1e-6), mask)
 
