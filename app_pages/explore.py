@@ -195,7 +195,10 @@ with sh.guard(f"Run {info.name}"):
                 st.caption("Single-task run: one network per task and no classifier; the video's task is given.")
             st.plotly_chart(viz.task_probs_figure(out["task_probs"], info.tasks, row["task"]),
                             key="ex_task_probs", config={"displayModeBar": False})
-            st.caption("The classifier's probabilities (Eq. 5); the video's true task in green.")
+            weight = info.config.get("task_evidence") or 0
+            st.caption("The classifier's probabilities (Eq. 5)" + (
+                f", weighed with how well each task's key-steps fit the frames (task evidence {weight:g}: "
+                "README, choices)" if weight else "") + "; the video's true task in green.")
 
         st.subheader("Pooling weights")
         if out["beta"].size == 0:

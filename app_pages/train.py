@@ -108,7 +108,16 @@ with st.expander(f"procl's levers (recipe: {recipe})"):
     occupancy = l3.toggle("Occupancy in the classifier", lever["occupancy"], key=f"tr_occupancy_{recipe}",
                           disabled=not multi, help="The task classifier also sees how much of the video each "
                                                    "state takes.")
+    task_evidence = l4.number_input("Key-step evidence for the task", 0.0, 1000.0, float(lever["task_evidence"]),
+                                    1.0, key=f"tr_task_evidence_{recipe}", disabled=not multi,
+                                    help="Weight of how well each task's key-steps, decoded in order, fit the "
+                                         "frames when the task is decided (0: the classifier alone, as the paper).")
     l1, l2, l3, l4 = st.columns(4)
+    background_bias = l4.number_input("Background bias", 0.0, 100.0, float(lever["background_bias"]), 0.5,
+                                      key=f"tr_background_bias_{recipe}", disabled=background != "shared",
+                                      help="With shared background: log-probability taken off the background "
+                                           "label when the network's timeline is decoded (0: an even threshold; "
+                                           "more: fewer key-step frames called background).")
     switch_cost = l1.number_input("Switch cost", 0.0, 100.0, float(lever["switch_cost"]), 0.5,
                                   key=f"tr_switch_{recipe}",
                                   help="Viterbi decoding of the timelines: the cost of a change of key-step "
@@ -119,7 +128,8 @@ with st.expander(f"procl's levers (recipe: {recipe})"):
                                   key=f"tr_time_{recipe}",
                                   help="Relative time in the teacher's space (0: none): states then group frames "
                                        "that look alike and happen at a similar point of the procedure.")
-    min_steps = l4.number_input("Least videos trained on", 0, 10**7, int(lever["min_steps"]), 100,
+    l1, _, _, _ = st.columns(4)
+    min_steps = l1.number_input("Least videos trained on", 0, 10**7, int(lever["min_steps"]), 100,
                                 key=f"tr_min_steps_{recipe}",
                                 help="With automatic epochs: more epochs on a small dataset until the networks "
                                      "have trained on this many videos in all.")
@@ -169,12 +179,12 @@ if name:
 
 cfg = TrainConfig(dataset=spec or "synthetic", k=int(k), M=int(M), lam=float(lam), epochs=int(epochs) or None,
                   setting=setting, recipe=recipe, attention=attention, learnable_pooling=pooling or not multi,
-                  background=background, seed=int(seed), backbone=backbone, weights=weights, fps=float(fps),
-                  width=int(width), refresh_every=int(refresh), batch_size=int(batch_size), ranking=ranking,
-                  device=device,
+                  background=background, background_bias=float(background_bias), seed=int(seed), backbone=backbone,
+                  weights=weights, fps=float(fps), width=int(width), refresh_every=int(refresh),
+                  batch_size=int(batch_size), ranking=ranking, device=device,
                   region_center=region_center, attention_prior=float(attention_prior),
                   occupancy=occupancy, switch_cost=float(switch_cost), ordered=ordered,
-                  time_weight=float(time_weight), min_steps=int(min_steps)).resolved()
+                  task_evidence=float(task_evidence), time_weight=float(time_weight), min_steps=int(min_steps)).resolved()
 try:
     cfg.validate()
 except ProclError as err:

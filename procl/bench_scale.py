@@ -30,7 +30,9 @@ import torch
 
 import procl
 from procl import ProclError, dist
+from procl.bench.plan import threads
 from procl.io import read_json
+from procl.paths import environment
 from procl.selection import fit_states_distributed, subset_selection, subset_selection_distributed
 
 _VIDEO_FRAMES = (60, 240)  # frames per synthetic video (30 s to 2 min at 2 fps)
@@ -92,12 +94,8 @@ def selection_scale(N: int = 1_000_000, M: int = 50, k: int = 15, D: int = 36, s
     selection is the one-process one), "kmeans_max_diff" (largest difference of the
     refreshed centers), "bytes_per_pick" (what each rank sends per greedy pick: M float64)}.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with threads(1):
         one = _teacher_rank(N, M, k, D, seed)  # not distributed here: the one-process path
-    finally:
-        torch.set_num_threads(threads)
     two = [r.get() for r in dist.spawn(_teacher_rank, 2, args=(N, M, k, D, seed), timeout=1800.0)]
     sel_two = max(r["selection_s"] for r in two)
     km_two = max(r["kmeans_s"] for r in two)
@@ -271,20 +269,13 @@ def training_scale(spec: str = "synthetic", device: str = "auto", batch_sizes: t
     frames = sum(features.videos[v].T for v in train_ids)
     out: dict = {"dataset": spec, "device": device, "device_used": str(dist.resolve_device(device)),
                  "epochs": epochs, "train_videos": len(train_ids), "frames_per_epoch": frames, "batch": {}}
-    before = os.environ.get("PROCL_CHECKPOINTS")
     with tempfile.TemporaryDirectory(prefix="procl-train-scale-") as tmp:
-        os.environ["PROCL_CHECKPOINTS"] = tmp
-        try:
+        with environment(PROCL_CHECKPOINTS=tmp):
             for B in batch_sizes:
                 path = train(replace(cfg, batch_size=B), run=f"batch{B}", progress=False)
                 fig = _run_figures(path)
                 out["batch"][B] = {**fig, "frames_per_s": round(frames * fig["epochs"] / fig["student_s"], 1),
                                    "epoch_frames_per_s": round(frames * fig["epochs"] / fig["epoch_s"], 1)}
-        finally:
-            if before is None:
-                os.environ.pop("PROCL_CHECKPOINTS", None)
-            else:
-                os.environ["PROCL_CHECKPOINTS"] = before
         first, last = out["batch"][batch_sizes[0]], out["batch"][batch_sizes[-1]]
         out["batch_speedup"] = round(last["frames_per_s"] / first["frames_per_s"], 2)
         out["processes"] = _process_scale(cfg, process_batch_size or batch_sizes[0], nproc, Path(tmp), settings,

@@ -1,7 +1,9 @@
 """Predictions of a trained run: one video, a split, and the `evaluate` / `predict` commands.
 
-For a video (Sec. 2.1, DESIGN.md "Inference"): the TCN gives task probabilities; each
-frame gets the argmax of p restricted to the predicted task's k selected states. With
+For a video (Sec. 2.1, DESIGN.md "Inference"): the TCN gives task probabilities (with
+`task_evidence`, weighed with how well each task's key-steps fit the frames:
+`procl.decode.task_posterior`); each frame gets the argmax of p restricted to the
+predicted task's k selected states (decoded by `procl.decode.decode_states`). With
 background "unselected" a frame whose argmax over all M states is not one of them is
 background (-1). The teacher's labels (each frame's nearest selected state of the
 video's true task, on the same attention features) are kept for comparison. In the
@@ -26,7 +28,7 @@ from procl.features.types import FeatureSet
 from procl.io import write_json, write_text
 from procl.model import ProcedureNet
 from procl.dist import add_device_argument, resolve_device
-from procl.decode import decode_states, distance_loglik
+from procl.decode import bias_background, decode_states, distance_loglik, path_fit, task_posterior
 from procl.selection import pairwise_distances
 
 PREDICT_COLUMNS = ["video", "task", "pred_task", "frame", "time", "state", "step", "teacher", "gt", "name"]
@@ -63,7 +65,8 @@ class LoadedRun:
         cfg = self.train_config
         d = self.decoding_states.get(unit, {})
         return {"background": cfg.background, "background_states": d.get("background", []),
-                "switch_cost": cfg.switch_cost, "order": d.get("order") if cfg.ordered else None}
+                "switch_cost": cfg.switch_cost, "order": d.get("order") if cfg.ordered else None,
+                "task_evidence": cfg.task_evidence, "background_bias": cfg.background_bias}
 
     def unit_of(self, task: str) -> str:
         for key, tasks in self.units.items():
@@ -97,6 +100,7 @@ def predict_video(
     net: ProcedureNet, y: np.ndarray, tasks: list[str], selected: dict[str, list[int]],
     centers: np.ndarray, true_task: str, background: str = "none", background_states: list[int] = (),
     switch_cost: float = 0.0, order: dict[str, list[int]] | None = None, given_task: bool = False,
+    task_evidence: float = 0.0, background_bias: float = 0.0,
 ) -> dict:
     """The network's outputs for one video's region features y [T, R, D], and its labels.
 
@@ -105,25 +109,40 @@ def predict_video(
     ones (`procl.decode.distance_loglik`). Both decoded by `procl.decode.decode_states`
     (Viterbi with `switch_cost`; 0 is the per-frame argmax of the paper; with `order`,
     task -> its selected states in typical order, the key-steps keep that order).
+    Task probabilities: the classifier's, combined with how well each task's decoded
+    key-steps fit the frames when `task_evidence` > 0 (`procl.decode.task_posterior`).
+    `background_bias`: log-probability taken off the background label in the student's
+    decoding (`procl.decode.bias_background`; the fit is scored on the unbiased p).
     `given_task`: the student localizes with the true task's key-steps instead of the
     predicted task's (a diagnostic: what task errors cost; the teacher always does).
     """
     net.eval()
     out = net(torch.from_numpy(np.asarray(y, dtype=np.float32)).to(next(net.parameters()).device)[None]).video(0)
     out = type(out)(**{k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in vars(out).items()})
+    p = out.p.numpy()  # [T, M]
+    logp = np.log(np.maximum(p, 1e-30))
+    order = order or {}
+    bg = list(background_states) if background == "shared" else []
+
+    logp_decode = bias_background(logp, bg, background_bias)
+
+    def localize(task: str) -> np.ndarray:  # [T] the student's labels with task's key-steps
+        return decode_states(logp_decode, np.array(order.get(task, selected[task])), bg, switch_cost,
+                             ordered=task in order)
+
+    decoded = {}
     if out.logits is not None:
         probs = torch.softmax(out.logits, 0).numpy()
+        if task_evidence > 0 and len(tasks) > 1:
+            decoded = {a: localize(a) for a in tasks}
+            fit = np.array([path_fit(logp, decoded[a], bg) for a in tasks])
+            probs = task_posterior(np.log(np.maximum(probs, 1e-30)), fit, task_evidence)
         pred_task = tasks[int(probs.argmax())]
     else:  # single-task: the video's task is given
         probs = np.array([1.0 if t == true_task else 0.0 for t in tasks])
         pred_task = true_task
-    p = out.p.numpy()  # [T, M]
-    order = order or {}
     task = true_task if given_task and true_task in selected else pred_task
-    sel = np.array(order.get(task, selected[task]))
-    bg = list(background_states) if background == "shared" else []
-    ordered = task in order
-    states = decode_states(np.log(np.maximum(p, 1e-30)), sel, bg, switch_cost, ordered=ordered)
+    states = decoded[task] if task in decoded else localize(task)
     x = out.x.numpy()  # the teacher's space
     teacher_task = true_task if true_task in selected else pred_task
     teacher_sel = np.array(order.get(teacher_task, selected[teacher_task]))
@@ -131,7 +150,7 @@ def predict_video(
     teacher = decode_states(distance_loglik(dist, teacher_sel, bg), teacher_sel, bg, switch_cost,
                             ordered=teacher_task in order)
     if background == "unselected":
-        states = np.where(np.isin(p.argmax(1), sel), states, -1)
+        states = np.where(np.isin(p.argmax(1), selected[task]), states, -1)
         teacher = np.where(np.isin(dist.argmin(1), teacher_sel), teacher, -1)
     return {
         "task_probs": probs, "pred_task": pred_task, "p": p, "alpha": out.alpha.numpy(),

@@ -5,10 +5,12 @@ Both can be moved with the environment variables PROCL_DATA and PROCL_CHECKPOINT
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
-import hashlib
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
 def data_dir() -> Path:
@@ -17,6 +19,22 @@ def data_dir() -> Path:
 
 def checkpoints_dir() -> Path:
     return Path(os.environ.get("PROCL_CHECKPOINTS", "checkpoints"))
+
+
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Environment variables set to `values` for the duration, restored (or removed)
+    after: PROCL_DATA and PROCL_CHECKPOINTS of a bench or a scratch run, say."""
+    before = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def slug(text: str) -> str:

@@ -64,13 +64,15 @@ BACKGROUND_OPTIONS = ("none", "unselected", "shared")
 # The levers procl adds to the paper's method, and their values in each recipe. "paper"
 # is the method as published (every lever off); "default" is procl's recipe, each lever
 # measured against the paper's recipe in `procl bench` (README, "Choices procl makes").
-LEVERS = ("region_center", "attention_prior", "background", "occupancy", "switch_cost", "ordered", "time_weight",
-          "min_steps")
+LEVERS = ("region_center", "attention_prior", "background", "background_bias", "occupancy", "switch_cost", "ordered",
+          "task_evidence", "time_weight", "min_steps")
 RECIPES: dict[str, dict] = {
-    "paper": {"region_center": False, "attention_prior": 0.0, "background": "none",
-              "occupancy": False, "switch_cost": 0.0, "ordered": False, "time_weight": 0.0, "min_steps": 0},
-    "default": {"region_center": True, "attention_prior": 10.0, "background": "shared",
-                "occupancy": True, "switch_cost": 0.0, "ordered": True, "time_weight": 2.0, "min_steps": 1600},
+    "paper": {"region_center": False, "attention_prior": 0.0, "background": "none", "background_bias": 0.0,
+              "occupancy": False, "switch_cost": 0.0, "ordered": False, "task_evidence": 0.0, "time_weight": 0.0,
+              "min_steps": 0},
+    "default": {"region_center": True, "attention_prior": 10.0, "background": "shared", "background_bias": 1.5,
+                "occupancy": True, "switch_cost": 0.0, "ordered": True, "task_evidence": 10.0, "time_weight": 2.0,
+                "min_steps": 1600},
 }
 DEFAULT_EPOCHS = 20
 
@@ -92,6 +94,7 @@ class TrainConfig:
     ranking: bool = True  # False: task labels only, no subset-selection supervision (Fig. 2)
     background: str | None = None  # none | unselected | shared (states all tasks use alike)
     background_threshold: float = 0.9  # "shared": normalised task entropy above which a state is background
+    background_bias: float | None = None  # "shared": log-probability off the background label in the student's decoding
     seed: int = 0
     backbone: str = "default"
     weights: str | None = None
@@ -107,6 +110,7 @@ class TrainConfig:
     occupancy: bool | None = None  # the TCN also sees how much of the video each state takes
     switch_cost: float | None = None  # Viterbi decoding of student and teacher (0 = per-frame argmax)
     ordered: bool | None = None  # decode the key-steps in each task's typical order, each at most once
+    task_evidence: float | None = None  # weight of the key-steps' fit in the task decision (0: classifier alone)
     time_weight: float | None = None  # relative time in the teacher's space, in units of the features' spread
     min_steps: int | None = None  # with epochs None: train at least this many videos (small datasets)
     device: str = "auto"  # "auto" (cuda when available), "cpu" or "cuda"
@@ -145,9 +149,10 @@ class TrainConfig:
             raise ProclError("width, fps and lr must be positive and refresh_every >= 0")
         if self.batch_size < 1:
             raise ProclError(f"batch size {self.batch_size} must be at least 1 (videos per optimizer step)")
-        if self.switch_cost < 0 or not math.isfinite(self.switch_cost) or self.attention_prior < 0:
-            raise ProclError(f"switch cost {self.switch_cost} and attention prior {self.attention_prior} "
-                             "must be numbers >= 0")
+        for name in ("switch_cost", "attention_prior", "background_bias", "task_evidence", "time_weight"):
+            value = getattr(self, name)
+            if value is None or value < 0 or not math.isfinite(value):
+                raise ProclError(f"{name.replace('_', ' ')} {value} must be a number >= 0")
         if not self.ranking and self.lam == 0:
             raise ProclError("--no-ranking with lambda=0 leaves nothing to train: give --lam > 0")
         resolve_device(self.device)  # an unknown device, or cuda on a machine without one
@@ -163,11 +168,15 @@ class TrainConfig:
 
 def config_from_saved(saved: dict) -> TrainConfig:
     """The TrainConfig of a run's config.json (runs made before recipes are "paper" runs
-    with the per-video centring they had)."""
+    with the per-video centring they had; runs made before `task_evidence` decide tasks
+    by the classifier alone and runs made before `background_bias` decode without it,
+    as they did)."""
     names = {f.name for f in fields(TrainConfig)}
     values = {k: v for k, v in saved.items() if k in names}
     if "recipe" not in saved:
         values.update(recipe="paper", center=saved.get("center", False))
+    for lever in ("task_evidence", "background_bias"):  # decoding levers added after runs were made:
+        values.setdefault(lever, 0.0)  # such runs decode as they did
     return TrainConfig(**values)
 
 
@@ -656,12 +665,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                              "of the task's; shared: states that all tasks use alike are background")
     levers.add_argument("--background-threshold", type=float, default=d.background_threshold,
                         help="'shared': a state whose task distribution has normalised entropy above this is background")
+    levers.add_argument("--background-bias", type=float, default=None,
+                        help="'shared': log-probability taken off the background label when the network's "
+                             "timeline is decoded (0: an even threshold)")
     levers.add_argument("--occupancy", action=argparse.BooleanOptionalAction, default=None,
                         help="the task classifier also sees how much of the video each state takes")
     levers.add_argument("--switch-cost", type=float, default=None,
                         help="Viterbi decoding: cost (log-probability) of a change of key-step; 0: per-frame argmax")
     levers.add_argument("--ordered", action=argparse.BooleanOptionalAction, default=None,
                         help="decode each task's key-steps in their typical order, each at most once")
+    levers.add_argument("--task-evidence", type=float, default=None,
+                        help="weight of how well each task's key-steps fit the frames in the task decision "
+                             "(0: the classifier alone, as the paper)")
     levers.add_argument("--time-weight", type=float, default=None,
                         help="relative time in the teacher's space, in units of the features' spread (0: none)")
     levers.add_argument("--min-steps", type=int, default=None,

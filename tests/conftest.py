@@ -20,7 +20,7 @@ SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 # procl's levers as the tiny-set trainings of the tests were written with (fixed here: the
 # default recipe's values are chosen on development sets and may change)
 TEST_LEVERS = dict(region_center=True, attention_prior=10.0, background="shared", occupancy=True, switch_cost=1.0,
-                   ordered=False, time_weight=0.0)
+                   background_bias=0.0, ordered=False, task_evidence=0.0, time_weight=0.0)
 
 
 @pytest.fixture(scope="session")

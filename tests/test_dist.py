@@ -356,7 +356,8 @@ def test_torchrun_features_equals_one_process_and_redoes_a_killed_ranks_videos(t
 
 TRAIN = dict(k=3, M=8, width=16, device="cpu")
 LEVER_OPTIONS = ["--region-center", "--attention-prior", "10", "--background", "shared", "--occupancy",
-                 "--switch-cost", "1", "--no-ordered", "--time-weight", "0"]
+                 "--background-bias", "0", "--switch-cost", "1", "--no-ordered", "--task-evidence", "0",
+                 "--time-weight", "0"]
 
 
 def _train_worker(spec: str) -> dict:

@@ -1,6 +1,7 @@
 """Training, inference, runs and the train/evaluate/predict commands on a tiny built-in dataset."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -17,8 +18,9 @@ import torch
 from conftest import TEST_LEVERS
 from procl import ProclError, baselines, runs
 from procl.cli import main as cli
-from procl.infer import PREDICT_COLUMNS, evaluate, load_run
-from procl.train import TrainConfig, train, load_inputs
+from procl.decode import bias_background, decode_states, path_fit
+from procl.infer import PREDICT_COLUMNS, evaluate, load_run, predict_dataset
+from procl.train import TrainConfig, config_from_saved, train, load_inputs
 
 TINY = dict(k=3, M=16, epochs=30, width=32)  # M well above tasks x k: the tiny set has 3 x 3 steps
 
@@ -254,3 +256,32 @@ def test_kill_9_is_reported_and_resumable(env):
     train(TrainConfig(), run="killed", resume=True, progress=False)
     assert runs.read_status(path)["state"] == "done"
     assert (path / "metrics.json").exists()
+
+
+def test_task_decision_weighs_each_tasks_key_step_fit(env, trained):
+    """predict_video: task probabilities are the classifier's times exp(task_evidence * fit),
+    fit = path_fit of the video decoded with that task's key-steps; the labels shown are the
+    chosen task's; runs saved before the levers decide and decode as they did."""
+    run = load_run("tiny")
+    assert run.train_config.task_evidence == 10.0  # the default recipe's
+    dataset, features = load_inputs(run.train_config, progress=False)
+    joint = predict_dataset(run, dataset, features)
+    run.train_config = dataclasses.replace(run.train_config, task_evidence=0.0)
+    alone = predict_dataset(run, dataset, features)
+    dec = run.decoding("all")
+    bg = dec["background_states"] if dec["background"] == "shared" else []
+    changed = 0
+    for a, j in zip(alone, joint):
+        logp = np.log(np.maximum(a.p, 1e-30))
+        biased = bias_background(logp, bg, dec["background_bias"])  # the decoding's; the fit reads the plain p
+        fit = np.array([path_fit(logp, decode_states(biased, (dec["order"] or run.selected["all"])[t], bg,
+                                                     ordered=bool(dec["order"])), bg) for t in run.units["all"]])
+        want = a.task_probs * np.exp(10.0 * (fit - fit.max()))
+        assert np.allclose(j.task_probs, want / want.sum(), atol=1e-6)
+        assert j.pred_task == run.units["all"][int(j.task_probs.argmax())]
+        changed += a.pred_task != j.pred_task
+    assert changed < len(alone)  # the classifier still counts
+    saved = json.loads((trained / "config.json").read_text())
+    saved.pop("task_evidence"), saved.pop("background_bias")
+    old = config_from_saved(saved).resolved()
+    assert (old.task_evidence, old.background_bias) == (0.0, 0.0)

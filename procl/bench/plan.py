@@ -33,6 +33,7 @@ import torch
 
 import procl
 from procl.data import synth
+from procl.paths import environment
 from procl.train import LEVERS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -200,18 +201,6 @@ def threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-@contextmanager
-def bench_env(root: Path) -> Iterator[None]:
+def bench_env(root: Path):
     """PROCL_DATA and PROCL_CHECKPOINTS inside `root` for the duration, restored after."""
-    keys = ("PROCL_DATA", "PROCL_CHECKPOINTS")
-    old = {k: os.environ.get(k) for k in keys}
-    os.environ["PROCL_DATA"] = str(root / "data")
-    os.environ["PROCL_CHECKPOINTS"] = str(root / "checkpoints")
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return environment(PROCL_DATA=str(root / "data"), PROCL_CHECKPOINTS=str(root / "checkpoints"))
