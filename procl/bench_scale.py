@@ -168,8 +168,21 @@ def _run(cmd: list[str], env: dict[str, str], what: str) -> float:
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=os.getcwd())
     if done.returncode != 0:
-        raise ProclError(f"{what} failed: {done.stderr.strip()[-1500:]}")
+        raise ProclError(f"{what} failed: {failure_text(done.stderr)}")
     return time.perf_counter() - start
+
+
+def failure_text(stderr: str, keep: int = 1500) -> str:
+    """What a failed command said, shortened to `keep` characters. Under torchrun the
+    launcher's own traceback (ChildFailedError) comes last and would fill the space: the
+    ranks' messages before it are kept, then the launcher's "Root Cause" summary."""
+    text = stderr.strip()
+    cut = text.rfind("Traceback (most recent call last):")
+    if cut > 0 and "ChildFailedError" in text[cut:]:
+        launcher = text[cut:]
+        root = launcher[launcher.find("Root Cause"):] if "Root Cause" in launcher else ""
+        return f"{text[:cut].strip()[-keep:]}\n{root[:keep // 2]}".strip()
+    return text[-keep:]
 
 
 def _needs_gpus(device: str, nproc: int) -> str | None:

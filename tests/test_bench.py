@@ -211,3 +211,14 @@ def test_scale_report_says_what_a_one_gpu_machine_skipped():
     text = "\n".join(format_scale({"selection": sel, "features": feat, "training": training}))
     assert "2 processes skipped (2 processes need 2 GPUs, this machine has 1)" in text
     assert "Training in 1 against 2 processes: skipped" in text
+
+
+def test_a_failed_torchrun_keeps_the_ranks_messages():
+    from procl.bench_scale import failure_text
+    ranks = "[rank1]: ProclError: features of video 'v3' contain NaN or inf\n"
+    launcher = ("Traceback (most recent call last):\n  File \"torch/distributed/run.py\", line 1138, in main\n"
+                + "    run(args)\n" * 200 + "torch.distributed.elastic.multiprocessing.errors.ChildFailedError:\n"
+                "Root Cause (first observed failure):\n[0]:\n  rank      : 1 (local_rank: 1)\n  exitcode  : 1")
+    text = failure_text("warnings\n" + ranks + launcher)
+    assert "contain NaN or inf" in text and "Root Cause" in text and "run(args)" not in text
+    assert failure_text("plain error\n" * 500).endswith("plain error") and len(failure_text("x" * 5000)) == 1500
