@@ -697,6 +697,11 @@ def main(args: argparse.Namespace) -> int:
     resolve_device(cfg.device)  # a clear error for --device cuda without a GPU, before any work
     with dist.exit_on_sigterm(), dist.session(cfg.device):
         path = train(cfg, run=args.run, resume=args.resume, progress=True)
+        # every rank leaves the process group together (rank 0 may still have been
+        # evaluating): a rank that tore its gloo group down while its peer still held the
+        # connection was seen to abort at exit in CI ("terminate called without an active
+        # exception", SIGABRT) after a 1-epoch torchrun training
+        dist.barrier("leaving the process group")
         if not dist.is_main():
             return 0
     config = runs.read_config(path)
