@@ -55,7 +55,7 @@ def decode_states(
     """
     selected = np.asarray(selected, dtype=np.int64)
     scores = logp[:, selected]  # [T, k]
-    bg = logp[:, list(background)].max(1) if len(background) else None  # [T]
+    bg = background_score(logp, background)  # [T] or None
     if ordered:
         z = viterbi_ordered(scores, bg, switch_cost)
     else:
@@ -63,6 +63,12 @@ def decode_states(
             scores = np.concatenate([scores, bg[:, None]], 1)
         z = viterbi(scores, switch_cost) if switch_cost > 0 else scores.argmax(1)
     return np.append(selected, -1)[z]
+
+
+def background_score(logp: np.ndarray, background: list[int]) -> np.ndarray | None:
+    """The background label's score at each frame [T]: the best of the background
+    states' (see `decode_states`); None without background states."""
+    return logp[:, list(background)].max(1) if len(background) else None
 
 
 def typical_order(labels: list[np.ndarray], selected: list[int]) -> list[int]:
@@ -188,8 +194,9 @@ def path_fit(logp: np.ndarray, labels: np.ndarray, background: list[int] = ()) -
     T = len(labels)
     if T == 0:
         return 0.0
-    bg = logp[:, list(background)].max(1) if len(background) else np.full(T, logp.min())
-    return float(np.where(labels >= 0, logp[np.arange(T), np.maximum(labels, 0)], bg).mean())
+    bg = background_score(logp, background)  # None: no frame is labelled background
+    own = logp[np.arange(T), np.maximum(labels, 0)]
+    return float((own if bg is None else np.where(labels >= 0, own, bg)).mean())
 
 
 def task_posterior(task_logprob: np.ndarray, fit: np.ndarray, weight: float) -> np.ndarray:
