@@ -28,7 +28,7 @@ from procl.features.types import FeatureSet
 from procl.io import write_json, write_text
 from procl.model import ProcedureNet
 from procl.dist import add_device_argument, resolve_device
-from procl.decode import bias_background, decode_states, distance_loglik, path_fit, task_posterior
+from procl.decode import bias_background, decide_task, decode_states, distance_loglik, fit_bound, path_fit
 from procl.selection import pairwise_distances
 
 PREDICT_COLUMNS = ["video", "task", "pred_task", "frame", "time", "state", "step", "teacher", "gt", "name"]
@@ -110,7 +110,8 @@ def predict_video(
     (Viterbi with `switch_cost`; 0 is the per-frame argmax of the paper; with `order`,
     task -> its selected states in typical order, the key-steps keep that order).
     Task probabilities: the classifier's, combined with how well each task's decoded
-    key-steps fit the frames when `task_evidence` > 0 (`procl.decode.task_posterior`).
+    key-steps fit the frames when `task_evidence` > 0 (`procl.decode.task_posterior`,
+    computed by `decide_task`, which decodes only the tasks that can come near the best).
     `background_bias`: log-probability taken off the background label in the student's
     decoding (`procl.decode.bias_background`; the fit is scored on the unbiased p).
     `given_task`: the student localizes with the true task's key-steps instead of the
@@ -134,9 +135,12 @@ def predict_video(
     if out.logits is not None:
         probs = torch.softmax(out.logits, 0).numpy()
         if task_evidence > 0 and len(tasks) > 1:
-            decoded = {a: localize(a) for a in tasks}
-            fit = np.array([path_fit(logp, decoded[a], bg) for a in tasks])
-            probs = task_posterior(np.log(np.maximum(probs, 1e-30)), fit, task_evidence)
+            def fit(a: int) -> float:
+                decoded[tasks[a]] = localize(tasks[a])
+                return path_fit(logp, decoded[tasks[a]], bg)
+
+            bound = np.array([fit_bound(logp, order.get(a, selected[a]), bg) for a in tasks])
+            probs, _ = decide_task(np.log(np.maximum(probs, 1e-30)), fit, bound, task_evidence)
         pred_task = tasks[int(probs.argmax())]
     else:  # single-task: the video's task is given
         probs = np.array([1.0 if t == true_task else 0.0 for t in tasks])

@@ -6,7 +6,9 @@ import itertools
 
 import numpy as np
 
-from procl.decode import bias_background, decode_states, path_fit, task_posterior, viterbi, viterbi_ordered
+from procl.decode import (
+    bias_background, decide_task, decode_states, fit_bound, path_fit, task_posterior, viterbi, viterbi_ordered,
+)
 
 
 def _score(logp: np.ndarray, path, cost: float) -> float:
@@ -70,3 +72,27 @@ def test_background_bias_moves_the_background_threshold():
     z = [decode_states(bias_background(logp, [2], b), [0, 1], [2]).tolist() for b in (0.0, 1.0, 2.5)]
     assert z == [[0, -1, -1], [0, 0, -1], [0, 0, 0]]  # log(0.6/0.3) = 0.69, log(0.8/0.1) = 2.08
     assert np.allclose(logp[:, 2], np.log([0.4, 0.6, 0.8]))  # the input is left alone
+
+
+def test_task_decision_decodes_only_the_tasks_that_can_win():
+    """decide_task: the same argmax as decoding every task, probabilities within A x 2e-9,
+    fit_bound never below a decoded path's fit, and far-off tasks left undecoded."""
+    rng = np.random.default_rng(3)
+    skipped = 0
+    for case in range(200):
+        T, M, A, k = int(rng.integers(1, 30)), 12, int(rng.integers(2, 7)), 3
+        logp = np.log(rng.dirichlet(np.full(M, 0.3), size=T))  # [T, M]
+        bg = [10, 11] if case % 2 else []
+        sel = [list(rng.choice(10, size=k, replace=False)) for _ in range(A)]
+        logprob = np.log(np.maximum(rng.dirichlet(np.full(A, 0.5 if case % 3 else 0.05)), 1e-30))  # as predict_video
+        weight = float(rng.choice([1.0, 10.0, 100.0]))
+        fits = np.array([path_fit(logp, decode_states(logp, s, bg, ordered=True), bg) for s in sel])
+        bound = np.array([fit_bound(logp, s, bg) for s in sel])
+        assert np.all(bound >= fits - 1e-12)
+        calls = []
+        probs, decoded = decide_task(logprob, lambda a: calls.append(a) or fits[a], bound, weight)
+        want = task_posterior(logprob, fits, weight)
+        assert int(probs.argmax()) == int(want.argmax()) and sorted(calls) == sorted(decoded)
+        assert np.allclose(probs, want, rtol=0, atol=A * 2.1e-9)
+        skipped += A - len(decoded)
+    assert skipped > 0  # the cap does leave tasks out
