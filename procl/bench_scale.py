@@ -247,7 +247,10 @@ def _run_figures(path: Path) -> dict:
             "processes": config.get("processes", 1)}
 
 
-def training_scale(spec: str = "synthetic", device: str = "auto", batch_sizes: tuple[int, ...] = (1, 8),
+SCALE_BATCH_SIZES = (1, 8)  # videos per step compared by training_scale (and the bench)
+
+
+def training_scale(spec: str = "synthetic", device: str = "auto", batch_sizes: tuple[int, ...] = SCALE_BATCH_SIZES,
                    epochs: int = 3, nproc: int = 2, k: int = 7, seed: int = 0, process_batch_size: int | None = None,
                    **settings) -> dict:
     """Training at several batch sizes in this process, and in one process against

@@ -249,14 +249,15 @@ def format_scale(s: dict) -> list[str]:
 
 def format_training_scale(t: dict) -> list[str]:
     """The lines of bench_scale.training_scale's dict: batch sizes, then processes."""
-    b1, b8 = t["batch"][1], t["batch"][8]
+    first, last = min(t["batch"]), max(t["batch"])  # batch sizes (int keys)
+    b1, bn = t["batch"][first], t["batch"][last]
     L = [f"- Training, default recipe, built-in set, {t['epochs']} epochs of {t['train_videos']} videos "
-         f"({t['frames_per_epoch']} frames each) on {t['device_used']}: B = 1 video per step "
+         f"({t['frames_per_epoch']} frames each) on {t['device_used']}: B = {first} video{'s' if first > 1 else ''} per step "
          f"{b1['frames_per_s']:.0f} frames/s in the student steps ({b1['epoch_frames_per_s']:.0f} with the teacher's "
-         f"refreshes), F1 {100 * b1['f1']:.1f}, accuracy {100 * b1['accuracy']:.1f}; B = 8: "
-         f"{b8['frames_per_s']:.0f} frames/s ({b8['epoch_frames_per_s']:.0f}), F1 {100 * b8['f1']:.1f}, accuracy "
-         f"{100 * b8['accuracy']:.1f}; speed-up {t['batch_speedup']:.2f}x (the same epochs: B = 8 takes 8x fewer, "
-         "larger steps)"]
+         f"refreshes), F1 {100 * b1['f1']:.1f}, accuracy {100 * b1['accuracy']:.1f}; B = {last}: "
+         f"{bn['frames_per_s']:.0f} frames/s ({bn['epoch_frames_per_s']:.0f}), F1 {100 * bn['f1']:.1f}, accuracy "
+         f"{100 * bn['accuracy']:.1f}; speed-up {t['batch_speedup']:.2f}x (the same epochs: B = {last} takes "
+         f"{last // first}x fewer, larger steps)"]
     pr = t["processes"]
     if "skipped" in pr:
         L.append(f"- Training in 1 against {pr['n']} processes: skipped ({pr['skipped']})")

@@ -200,8 +200,10 @@ def training_scale(b: Bench) -> dict:
     """Training at scale (procl.bench_scale.training_scale): the default recipe on the
     built-in set at the true k for plan.scale_epochs epochs, at B = 1 and B = 8 videos per
     step in this process (frames/s and quality), and in 1 against 2 processes (torchrun)."""
-    b.log(f"scale: training at batch sizes 1 and 8, and in 1 against 2 processes ({b.plan.scale_epochs} epochs each)")
-    return bench_scale.training_scale(b.builtin.spec, device=b.device, batch_sizes=(1, 8),
+    sizes = bench_scale.SCALE_BATCH_SIZES
+    b.log(f"scale: training at batch sizes {' and '.join(map(str, sizes))}, and in 1 against 2 processes "
+          f"({b.plan.scale_epochs} epochs each)")
+    return bench_scale.training_scale(b.builtin.spec, device=b.device, batch_sizes=sizes,
                                       epochs=b.plan.scale_epochs, nproc=2, k=b.k_true)
 
 
