@@ -191,14 +191,9 @@ with sh.guard(f"Run {info.name}"):
                 st.caption("No playable video for this item.")
         with right:
             st.subheader("Task probabilities")
-            if info.config.get("setting") == "single":
-                st.caption("Single-task run: one network per task and no classifier; the video's task is given.")
             st.plotly_chart(viz.task_probs_figure(out["task_probs"], info.tasks, row["task"]),
                             key="ex_task_probs", config={"displayModeBar": False})
-            weight = info.config.get("task_evidence") or 0
-            st.caption("The classifier's probabilities (Eq. 5)" + (
-                f", weighed with how well each task's key-steps fit the frames (task evidence {weight:g}: "
-                "README, choices)" if weight else "") + "; the video's true task in green.")
+            st.caption(explore.task_probs_caption(info.config))
 
         st.subheader("Pooling weights")
         if out["beta"].size == 0:

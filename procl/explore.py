@@ -257,6 +257,17 @@ def filter_videos(table: pd.DataFrame, split: str = "all", task: str | None = No
     return table[keep]
 
 
+def task_probs_caption(config: dict) -> str:
+    """What Explore's task bars show for a run (its saved config.json): the classifier's
+    probabilities, weighed with the key-steps' fit when the run decides so (task_evidence)."""
+    if config.get("setting") == "single":
+        return "Single-task run: one network per task and no classifier; the video's task is given."
+    weight = config.get("task_evidence") or 0
+    fit = (f", weighed with how well each task's key-steps fit the frames (task evidence {weight:g}: README, choices)"
+           if weight else "")
+    return f"The classifier's probabilities (Eq. 5){fit}; the video's true task in green."
+
+
 def video_scores(outputs: dict[str, np.ndarray], mapping: dict) -> dict | None:
     """R/P/F1/IoU, Edit and F1@{10,25,50} of one video under the run's pooled matching of
     its task, and its segment counts (None: no ground truth)."""

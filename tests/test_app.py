@@ -668,3 +668,13 @@ def test_home_cnn_backbone_offline_says_where_the_weights_go(app_env, tmp_path, 
     assert "resnet18-f37072fd.pth" in message and str(tmp_path / "torch" / "hub" / "checkpoints") in message
     assert "--weights PATH" in message
     assert not (tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth").exists()
+
+
+def test_task_probs_caption_says_what_the_bars_show():
+    """Explore's task bars: the classifier alone, or weighed with the key-steps' fit, or
+    no classifier at all (single-task runs, whatever their recipe's task evidence)."""
+    assert "weighed" not in explore.task_probs_caption({"setting": "multi", "task_evidence": 0.0})
+    assert "task evidence 10" in explore.task_probs_caption({"setting": "multi", "task_evidence": 10.0})
+    assert "weighed" not in explore.task_probs_caption({"setting": "multi"})  # runs saved before the lever
+    single = explore.task_probs_caption({"setting": "single", "task_evidence": 10.0})
+    assert "no classifier" in single and "weighed" not in single
