@@ -487,8 +487,118 @@ def _share_step(losses: dict[str, float], stop_file: Path | None) -> tuple[dict[
     return {k: float(sums[i]) / dist.world_size() for i, k in enumerate(names)}, bool(sums[-1] > 0)
 
 
+class _Progress:
+    """The run's status.json, progress bar and on_progress callback while it trains (rank
+    0 writes; the other ranks keep counting steps only)."""
+
+    def __init__(self, path: Path, cfg: TrainConfig, total: int, main: bool, progress: bool,
+                 on_progress: Callable | None):
+        self.path, self.main, self.on_progress = path, main, on_progress
+        self.total = total
+        self.status = {"state": "running", "pid": os.getpid(), "epoch": 0, "epochs": cfg.epochs, "step": 0,
+                       "steps": total, "history": {"step": [], "loss": [], "rank": [], "ce": []},
+                       "epoch_seconds": [], "teacher_seconds": [], "started": time.time()}
+        self.progress = progress
+        self.bar = None
+        self.t0 = self.last_write = self.done_before = 0.0
+
+    def start(self, epoch: int, step: int) -> None:
+        """Training starts (or resumes) at `epoch`, `step` videos done."""
+        self.status.update(epoch=epoch, step=step)
+        if self.main:
+            (self.path / "STOP").unlink(missing_ok=True)
+            runs.write_status(self.path, self.status)
+            if self.progress:
+                from tqdm import tqdm
+                self.bar = tqdm(total=self.total, initial=step, desc="train", unit="video", file=sys.stderr)
+        self.t0, self.last_write, self.done_before = time.time(), 0.0, step
+
+    def step(self, epoch: int, videos: int, losses: dict[str, float]) -> None:
+        """One optimizer step of `videos` videos (over all ranks) with these losses."""
+        status = self.status
+        status["step"] += videos
+        if not self.main:
+            return
+        hist = status["history"]
+        hist["step"].append(status["step"])
+        for name in ("loss", "rank", "ce"):
+            hist[name].append(round(losses[name], 5))
+        elapsed = time.time() - self.t0
+        rate = (status["step"] - self.done_before) / max(elapsed, 1e-9)
+        status.update(epoch=epoch, elapsed=elapsed, eta=(self.total - status["step"]) / max(rate, 1e-9),
+                      **{f"last_{k}": v for k, v in losses.items()})
+        if self.bar is not None:
+            self.bar.update(videos)
+            self.bar.set_postfix(epoch=epoch + 1, loss=f"{losses['loss']:.3f}")
+        if self.on_progress is not None:
+            self.on_progress({"phase": "train", **{k: status[k] for k in ("epoch", "epochs", "step", "steps", "elapsed",
+                                                                          "eta")}, **losses})
+        if time.time() - self.last_write > 0.5:
+            runs.write_status(self.path, status)
+            self.last_write = time.time()
+
+    def epoch_done(self, epoch: int, epoch_s: float, teacher_s: float) -> None:
+        if self.main:
+            self.status["epoch_seconds"].append(epoch_s)
+            self.status["teacher_seconds"].append(teacher_s)
+            self.status["epoch"] = epoch + 1
+            runs.write_status(self.path, self.status)
+
+    def end(self, **fields) -> None:
+        """Close the bar; rank 0 writes `fields` (state, error, ...) into the status."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self.main and fields:
+            self.status.update(fields)
+            runs.write_status(self.path, self.status)
+
+
+def _load_resume(path: Path, nets: nn.ModuleDict, opts: dict, units: list[Unit], rec: _Progress) -> int:
+    """Networks, optimizers and states from the run's resume point; returns the epoch to
+    start at (0 when there is none). Rank 0 also keeps the loss history written so far."""
+    state = dist.main_only(lambda: runs.load_torch(path / "resume.pt") if (path / "resume.pt").exists() else None,
+                           "reading the resume point")
+    if state is None:
+        return 0
+    nets.load_state_dict(state["model"])
+    for key, opt in opts.items():
+        opt.load_state_dict(state["optim"][key])
+    for u in units:
+        u.centers = state["centers"][u.key].numpy()
+    if rec.main:
+        old = runs.read_status(path)
+        rec.status.update({k: old[k] for k in ("history", "epoch_seconds", "teacher_seconds") if k in old})
+    return int(state["epoch"])
+
+
+def _train_unit_epoch(cfg: TrainConfig, u: Unit, net: ProcedureNet, model: nn.Module, opt, videos: list[str],
+                      ys: dict, task_of: dict[str, str], epoch: int, rec: _Progress, path: Path) -> tuple[float, bool]:
+    """One epoch of one unit's network over `videos` (this rank's), B at a time, with the
+    extra teacher refreshes of `refresh_every`; returns (seconds spent in the teacher,
+    whether a stop was asked for)."""
+    world, B = dist.world_size(), cfg.batch_size
+    teacher_s = 0.0
+    for i in range(0, len(videos), B):
+        if cfg.refresh_every and i and (i * world) // cfg.refresh_every != ((i - B) * world) // cfg.refresh_every:
+            t = time.time()
+            refresh_teacher(cfg, net, u, ys, task_of)
+            teacher_s += time.time() - t
+        ids = videos[i : i + B]
+        y, mask = pad_videos([ys[vid] for vid in ids])  # [B, T, R, D], [B, T]
+        r, _ = pad_videos([u.labels[vid] for vid in ids])  # [B, T]
+        task = torch.tensor([u.tasks.index(task_of[vid]) for vid in ids])  # [B]
+        with dist.guard(f"training step {rec.status['step']} (averaging the gradients)"):
+            losses = train_step(cfg, model, opt, y, r, task, mask)
+        losses, stop = _share_step(losses, path if rec.main else None)
+        rec.step(epoch, world * len(ids), losses)
+        if stop:
+            return teacher_s, True
+    return teacher_s, False
+
+
 def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_progress) -> Path:
-    main, world, B = dist.is_main(), dist.world_size(), cfg.batch_size
+    main, world = dist.is_main(), dist.world_size()
     nets = build_networks(cfg, features, units)
     opts = _optimizers(cfg, nets)
     task_of = {v.id: v.task for v in dataset.videos}
@@ -496,39 +606,11 @@ def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_prog
     ys = {vid: torch.from_numpy(np.ascontiguousarray(features.videos[vid].feats, dtype=np.float32))
           for u in units for vid in u.videos}
     steps_per_epoch = sum(world * per_rank[u.key] for u in units)  # videos trained on, over all ranks
-    total = steps_per_epoch * cfg.epochs
-    status = {"state": "running", "pid": os.getpid(), "epoch": 0, "epochs": cfg.epochs, "step": 0,
-              "steps": total, "history": {"step": [], "loss": [], "rank": [], "ce": []},
-              "epoch_seconds": [], "teacher_seconds": [], "started": time.time()}
-    start_epoch = 0
-    state = None
-    if resume:
-        state = dist.main_only(lambda: runs.load_torch(path / "resume.pt") if (path / "resume.pt").exists() else None,
-                               "reading the resume point")
-    if state is not None:
-        nets.load_state_dict(state["model"])
-        for key, opt in opts.items():
-            opt.load_state_dict(state["optim"][key])
-        for u in units:
-            u.centers = state["centers"][u.key].numpy()
-        start_epoch = int(state["epoch"])
-        if main:
-            old = runs.read_status(path)
-            status.update({k: old[k] for k in ("history", "epoch_seconds", "teacher_seconds") if k in old})
-        status["step"] = start_epoch * steps_per_epoch
-    status["epoch"] = start_epoch
+    rec = _Progress(path, cfg, steps_per_epoch * cfg.epochs, main, progress, on_progress)
+    start_epoch = _load_resume(path, nets, opts, units, rec) if resume else 0
     # the SAN's scores get no gradient when there is one cell (or no attention): DDP must know
     models = {u.key: dist.ddp(nets[u.key], find_unused=not (cfg.attention and features.R > 1)) for u in units}
-    if main:
-        (path / "STOP").unlink(missing_ok=True)
-        runs.write_status(path, status)
-
-    bar = None
-    if progress and main:
-        from tqdm import tqdm
-        bar = tqdm(total=total, initial=status["step"], desc="train", unit="video", file=sys.stderr)
-    t0, last_write = time.time(), 0.0
-    done_before = status["step"]
+    rec.start(start_epoch, start_epoch * steps_per_epoch)
     try:
         for epoch in range(start_epoch, cfg.epochs):
             t_epoch = time.time()
@@ -540,63 +622,25 @@ def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_prog
                 refresh_teacher(cfg, nets[u.key], u, ys, task_of)
                 teacher_s += time.time() - t
                 videos = epoch_videos(every[u.key], u.videos, per_rank[u.key], rng)
-                for i in range(0, len(videos), B):
-                    if cfg.refresh_every and i and (i * world) // cfg.refresh_every != ((i - B) * world) // cfg.refresh_every:
-                        t = time.time()
-                        refresh_teacher(cfg, nets[u.key], u, ys, task_of)
-                        teacher_s += time.time() - t
-                    ids = videos[i : i + B]
-                    y, mask = pad_videos([ys[vid] for vid in ids])  # [B, T, R, D], [B, T]
-                    r, _ = pad_videos([u.labels[vid] for vid in ids])  # [B, T]
-                    task = torch.tensor([u.tasks.index(task_of[vid]) for vid in ids])  # [B]
-                    with dist.guard(f"training step {status['step']} (averaging the gradients)"):
-                        losses = train_step(cfg, models[u.key], opts[u.key], y, r, task, mask)
-                    losses, stop = _share_step(losses, path if main else None)
-                    status["step"] += world * len(ids)
-                    if main:
-                        hist = status["history"]
-                        hist["step"].append(status["step"])
-                        for name in ("loss", "rank", "ce"):
-                            hist[name].append(round(losses[name], 5))
-                        elapsed = time.time() - t0
-                        rate = (status["step"] - done_before) / max(elapsed, 1e-9)
-                        status.update(epoch=epoch, elapsed=elapsed, eta=(total - status["step"]) / max(rate, 1e-9),
-                                      **{f"last_{k}": v for k, v in losses.items()})
-                        if bar is not None:
-                            bar.update(world * len(ids))
-                            bar.set_postfix(epoch=epoch + 1, loss=f"{losses['loss']:.3f}")
-                        if on_progress is not None:
-                            on_progress({"phase": "train", **{k: status[k] for k in ("epoch", "epochs", "step", "steps", "elapsed", "eta")}, **losses})
-                        if time.time() - last_write > 0.5:
-                            runs.write_status(path, status)
-                            last_write = time.time()
-                    if stop:
-                        if main:
-                            status.update(state="cancelled", error="stopped on request")
-                            runs.write_status(path, status)
-                        return path
+                spent, stop = _train_unit_epoch(cfg, u, nets[u.key], models[u.key], opts[u.key], videos, ys, task_of,
+                                                epoch, rec, path)
+                teacher_s += spent
+                if stop:
+                    rec.end(state="cancelled", error="stopped on request")
+                    return path
             epoch_s = time.time() - t_epoch
             _save_epoch(path, nets, opts, units, epoch + 1, task_of)
-            if main:
-                status["epoch_seconds"].append(epoch_s)
-                status["teacher_seconds"].append(teacher_s)
-                status["epoch"] = epoch + 1
-                runs.write_status(path, status)
-        if bar is not None:
-            bar.close()
+            rec.epoch_done(epoch, epoch_s, teacher_s)
         if not main:  # rank 0 evaluates and finishes the run alone
+            rec.end()
             return path
-        status["phase"] = "evaluate"
-        runs.write_status(path, status)
+        rec.end(phase="evaluate")
         from procl.infer import finish_run
         finish_run(path, dataset, features, nets=nets, units=units)
-        status.update(state="done", elapsed=time.time() - t0, eta=0.0, finished=time.time())
-        runs.write_status(path, status)
+        rec.end(state="done", elapsed=time.time() - rec.t0, eta=0.0, finished=time.time())
     except BaseException as err:
-        if main:
-            status.update(state="failed" if not isinstance(err, KeyboardInterrupt) else "cancelled",
-                          error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc()[-4000:])
-            runs.write_status(path, status)
+        rec.end(state="failed" if not isinstance(err, KeyboardInterrupt) else "cancelled",
+                error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc()[-4000:])
         raise
     return path
 
