@@ -30,7 +30,6 @@ import torch
 
 import procl
 from procl import ProclError, dist
-from procl.bench.plan import threads
 from procl.io import read_json
 from procl.paths import environment
 from procl.selection import fit_states_distributed, subset_selection, subset_selection_distributed
@@ -94,7 +93,7 @@ def selection_scale(N: int = 1_000_000, M: int = 50, k: int = 15, D: int = 36, s
     selection is the one-process one), "kmeans_max_diff" (largest difference of the
     refreshed centers), "bytes_per_pick" (what each rank sends per greedy pick: M float64)}.
     """
-    with threads(1):
+    with dist.threads(1):
         one = _teacher_rank(N, M, k, D, seed)  # not distributed here: the one-process path
     two = [r.get() for r in dist.spawn(_teacher_rank, 2, args=(N, M, k, D, seed), timeout=1800.0)]
     sel_two = max(r["selection_s"] for r in two)

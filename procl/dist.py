@@ -67,6 +67,17 @@ _timeout_s: float = DEFAULT_TIMEOUT_S
 # ---------------------------------------------------------------- devices
 
 
+@contextmanager
+def threads(n: int) -> Iterator[None]:
+    """torch's intra-op thread count set to n for the duration, restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def resolve_device(choice: str | torch.device = "auto") -> torch.device:
     """The torch.device of a --device choice: "auto" (cuda when available), "cpu" or "cuda".
 

@@ -434,12 +434,8 @@ def train(
 
 
 def _train_loop(cfg, path, dataset, features, units, resume, progress, on_progress) -> Path:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(TRAIN_THREADS)
-    try:
+    with dist.threads(TRAIN_THREADS):
         return _train_epochs(cfg, path, dataset, features, units, resume, progress, on_progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _shard_units(cfg: TrainConfig, features: FeatureSet, units: list[Unit]) -> tuple[dict, dict]:

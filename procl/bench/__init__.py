@@ -26,9 +26,10 @@ import sys
 import time
 
 from procl.bench import speed
+from procl.dist import threads
 from procl.bench.claims import claims, lever_gains, targets
 from procl.bench.plan import (FULL, QUICK, REAL_DATA, RECIPES, RESULTS_PATH, TINY, Plan, bench_env, combine, compare,
-                              cores, machine, threads, true_k, versions)
+                              cores, machine, true_k, versions)
 from procl.bench.quality import (ablation_tables, attention_quality, breakfast_tables, builtin_tables, cell_coverage,
                                  precision_ceiling, robustness_tables, single_task_table, small_data_table,
                                  variant_tables)

@@ -23,10 +23,8 @@ from __future__ import annotations
 import math
 import os
 import platform
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -188,17 +186,6 @@ def versions() -> dict:
     return {"python": platform.python_version(), "procl": procl.__version__, "torch": torch.__version__,
             "numpy": np.__version__, "scipy": scipy.__version__, "scikit-learn": sklearn.__version__,
             "opencv": cv2.__version__}
-
-
-@contextmanager
-def threads(n: int) -> Iterator[None]:
-    """torch's intra-op thread count set to n for the duration, restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def bench_env(root: Path):

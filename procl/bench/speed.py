@@ -22,7 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from procl import bench_scale
-from procl.bench.plan import threads
+from procl.dist import threads
 from procl.bench.trainings import Bench
 from procl.features.backbones import get_backbone
 from procl.features.cache import measure_throughput

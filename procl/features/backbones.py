@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from procl import ProclError
-from procl.dist import local_world_size, resolve_device
+from procl.dist import local_world_size, resolve_device, threads
 
 GRID = (7, 7)
 CNN_INPUT_SIZE = 224  # as the ImageNet models were trained: 7x7 cells of 32x32 px
@@ -372,21 +372,16 @@ class Backbone:
         """
         if len(frames) == 0:
             return np.zeros((0, GRID[0] * GRID[1], self.D), np.float32)
-        before = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            with torch.inference_mode():
-                x = self._tensor(frames)  # [B, 3, S, S]
-                if self.name == "default":
-                    first = self._tensor(prev[None]) if prev is not None else x[:1]
-                    x = torch.cat([first, x])  # [B + 1, 3, S, S]
-                    # Small slices keep the intermediate maps in cache (several times faster).
-                    y = torch.cat([self.net(x[i : i + _SLICE + 1]) for i in range(0, len(x) - 1, _SLICE)])
-                else:
-                    y = self.net((x - self._mean) / self._std)  # [B, D, 7, 7]
-                return y.flatten(2).transpose(1, 2).float().cpu().numpy()  # [B, 49, D]
-        finally:
-            torch.set_num_threads(before)
+        with threads(self.threads), torch.inference_mode():
+            x = self._tensor(frames)  # [B, 3, S, S]
+            if self.name == "default":
+                first = self._tensor(prev[None]) if prev is not None else x[:1]
+                x = torch.cat([first, x])  # [B + 1, 3, S, S]
+                # Small slices keep the intermediate maps in cache (several times faster).
+                y = torch.cat([self.net(x[i : i + _SLICE + 1]) for i in range(0, len(x) - 1, _SLICE)])
+            else:
+                y = self.net((x - self._mean) / self._std)  # [B, D, 7, 7]
+            return y.flatten(2).transpose(1, 2).float().cpu().numpy()  # [B, 49, D]
 
     def __repr__(self) -> str:
         return f"Backbone({self.name}, weights={self.weights}, D={self.D}, device={self.device})"
