@@ -208,7 +208,8 @@ with sh.guard(f"Run {info.name}"):
             named = ("named by the name you gave them, else the step they matched in its matching" if info.annotated
                      else "named by the name you gave them on **Key-steps**")
             st.caption(f"beta over the M = {len(out['beta'])} states for this video ({learn}, Eq. 5); the k states "
-                       f"selected for the predicted task **{pred}** are outlined, coloured and {named}.")
+                       f"selected for the predicted task **{pred}** are outlined, coloured and {named}."
+                       + explore.pooling_role(info.config))
 
     st.subheader("Downloads")
     sh.download_buttons(info, "ex_dl")

@@ -128,7 +128,12 @@ with st.expander(f"procl's levers (recipe: {recipe})"):
                                   key=f"tr_time_{recipe}",
                                   help="Relative time in the teacher's space (0: none): states then group frames "
                                        "that look alike and happen at a similar point of the procedure.")
-    l1, _, _, _ = st.columns(4)
+    l1, l2, _, _ = st.columns(4)
+    state_classifier = l2.toggle("State classifier", lever["state_classifier"], key=f"tr_state_classifier_{recipe}",
+                                 disabled=not multi,
+                                 help="Decide the task with a logistic regression on how much of the video each "
+                                      "state takes, fit on the training videos after training (off: the network's "
+                                      "classifier, as the paper).")
     min_steps = l1.number_input("Least videos trained on", 0, 10**7, int(lever["min_steps"]), 100,
                                 key=f"tr_min_steps_{recipe}",
                                 help="With automatic epochs: more epochs on a small dataset until the networks "
@@ -184,7 +189,8 @@ cfg = TrainConfig(dataset=spec or "synthetic", k=int(k), M=int(M), lam=float(lam
                   batch_size=int(batch_size), ranking=ranking, device=device,
                   region_center=region_center, attention_prior=float(attention_prior),
                   occupancy=occupancy, switch_cost=float(switch_cost), ordered=ordered,
-                  task_evidence=float(task_evidence), time_weight=float(time_weight), min_steps=int(min_steps)).resolved()
+                  task_evidence=float(task_evidence), state_classifier=state_classifier, time_weight=float(time_weight),
+                  min_steps=int(min_steps)).resolved()
 try:
     cfg.validate()
 except ProclError as err:

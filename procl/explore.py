@@ -258,14 +258,26 @@ def filter_videos(table: pd.DataFrame, split: str = "all", task: str | None = No
 
 
 def task_probs_caption(config: dict) -> str:
-    """What Explore's task bars show for a run (its saved config.json): the classifier's
-    probabilities, weighed with the key-steps' fit when the run decides so (task_evidence)."""
+    """What Explore's task bars show for a run (its saved config.json): the state
+    classifier's or the network classifier's probabilities, weighed with the key-steps'
+    fit when the run decides so (task_evidence)."""
     if config.get("setting") == "single":
         return "Single-task run: one network per task and no classifier; the video's task is given."
     weight = config.get("task_evidence") or 0
     fit = (f", weighed with how well each task's key-steps fit the frames (task evidence {weight:g}: README, choices)"
            if weight else "")
-    return f"The classifier's probabilities (Eq. 5){fit}; the video's true task in green."
+    who = ("The state classifier's probabilities (from how much of the video each state takes)"
+           if config.get("state_classifier") else "The classifier's probabilities (Eq. 5)")
+    return f"{who}{fit}; the video's true task in green."
+
+
+def pooling_role(config: dict) -> str:
+    """A sentence for Explore's pooling bars when they do not decide the task (the run
+    decides with its state classifier), else ''."""
+    if config.get("setting") != "single" and config.get("state_classifier"):
+        return (" These are the network's classifier's weights; this run decides the task with its state "
+                "classifier (the bars above).")
+    return ""
 
 
 def video_scores(outputs: dict[str, np.ndarray], mapping: dict) -> dict | None:

@@ -1,7 +1,7 @@
 """Predictions of a trained run: one video, a split, and the `evaluate` / `predict` commands.
 
 For a video (Sec. 2.1, DESIGN.md "Inference"): the TCN gives task probabilities (with
-`task_evidence`, weighed with how well each task's key-steps fit the frames:
+`state_classifier`, the run's `procl.task_head` instead; with `task_evidence`, weighed with how well each task's key-steps fit the frames:
 `procl.decode.task_posterior`); each frame gets the argmax of p restricted to the
 predicted task's k selected states (decoded by `procl.decode.decode_states`). With
 background "unselected" a frame whose argmax over all M states is not one of them is
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ from procl.model import ProcedureNet
 from procl.dist import add_device_argument, resolve_device
 from procl.decode import bias_background, decide_task, decode_states, distance_loglik, fit_bound, path_fit
 from procl.selection import pairwise_distances
+from procl.task_head import TaskHead, fit_task_head, state_summary
 
 PREDICT_COLUMNS = ["video", "task", "pred_task", "frame", "time", "state", "step", "teacher", "gt", "name"]
 
@@ -59,6 +60,7 @@ class LoadedRun:
     selected: dict[str, dict[str, list[int]]]  # unit -> task -> states
     decoding_states: dict[str, dict]  # unit -> {"background": states, "order": {task: states}}
     train_config: "TrainConfig"  # the run's settings, resolved (old runs: the paper's recipe)
+    task_heads: dict[str, TaskHead] = field(default_factory=dict)  # unit -> state classifier (task_head.npz)
 
     def decoding(self, unit: str) -> dict:
         """How predict_video turns scores into labels for this run's network `unit`."""
@@ -66,7 +68,8 @@ class LoadedRun:
         d = self.decoding_states.get(unit, {})
         return {"background": cfg.background, "background_states": d.get("background", []),
                 "switch_cost": cfg.switch_cost, "order": d.get("order") if cfg.ordered else None,
-                "task_evidence": cfg.task_evidence, "background_bias": cfg.background_bias}
+                "task_evidence": cfg.task_evidence, "background_bias": cfg.background_bias,
+                "task_head": self.task_heads.get(unit) if cfg.state_classifier else None}
 
     def unit_of(self, task: str) -> str:
         for key, tasks in self.units.items():
@@ -92,7 +95,8 @@ def load_run(run: str | Path, device: str = "cpu") -> LoadedRun:
     except (RuntimeError, TypeError, AttributeError) as err:
         raise ProclError(f"{path / 'model.pt'} does not fit run {path.name}'s config ({err}); is it from another run?") from err
     nets.eval().to(resolve_device(device))
-    return LoadedRun(path, config, nets, config["units"], centers, selected, runs.load_decoding(path), cfg)
+    return LoadedRun(path, config, nets, config["units"], centers, selected, runs.load_decoding(path), cfg,
+                     runs.load_task_heads(path))
 
 
 @torch.no_grad()
@@ -100,7 +104,7 @@ def predict_video(
     net: ProcedureNet, y: np.ndarray, tasks: list[str], selected: dict[str, list[int]],
     centers: np.ndarray, true_task: str, background: str = "none", background_states: list[int] = (),
     switch_cost: float = 0.0, order: dict[str, list[int]] | None = None, given_task: bool = False,
-    task_evidence: float = 0.0, background_bias: float = 0.0,
+    task_evidence: float = 0.0, background_bias: float = 0.0, task_head: TaskHead | None = None,
 ) -> dict:
     """The network's outputs for one video's region features y [T, R, D], and its labels.
 
@@ -112,6 +116,8 @@ def predict_video(
     Task probabilities: the classifier's, combined with how well each task's decoded
     key-steps fit the frames when `task_evidence` > 0 (`procl.decode.task_posterior`,
     computed by `decide_task`, which decodes only the tasks that can come near the best).
+    `task_head`: the run's state classifier (`procl.task_head`), whose probabilities stand
+    in for the network's classifier's when given.
     `background_bias`: log-probability taken off the background label in the student's
     decoding (`procl.decode.bias_background`; the fit is scored on the unbiased p).
     `given_task`: the student localizes with the true task's key-steps instead of the
@@ -133,7 +139,7 @@ def predict_video(
 
     decoded = {}
     if out.logits is not None:
-        probs = torch.softmax(out.logits, 0).numpy()
+        probs = np.exp(task_head.logprob(p)) if task_head is not None else torch.softmax(out.logits, 0).numpy()
         if task_evidence > 0 and len(tasks) > 1:
             def fit(a: int) -> float:
                 decoded[tasks[a]] = localize(tasks[a])
@@ -227,9 +233,33 @@ def default_split(config: dict) -> str:
     return "test" if config["setting"] == "multi" else "all"
 
 
+def fit_task_heads(loaded: LoadedRun, dataset: Dataset, features: FeatureSet) -> dict[str, TaskHead]:
+    """Each multi-task network's state classifier (`procl.task_head`), fit on the
+    summaries of its training videos' state probabilities. Fit for every run, whatever
+    its recipe, so that the lever `state_classifier` is a decoding choice."""
+    task_of = {v.id: v.task for v in dataset.videos}
+    heads = {}
+    for unit, tasks in loaded.units.items():
+        ids = [v for v in loaded.config["train_videos"] if v in features.videos and task_of.get(v) in tasks]
+        if len(tasks) < 2 or not ids:
+            continue
+        net = loaded.nets[unit].eval()
+        device = next(net.parameters()).device
+        with torch.no_grad():
+            z = [state_summary(net(torch.from_numpy(np.asarray(features.videos[v].feats, dtype=np.float32))
+                                   .to(device)[None]).p[0].cpu().numpy()) for v in ids]
+        head = fit_task_head(np.stack(z), np.array([tasks.index(task_of[v]) for v in ids]), len(tasks))
+        if head is not None:
+            heads[unit] = head
+    return heads
+
+
 def finish_run(path: Path, dataset: Dataset, features: FeatureSet, nets=None, units=None) -> dict:
-    """After training: per-video outputs for the app, predictions.csv and metrics.json."""
+    """After training: the state classifiers (task_head.npz), per-video outputs for the
+    app, predictions.csv and metrics.json."""
     loaded = load_run(path, device=runs.read_config(path).get("device", "cpu"))
+    loaded.task_heads = fit_task_heads(loaded, dataset, features)
+    runs.save_task_heads(path, loaded.task_heads)
     preds = predict_dataset(loaded, dataset, features, split="all")
     split = default_split(loaded.config)
     scored = [p for p in preds if split == "all" or dataset.split.get(p.video_id) == split]

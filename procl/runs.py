@@ -7,6 +7,7 @@ Files (every one written to a temporary name and renamed into place):
   resume.pt      model + optimizer + teacher state after the last completed epoch (for --resume)
   states.npz     k-means centers; selected.json the per-task selected states;
   decoding.json  per network, the background states and each task's key-steps in typical order
+  task_head.npz  per multi-task network, the state classifier fit after training (procl.task_head)
   metrics.json   the metric protocol's figures (procl.metrics) and the baselines
   predictions.csv  one row per scored frame (the `predict` columns)
   outputs/<video>.npz  per-video arrays the app shows: attention, state probabilities,
@@ -25,7 +26,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +34,9 @@ import torch
 from procl import ProclError
 from procl.io import read_json, write_bytes, write_json, write_npz
 from procl.paths import checkpoints_dir
+
+if TYPE_CHECKING:
+    from procl.task_head import TaskHead
 
 TERMINAL = ("done", "failed", "cancelled")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -243,6 +247,28 @@ def load_decoding(run: Path) -> dict[str, dict]:
                 for u, d in read_json(path).items()}
     except (OSError, ValueError, AttributeError, TypeError) as err:
         raise ProclError(f"{path} is damaged ({err}); retrain the run or delete the file") from err
+
+
+def save_task_heads(run: Path, heads: dict[str, "TaskHead"]) -> None:
+    """unit -> its state classifier (procl.task_head), in task_head.npz."""
+    arrays = {f"{part}/{u}": getattr(h, part) for u, h in heads.items() for part in ("weight", "bias")}
+    write_npz(Path(run) / "task_head.npz", **arrays)
+
+
+def load_task_heads(run: Path) -> dict[str, "TaskHead"]:
+    """unit -> its state classifier ({} for runs that have none: not finished, or made
+    before procl fit one; their network's classifier decides)."""
+    from procl.task_head import TaskHead
+
+    path = Path(run) / "task_head.npz"
+    if not path.exists():
+        return {}
+    try:
+        with np.load(path) as z:
+            units = {k.split("/", 1)[1] for k in z.files}
+            return {u: TaskHead(z[f"weight/{u}"], z[f"bias/{u}"]) for u in units}
+    except (OSError, ValueError, KeyError) as err:
+        raise ProclError(f"{path} is damaged ({err}); delete it (the network's classifier then decides) or train the run again") from err
 
 
 def outputs_path(run: Path, video_id: str) -> Path:

@@ -65,14 +65,14 @@ BACKGROUND_OPTIONS = ("none", "unselected", "shared")
 # is the method as published (every lever off); "default" is procl's recipe, each lever
 # measured against the paper's recipe in `procl bench` (README, "Choices procl makes").
 LEVERS = ("region_center", "attention_prior", "background", "background_bias", "occupancy", "switch_cost", "ordered",
-          "task_evidence", "time_weight", "min_steps")
+          "task_evidence", "state_classifier", "time_weight", "min_steps")
 RECIPES: dict[str, dict] = {
     "paper": {"region_center": False, "attention_prior": 0.0, "background": "none", "background_bias": 0.0,
-              "occupancy": False, "switch_cost": 0.0, "ordered": False, "task_evidence": 0.0, "time_weight": 0.0,
-              "min_steps": 0},
+              "occupancy": False, "switch_cost": 0.0, "ordered": False, "task_evidence": 0.0,
+              "state_classifier": False, "time_weight": 0.0, "min_steps": 0},
     "default": {"region_center": True, "attention_prior": 10.0, "background": "shared", "background_bias": 1.5,
-                "occupancy": True, "switch_cost": 0.0, "ordered": True, "task_evidence": 10.0, "time_weight": 2.0,
-                "min_steps": 1600},
+                "occupancy": True, "switch_cost": 0.0, "ordered": True, "task_evidence": 2.0,
+                "state_classifier": True, "time_weight": 2.0, "min_steps": 1600},
 }
 DEFAULT_EPOCHS = 20
 
@@ -111,6 +111,7 @@ class TrainConfig:
     switch_cost: float | None = None  # Viterbi decoding of student and teacher (0 = per-frame argmax)
     ordered: bool | None = None  # decode the key-steps in each task's typical order, each at most once
     task_evidence: float | None = None  # weight of the key-steps' fit in the task decision (0: classifier alone)
+    state_classifier: bool | None = None  # decide the task with procl.task_head instead of the network's classifier
     time_weight: float | None = None  # relative time in the teacher's space, in units of the features' spread
     min_steps: int | None = None  # with epochs None: train at least this many videos (small datasets)
     device: str = "auto"  # "auto" (cuda when available), "cpu" or "cuda"
@@ -169,14 +170,15 @@ class TrainConfig:
 def config_from_saved(saved: dict) -> TrainConfig:
     """The TrainConfig of a run's config.json (runs made before recipes are "paper" runs
     with the per-video centring they had; runs made before `task_evidence` decide tasks
-    by the classifier alone and runs made before `background_bias` decode without it,
-    as they did)."""
+    by the classifier alone, runs made before `background_bias` decode without it and
+    runs made before `state_classifier` decide with their network's classifier, as they did)."""
     names = {f.name for f in fields(TrainConfig)}
     values = {k: v for k, v in saved.items() if k in names}
     if "recipe" not in saved:
         values.update(recipe="paper", center=saved.get("center", False))
     for lever in ("task_evidence", "background_bias"):  # decoding levers added after runs were made:
         values.setdefault(lever, 0.0)  # such runs decode as they did
+    values.setdefault("state_classifier", False)  # (and have no task_head.npz)
     return TrainConfig(**values)
 
 
@@ -717,6 +719,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     levers.add_argument("--task-evidence", type=float, default=None,
                         help="weight of how well each task's key-steps fit the frames in the task decision "
                              "(0: the classifier alone, as the paper)")
+    levers.add_argument("--state-classifier", action=argparse.BooleanOptionalAction, default=None,
+                        help="decide the task with a logistic regression on how much of the video each state "
+                             "takes, fit on the training videos after training (else the network's classifier)")
     levers.add_argument("--time-weight", type=float, default=None,
                         help="relative time in the teacher's space, in units of the features' spread (0: none)")
     levers.add_argument("--min-steps", type=int, default=None,

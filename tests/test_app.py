@@ -675,6 +675,11 @@ def test_task_probs_caption_says_what_the_bars_show():
     no classifier at all (single-task runs, whatever their recipe's task evidence)."""
     assert "weighed" not in explore.task_probs_caption({"setting": "multi", "task_evidence": 0.0})
     assert "task evidence 10" in explore.task_probs_caption({"setting": "multi", "task_evidence": 10.0})
+    assert explore.task_probs_caption({"setting": "multi", "task_evidence": 2.0, "state_classifier": True}).startswith(
+        "The state classifier's probabilities")
+    assert "Eq. 5" in explore.task_probs_caption({"setting": "multi", "state_classifier": False})
+    assert "state classifier" in explore.pooling_role({"setting": "multi", "state_classifier": True})
+    assert explore.pooling_role({"setting": "multi"}) == ""  # runs saved before the lever: the network decides
     assert "weighed" not in explore.task_probs_caption({"setting": "multi"})  # runs saved before the lever
     single = explore.task_probs_caption({"setting": "single", "task_evidence": 10.0})
     assert "no classifier" in single and "weighed" not in single

@@ -259,11 +259,11 @@ def test_kill_9_is_reported_and_resumable(env):
 
 
 def test_task_decision_weighs_each_tasks_key_step_fit(env, trained):
-    """predict_video: task probabilities are the classifier's times exp(task_evidence * fit),
+    """predict_video: task probabilities are the (state) classifier's times exp(task_evidence * fit),
     fit = path_fit of the video decoded with that task's key-steps; the labels shown are the
     chosen task's; runs saved before the levers decide and decode as they did."""
     run = load_run("tiny")
-    assert run.train_config.task_evidence == 10.0  # the default recipe's
+    assert run.train_config.task_evidence == 2.0 and run.train_config.state_classifier  # the default recipe's
     dataset, features = load_inputs(run.train_config, progress=False)
     joint = predict_dataset(run, dataset, features)
     run.train_config = dataclasses.replace(run.train_config, task_evidence=0.0)
@@ -276,12 +276,30 @@ def test_task_decision_weighs_each_tasks_key_step_fit(env, trained):
         biased = bias_background(logp, bg, dec["background_bias"])  # the decoding's; the fit reads the plain p
         fit = np.array([path_fit(logp, decode_states(biased, (dec["order"] or run.selected["all"])[t], bg,
                                                      ordered=bool(dec["order"])), bg) for t in run.units["all"]])
-        want = a.task_probs * np.exp(10.0 * (fit - fit.max()))
+        want = a.task_probs * np.exp(2.0 * (fit - fit.max()))
         assert np.allclose(j.task_probs, want / want.sum(), atol=1e-6)
         assert j.pred_task == run.units["all"][int(j.task_probs.argmax())]
         changed += a.pred_task != j.pred_task
     assert changed < len(alone)  # the classifier still counts
     saved = json.loads((trained / "config.json").read_text())
-    saved.pop("task_evidence"), saved.pop("background_bias")
+    saved.pop("task_evidence"), saved.pop("background_bias"), saved.pop("state_classifier")
     old = config_from_saved(saved).resolved()
-    assert (old.task_evidence, old.background_bias) == (0.0, 0.0)
+    assert (old.task_evidence, old.background_bias, old.state_classifier) == (0.0, 0.0, False)
+
+
+def test_a_finished_run_decides_tasks_with_its_state_classifier(env, trained):
+    """finish_run fits the state classifier on the training videos (task_head.npz); with the
+    lever on, the task probabilities are its own (task evidence 0), else the network's."""
+    assert (trained / "task_head.npz").exists()
+    run = load_run("tiny")
+    head = run.task_heads["all"]
+    assert head.weight.shape == (len(run.units["all"]), run.train_config.M)
+    dataset, features = load_inputs(run.train_config, progress=False)
+    run.train_config = dataclasses.replace(run.train_config, task_evidence=0.0)
+    for p in predict_dataset(run, dataset, features, split="test"):
+        np.testing.assert_allclose(p.task_probs, np.exp(head.logprob(p.p)), atol=1e-5)  # p is saved as float32
+    run.train_config = dataclasses.replace(run.train_config, state_classifier=False)
+    net = run.nets["all"]
+    for p in predict_dataset(run, dataset, features, split="test"):
+        logits = net(torch.from_numpy(np.asarray(features.videos[p.video_id].feats, dtype=np.float32))[None]).logits[0]
+        np.testing.assert_allclose(p.task_probs, torch.softmax(logits, 0).detach().numpy(), atol=1e-6)

@@ -38,7 +38,7 @@ ROW_OVERRIDES: dict[str, dict] = {
     "labels_only": {"ranking": False},
     "single": {"setting": "single"},
 }
-DECODE_LEVERS = ("background_bias", "switch_cost", "ordered", "task_evidence")  # levers only the decoding reads: scored on the full run
+DECODE_LEVERS = ("background_bias", "switch_cost", "ordered", "task_evidence", "state_classifier")  # levers only the decoding reads: scored on the full run
 LEVER_ON: dict = {"switch_cost": 1.0}  # a lever off in both recipes, turned on in a row of the default recipe
 RECIPE_COST = {"default": 1.0, "paper": 0.65}  # seconds of a training step against the default recipe's
 REFERENCE_STEPS = 1680 * (1 + 90 / 500)  # a built-in default training: 20 epochs of 84 videos of ~90 frames
