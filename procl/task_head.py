@@ -13,6 +13,8 @@ and saved in the run (task_head.npz); the network is not changed.
 
 The summary is z_m = log(mean_t p_mt + EPS): the log keeps rare states (a short key-step)
 on the scale of common ones (background); EPS bounds it for states the video never uses.
+On the plain shares the regression did no better than the network (87-90 % on the same
+development sets).
 """
 from __future__ import annotations
 
