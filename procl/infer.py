@@ -1,8 +1,8 @@
 """Predictions of a trained run: one video, a split, and the `evaluate` / `predict` commands.
 
 For a video (Sec. 2.1, DESIGN.md "Inference"): the TCN gives task probabilities (with
-`state_classifier`, the run's `procl.task_head` instead; with `task_evidence`, weighed with how well each task's key-steps fit the frames:
-`procl.decode.task_posterior`); each frame gets the argmax of p restricted to the
+`state_classifier`, the run's `procl.task_head` instead; with `task_evidence`, weighed
+with how well each task's key-steps fit the frames: `procl.decode.task_posterior`); each frame gets the argmax of p restricted to the
 predicted task's k selected states (decoded by `procl.decode.decode_states`). With
 background "unselected" a frame whose argmax over all M states is not one of them is
 background (-1). The teacher's labels (each frame's nearest selected state of the
@@ -26,7 +26,7 @@ from procl import ProclError, metrics, runs
 from procl.data import Dataset
 from procl.features.types import FeatureSet
 from procl.io import write_json, write_text
-from procl.model import ProcedureNet
+from procl.model import NetOutput, ProcedureNet
 from procl.dist import add_device_argument, resolve_device
 from procl.decode import bias_background, decide_task, decode_states, distance_loglik, fit_bound, path_fit
 from procl.selection import pairwise_distances
@@ -100,6 +100,14 @@ def load_run(run: str | Path, device: str = "cpu") -> LoadedRun:
 
 
 @torch.no_grad()
+def video_outputs(net: ProcedureNet, y: np.ndarray) -> NetOutput:
+    """The network's outputs (eval mode, on the CPU) for one video's region features y [T, R, D]."""
+    net.eval()
+    out = net(torch.from_numpy(np.asarray(y, dtype=np.float32)).to(next(net.parameters()).device)[None]).video(0)
+    return type(out)(**{k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in vars(out).items()})
+
+
+@torch.no_grad()
 def predict_video(
     net: ProcedureNet, y: np.ndarray, tasks: list[str], selected: dict[str, list[int]],
     centers: np.ndarray, true_task: str, background: str = "none", background_states: list[int] = (),
@@ -123,9 +131,7 @@ def predict_video(
     `given_task`: the student localizes with the true task's key-steps instead of the
     predicted task's (a diagnostic: what task errors cost; the teacher always does).
     """
-    net.eval()
-    out = net(torch.from_numpy(np.asarray(y, dtype=np.float32)).to(next(net.parameters()).device)[None]).video(0)
-    out = type(out)(**{k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in vars(out).items()})
+    out = video_outputs(net, y)
     p = out.p.numpy()  # [T, M]
     logp = np.log(np.maximum(p, 1e-30))
     order = order or {}
@@ -243,11 +249,7 @@ def fit_task_heads(loaded: LoadedRun, dataset: Dataset, features: FeatureSet) ->
         ids = [v for v in loaded.config["train_videos"] if v in features.videos and task_of.get(v) in tasks]
         if len(tasks) < 2 or not ids:
             continue
-        net = loaded.nets[unit].eval()
-        device = next(net.parameters()).device
-        with torch.no_grad():
-            z = [state_summary(net(torch.from_numpy(np.asarray(features.videos[v].feats, dtype=np.float32))
-                                   .to(device)[None]).p[0].cpu().numpy()) for v in ids]
+        z = [state_summary(video_outputs(loaded.nets[unit], features.videos[v].feats).p.numpy()) for v in ids]
         head = fit_task_head(np.stack(z), np.array([tasks.index(task_of[v]) for v in ids]), len(tasks))
         if head is not None:
             heads[unit] = head

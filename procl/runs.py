@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,9 +34,7 @@ import torch
 from procl import ProclError
 from procl.io import read_json, write_bytes, write_json, write_npz
 from procl.paths import checkpoints_dir
-
-if TYPE_CHECKING:
-    from procl.task_head import TaskHead
+from procl.task_head import TaskHead
 
 TERMINAL = ("done", "failed", "cancelled")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -249,17 +247,15 @@ def load_decoding(run: Path) -> dict[str, dict]:
         raise ProclError(f"{path} is damaged ({err}); retrain the run or delete the file") from err
 
 
-def save_task_heads(run: Path, heads: dict[str, "TaskHead"]) -> None:
+def save_task_heads(run: Path, heads: dict[str, TaskHead]) -> None:
     """unit -> its state classifier (procl.task_head), in task_head.npz."""
     arrays = {f"{part}/{u}": getattr(h, part) for u, h in heads.items() for part in ("weight", "bias")}
     write_npz(Path(run) / "task_head.npz", **arrays)
 
 
-def load_task_heads(run: Path) -> dict[str, "TaskHead"]:
+def load_task_heads(run: Path) -> dict[str, TaskHead]:
     """unit -> its state classifier ({} for runs that have none: not finished, or made
     before procl fit one; their network's classifier decides)."""
-    from procl.task_head import TaskHead
-
     path = Path(run) / "task_head.npz"
     if not path.exists():
         return {}
