@@ -6,7 +6,7 @@ import streamlit as st
 
 from app_pages import _shared as sh
 from procl import ProclError, explore, jobs, viz
-from procl.data.upload import UploadError, create_dataset
+from procl.upload import UploadError, create_dataset
 from procl.features.backbones import fetch_imagenet, imagenet_cache_file
 from procl.train import TrainConfig
 

@@ -9,9 +9,12 @@ from app_pages import _shared as sh
 from procl import ProclError, explore, jobs, runs, viz
 from procl.data.specs import normalise_spec
 from procl.dist import DEVICES
-from procl.train import BACKGROUND_OPTIONS, DEFAULT_EPOCHS, RECIPES, TrainConfig
+from procl.config import DEFAULT_EPOCHS, LEVER_SPECS, RECIPES, Lever, TrainConfig, default_lam, default_M
+from procl.features.backbones import NAMES as BACKBONES
+from procl.train import training_videos_problem
 
 DEFAULTS = TrainConfig()
+FIELD_SLOTS = ("dataset", "k", "M", "lam", "run", "weights", "device")  # fields with a message slot of their own
 
 st.title("Train")
 
@@ -68,9 +71,9 @@ setting = c1.radio("Setting", ["multi", "single"], horizontal=True, key="tr_sett
 multi = setting == "multi"
 k = c2.number_input("k (key-steps per task)", 1, 100, 7, key="tr_k")
 k_slot = c2.empty()
-M = c3.number_input("M (latent states)", 1, 500, 50 if multi else 30, key=f"tr_M_{setting}")
+M = c3.number_input("M (latent states)", 1, 500, default_M(setting), key=f"tr_M_{setting}")
 M_slot = c3.empty()
-lam = c4.number_input("λ (task loss weight)", 0.0, 100.0, 0.5 if multi else 0.0, 0.1, key=f"tr_lam_{setting}",
+lam = c4.number_input("λ (task loss weight)", 0.0, 100.0, default_lam(setting), 0.1, key=f"tr_lam_{setting}",
                       help="L = L_rank + λ L_ce (Eq. 6); 0 in the single-task setting.")
 lam_slot = c4.empty()
 
@@ -78,17 +81,10 @@ c1, c2, c3, c4 = st.columns(4)
 recipe = c1.radio("Recipe", sorted(RECIPES, key=lambda r: r != "default"), horizontal=True, key="tr_recipe",
                   help="default: procl's recipe; paper: the method as published (every lever of procl off). "
                        "Each lever can be changed below.")
-lever = RECIPES[recipe]
 epochs = c2.number_input("Epochs (0: automatic)", 0, 1000, 0, key="tr_epochs",
                          help=f"0: {DEFAULT_EPOCHS}, or more on a small dataset so that the networks see at least "
                               "the recipe's minimum number of videos.")
 seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed")
-background = c4.selectbox("Background", BACKGROUND_OPTIONS, key=f"tr_background_{recipe}",
-                          index=BACKGROUND_OPTIONS.index(lever["background"]),
-                          help="none: every frame gets a key-step (the paper). unselected: a frame whose best state "
-                               "is not one of its task's k is background. shared: states that every task uses "
-                               "alike (normalised task entropy above the threshold) are background.")
-
 c1, c2, c3, c4 = st.columns(4)
 run_name = c1.text_input("Run name", key="tr_run", placeholder="automatic",
                          help="Letters, digits, '.', '_' and '-'; empty: derived from dataset, k and time.")
@@ -96,51 +92,30 @@ run_slot = c1.empty()
 attention = c2.toggle("Spatial attention", True, key="tr_attention", help="Off: the mean over grid cells.")
 pooling = c3.toggle("Learnable pooling", True, key="tr_pooling", disabled=not multi,
                     help="Off: uniform pooling weights beta. Only the multi-task classifier pools.")
+
+
+def lever_widget(col, lv: Lever, chosen: dict):
+    """One lever's widget, from its registry entry (procl.config.LEVER_SPECS)."""
+    value, key = RECIPES[recipe][lv.name], f"tr_{lv.name}_{recipe}"
+    disabled = (lv.multi_only and not multi) or (lv.needs_shared_background and chosen.get("background") != "shared")
+    if lv.type is bool:
+        return col.toggle(lv.label, value, key=key, help=lv.tip, disabled=disabled)
+    if lv.choices:
+        return col.selectbox(lv.label, lv.choices, index=lv.choices.index(value), key=key, help=lv.tip,
+                             disabled=disabled)
+    return lv.type(col.number_input(lv.label, lv.type(0), lv.type(lv.maximum), lv.type(value), lv.type(lv.step),
+                                    key=key, help=lv.tip, disabled=disabled))
+
+
+levers: dict = {}
 with st.expander(f"procl's levers (recipe: {recipe})"):
-    l1, l2, l3, l4 = st.columns(4)
-    region_center = l1.toggle("Region centring", lever["region_center"], key=f"tr_region_center_{recipe}",
-                              help="Subtract each grid cell's median over the video before attention: the scene "
-                                   "goes, what changes stays.")
-    attention_prior = l2.number_input("Attention change prior", 0.0, 100.0, float(lever["attention_prior"]), 1.0,
-                                      key=f"tr_prior_{recipe}",
-                                      help="Weight of each cell's standardised change energy in the attention "
-                                           "scores (0: the paper's SAN).")
-    occupancy = l3.toggle("Occupancy in the classifier", lever["occupancy"], key=f"tr_occupancy_{recipe}",
-                          disabled=not multi, help="The task classifier also sees how much of the video each "
-                                                   "state takes.")
-    task_evidence = l4.number_input("Key-step evidence for the task", 0.0, 1000.0, float(lever["task_evidence"]),
-                                    1.0, key=f"tr_task_evidence_{recipe}", disabled=not multi,
-                                    help="Weight of how well each task's key-steps, decoded in order, fit the "
-                                         "frames when the task is decided (0: the classifier alone, as the paper).")
-    l1, l2, l3, l4 = st.columns(4)
-    background_bias = l4.number_input("Background bias", 0.0, 100.0, float(lever["background_bias"]), 0.5,
-                                      key=f"tr_background_bias_{recipe}", disabled=background != "shared",
-                                      help="With shared background: log-probability taken off the background "
-                                           "label when the network's timeline is decoded (0: an even threshold; "
-                                           "more: fewer key-step frames called background).")
-    switch_cost = l1.number_input("Switch cost", 0.0, 100.0, float(lever["switch_cost"]), 0.5,
-                                  key=f"tr_switch_{recipe}",
-                                  help="Viterbi decoding of the timelines: the cost of a change of key-step "
-                                       "(0: each frame on its own, as the paper).")
-    ordered = l2.toggle("Ordered decoding", lever["ordered"], key=f"tr_ordered_{recipe}",
-                        help="Decode each task's key-steps in their typical order, each at most once.")
-    time_weight = l3.number_input("Time weight", 0.0, 100.0, float(lever["time_weight"]), 0.5,
-                                  key=f"tr_time_{recipe}",
-                                  help="Relative time in the teacher's space (0: none): states then group frames "
-                                       "that look alike and happen at a similar point of the procedure.")
-    l1, l2, _, _ = st.columns(4)
-    state_classifier = l2.toggle("State classifier", lever["state_classifier"], key=f"tr_state_classifier_{recipe}",
-                                 disabled=not multi,
-                                 help="Decide the task with a logistic regression on how much of the video each "
-                                      "state takes, fit on the training videos after training (off: the network's "
-                                      "classifier, as the paper).")
-    min_steps = l1.number_input("Least videos trained on", 0, 10**7, int(lever["min_steps"]), 100,
-                                key=f"tr_min_steps_{recipe}",
-                                help="With automatic epochs: more epochs on a small dataset until the networks "
-                                     "have trained on this many videos in all.")
+    cols = st.columns(4)
+    for i, lv in enumerate(LEVER_SPECS):
+        levers[lv.name] = lever_widget(cols[i % 4], lv, levers)
+
 with st.expander("Features and network"):
     a1, a2, a3, a4 = st.columns(4)
-    backbone = a1.selectbox("Backbone", ["default", "vgg19", "resnet50", "resnet18"], key="tr_backbone")
+    backbone = a1.selectbox("Backbone", BACKBONES, key="tr_backbone")
     fps = a2.number_input("Frames per second", 0.5, 10.0, DEFAULTS.fps, 0.5, key="tr_fps")
     width = a3.number_input("KLN width", 4, 1024, DEFAULTS.width, key="tr_width")
     refresh = a4.number_input("Refresh teacher every N videos", 0, 100000, 0, key="tr_refresh",
@@ -163,13 +138,8 @@ with st.expander("Features and network"):
                                "this machine has one (CUDA), else the CPU.")
     device_slot = b3.empty()
 
-if k > M:
-    errors["k"] = f"k = {k} is larger than M = {M}: the k key-steps are chosen among the M states."
-if ds is not None and multi:
-    short = [t for t in ds.tasks if sum(ds.split.get(v.id) == "train" for v in ds.videos_of(task=t)) < 2]
-    if short:
-        errors["dataset"] = (f"task(s) {', '.join(short)} have fewer than 2 training videos: the multi-task "
-                             "setting needs at least 2 per task (add videos, edit split.csv or use single).")
+if ds is not None and multi and (problem := training_videos_problem(ds)):
+    errors["dataset"] = problem
 weights = weights if backbone != "default" and weights else None
 if weights not in (None, "none", "imagenet") and not Path(weights).expanduser().is_file():
     errors["weights"] = f"{weights} is not a file: give a state_dict file, 'none', 'imagenet', or leave it empty."
@@ -184,24 +154,17 @@ if name:
 
 cfg = TrainConfig(dataset=spec or "synthetic", k=int(k), M=int(M), lam=float(lam), epochs=int(epochs) or None,
                   setting=setting, recipe=recipe, attention=attention, learnable_pooling=pooling or not multi,
-                  background=background, background_bias=float(background_bias), seed=int(seed), backbone=backbone,
-                  weights=weights, fps=float(fps), width=int(width), refresh_every=int(refresh),
-                  batch_size=int(batch_size), ranking=ranking, device=device,
-                  region_center=region_center, attention_prior=float(attention_prior),
-                  occupancy=occupancy, switch_cost=float(switch_cost), ordered=ordered,
-                  task_evidence=float(task_evidence), state_classifier=state_classifier, time_weight=float(time_weight),
-                  min_steps=int(min_steps)).resolved()
+                  seed=int(seed), backbone=backbone, weights=weights, fps=float(fps), width=int(width),
+                  refresh_every=int(refresh), batch_size=int(batch_size), ranking=ranking, device=device,
+                  **levers).resolved()
 try:
     cfg.validate()
 except ProclError as err:
-    message = str(err)
-    field = next((f for prefix, f in (("k=", "k"), ("M=", "M"), ("lambda", "lam"), ("--device", "device"),
-                                      ("device", "device"))
-                  if message.startswith(prefix)), "general")
-    errors.setdefault(field, message)
+    field = getattr(err, "field", "general")
+    errors.setdefault(field if field in FIELD_SLOTS else "general", str(err))
 
-for slot, key in ((dataset_slot, "dataset"), (k_slot, "k"), (M_slot, "M"), (lam_slot, "lam"),
-                  (run_slot, "run"), (weights_slot, "weights"), (device_slot, "device")):
+for key, slot in dict(dataset=dataset_slot, k=k_slot, M=M_slot, lam=lam_slot, run=run_slot, weights=weights_slot,
+                      device=device_slot).items():
     field_error(slot, errors, key)
 if ds is not None and "dataset" not in errors:
     dataset_slot.caption(f"{len(ds.tasks)} tasks, {len(ds.videos)} videos"

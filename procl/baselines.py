@@ -1,4 +1,4 @@
-"""Baselines scored through the same metric code (DESIGN.md; the paper's Tables 1-3).
+"""Baselines scored through the same metric code (docs/design.md; the paper's Tables 1-3).
 
 - random:  every frame gets one of k states uniformly at random (the paper's "Random").
 - uniform: each video is cut into k equal consecutive segments, states 0..k-1.

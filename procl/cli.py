@@ -8,14 +8,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from procl import ProclError
+from procl import ProclError, bench, evaluate, procedure
+from procl import train as train_mod
+from procl.data import synth
+from procl.features import cache
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from procl import bench, train as train_mod, infer, procedure
-    from procl.data import synth
-    from procl.features import cache
-
     parser = argparse.ArgumentParser(prog="python -m procl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -34,12 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=train_mod.main)
 
     p = sub.add_parser("evaluate", help="metrics of a trained run")
-    infer.add_evaluate_arguments(p)
-    p.set_defaults(func=infer.main_evaluate)
+    evaluate.add_evaluate_arguments(p)
+    p.set_defaults(func=evaluate.main_evaluate)
 
     p = sub.add_parser("predict", help="per-frame predictions of a run on a dataset, as CSV")
-    infer.add_predict_arguments(p)
-    p.set_defaults(func=infer.main_predict)
+    evaluate.add_predict_arguments(p)
+    p.set_defaults(func=evaluate.main_predict)
 
     p = sub.add_parser("procedure", help="the key-steps of each task in their typical order, from a run")
     procedure.add_arguments(p)

@@ -50,6 +50,7 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from procl import ProclError
 
@@ -378,7 +379,6 @@ def ddp(module: torch.nn.Module, find_unused: bool = False) -> torch.nn.Module:
     step (DDP then looks for them). One process: the module itself."""
     if not is_distributed():
         return module
-    from torch.nn.parallel import DistributedDataParallel
 
     device = next(module.parameters()).device
     on_gpu = device.type == "cuda" and dist.get_backend() == "nccl"

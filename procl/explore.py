@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from procl import ProclError, metrics, runs
+from procl import ProclError, metrics, runs, viz
+from procl.config import config_from_saved
 from procl.data import Dataset, VideoRecord
 from procl.features.video import FrameReader
 from procl.io import read_json
-from procl.names import NAMES_FILE, read_names, unit_of
+from procl.names import NAMES_FILE, names_by_task, read_names, unit_of
 from procl.paths import data_dir, slug
 
 RUN_FILES = ("config.json", "status.json", "metrics.json", "selected.json", "predictions.csv", NAMES_FILE)
@@ -139,7 +140,6 @@ class RunInfo:
         """Colour per state for `task`, the same on every page: a state matched to a step
         takes the step's colour; the task's other selected states take colours of their
         own in state order, then any state of `extra` (say, of another task's selection)."""
-        from procl import viz
 
         sel = sorted(self.selected(task))
         others = sorted({int(s) for s in np.asarray(extra).reshape(-1) if int(s) >= 0} - set(sel))
@@ -170,19 +170,8 @@ def run_stamp(run: str | os.PathLike) -> tuple:
 def load_run_info(run: str | os.PathLike) -> RunInfo:
     """Config, status, metrics and selected states of a run; ProclError if damaged."""
     path = runs.run_dir(run)
-    m = None
-    if (path / "metrics.json").exists():
-        try:
-            m = read_json(path / "metrics.json")
-        except (OSError, ValueError) as err:
-            raise ProclError(f"{path / 'metrics.json'} is damaged ({err}): re-run `python -m procl evaluate`") from err
-    selected = {}
-    if (path / "selected.json").exists():
-        try:
-            selected = read_json(path / "selected.json")
-        except (OSError, ValueError) as err:
-            raise ProclError(f"{path / 'selected.json'} is damaged ({err}): retrain the run") from err
-    return RunInfo(path, runs.read_config(path), runs.read_status(path), m, selected, read_names(path))
+    return RunInfo(path, runs.read_config(path), runs.read_status(path), runs.read_metrics(path),
+                   runs.read_selected(path), read_names(path))
 
 
 def video_table(info: RunInfo) -> pd.DataFrame:
@@ -210,7 +199,6 @@ def video_table(info: RunInfo) -> pd.DataFrame:
 def predictions_csv(info: RunInfo) -> bytes:
     """The run's predictions.csv with its `name` column filled from the names given so far
     (the file is written at the end of training, before any state has a name)."""
-    from procl.names import names_by_task
 
     path = info.path / "predictions.csv"
     try:
@@ -261,20 +249,22 @@ def task_probs_caption(config: dict) -> str:
     """What Explore's task bars show for a run (its saved config.json): the state
     classifier's or the network classifier's probabilities, weighed with the key-steps'
     fit when the run decides so (task_evidence)."""
-    if config.get("setting") == "single":
+    cfg = config_from_saved(config).resolved()
+    if cfg.setting == "single":
         return "Single-task run: one network per task and no classifier; the video's task is given."
-    weight = config.get("task_evidence") or 0
+    weight = cfg.task_evidence
     fit = (f", weighed with how well each task's key-steps fit the frames (task evidence {weight:g}: README, choices)"
            if weight else "")
     who = ("The state classifier's probabilities (from how much of the video each state takes)"
-           if config.get("state_classifier") else "The classifier's probabilities (Eq. 5)")
+           if cfg.state_classifier else "The classifier's probabilities (Eq. 5)")
     return f"{who}{fit}; the video's true task in green."
 
 
 def pooling_role(config: dict) -> str:
     """A sentence for Explore's pooling bars when they do not decide the task (the run
     decides with its state classifier), else ''."""
-    if config.get("setting") != "single" and config.get("state_classifier"):
+    cfg = config_from_saved(config).resolved()
+    if cfg.setting != "single" and cfg.state_classifier:
         return (" These are the network's classifier's weights; this run decides the task with its state "
                 "classifier (the bars above).")
     return ""
@@ -311,7 +301,6 @@ def timeline_rows(info: RunInfo, outputs: dict[str, np.ndarray], task: str, teac
 
 
 def gt_row(gt: np.ndarray, steps: list[str], name: str = "ground truth") -> dict:
-    from procl import viz
 
     present = sorted({int(s) for s in np.unique(gt) if s >= 0})
     names = {s: steps[s] if s < len(steps) else f"step {s + 1}" for s in present}

@@ -1,6 +1,6 @@
 """Predictions of a trained run: one video, a split, and the `evaluate` / `predict` commands.
 
-For a video (Sec. 2.1, DESIGN.md "Inference"): the TCN gives task probabilities (with
+For a video (Sec. 2.1, docs/design.md, "The method", step 9): the TCN gives task probabilities (with
 `state_classifier`, the run's `procl.task_head` instead; with `task_evidence`, weighed
 with how well each task's key-steps fit the frames: `procl.decode.task_posterior`); each frame gets the argmax of p restricted to the
 predicted task's k selected states (decoded by `procl.decode.decode_states`). With
@@ -11,9 +11,6 @@ single-task setting the video's own task's network is used (the task is given).
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,15 +19,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from procl import ProclError, metrics, runs
+from procl import ProclError, runs
+from procl.config import TrainConfig, config_from_saved, net_config
 from procl.data import Dataset
-from procl.features.types import FeatureSet
-from procl.io import write_json, write_text
-from procl.model import NetOutput, ProcedureNet
-from procl.dist import add_device_argument, resolve_device
 from procl.decode import bias_background, decide_task, decode_states, distance_loglik, fit_bound, path_fit
+from procl.dist import resolve_device
+from procl.features.types import FeatureSet
+from procl.model import NetOutput, ProcedureNet
 from procl.selection import pairwise_distances
-from procl.task_head import TaskHead, fit_task_head, state_summary
+from procl.task_head import TaskHead
 
 PREDICT_COLUMNS = ["video", "task", "pred_task", "frame", "time", "state", "step", "teacher", "gt", "name"]
 
@@ -59,7 +56,7 @@ class LoadedRun:
     centers: dict[str, np.ndarray]  # unit -> [M, D]
     selected: dict[str, dict[str, list[int]]]  # unit -> task -> states
     decoding_states: dict[str, dict]  # unit -> {"background": states, "order": {task: states}}
-    train_config: "TrainConfig"  # the run's settings, resolved (old runs: the paper's recipe)
+    train_config: TrainConfig  # the run's settings, resolved (old runs: the paper's recipe)
     task_heads: dict[str, TaskHead] = field(default_factory=dict)  # unit -> state classifier (task_head.npz)
 
     def decoding(self, unit: str) -> dict:
@@ -84,7 +81,6 @@ def load_run(run: str | Path, device: str = "cpu") -> LoadedRun:
     config = runs.read_config(path)
     state = runs.load_torch(path / "model.pt")
     centers, selected = runs.load_states(path)
-    from procl.train import config_from_saved, net_config
 
     cfg = config_from_saved(config).resolved()
     nets = nn.ModuleDict()
@@ -206,20 +202,9 @@ def predict_dataset(
     return out
 
 
-def score(preds: list[VideoPrediction], field: str = "states") -> dict:
-    """The metric protocol over predictions: localization of `field` and task accuracy."""
-    gt = {p.video_id: p.gt for p in preds}
-    pred = {p.video_id: getattr(p, field) for p in preds}
-    task_of = {p.video_id: p.task for p in preds}
-    result = metrics.evaluate_localization(gt, pred, task_of) if any(g is not None for g in gt.values()) else {}
-    result["task"] = metrics.task_accuracy(task_of, {p.video_id: p.pred_task for p in preds})
-    result["accuracy"] = result["task"]["accuracy"]
-    return result
-
-
 def predictions_frame(preds: list[VideoPrediction], steps: dict[str, list[str]], mapping: dict,
                       names: dict[str, dict[int, str]] | None = None) -> pd.DataFrame:
-    """One row per scored frame: the `predict` columns (DESIGN.md) plus the matched step name,
+    """One row per scored frame: the `predict` columns (docs/design.md) plus the matched step name,
     and last the name the user gave the frame's state (names: task -> state -> name)."""
     rows = []
     for p in preds:
@@ -233,151 +218,3 @@ def predictions_frame(preds: list[VideoPrediction], steps: dict[str, list[str]],
                          step_names[step] if step is not None and step < len(step_names) else "",
                          int(p.teacher[t]), -1 if p.gt is None else int(p.gt[t]), given.get(s, "")))
     return pd.DataFrame(rows, columns=PREDICT_COLUMNS)
-
-
-def default_split(config: dict) -> str:
-    return "test" if config["setting"] == "multi" else "all"
-
-
-def fit_task_heads(loaded: LoadedRun, dataset: Dataset, features: FeatureSet) -> dict[str, TaskHead]:
-    """Each multi-task network's state classifier (`procl.task_head`), fit on the
-    summaries of its training videos' state probabilities. Fit for every run, whatever
-    its recipe, so that the lever `state_classifier` is a decoding choice."""
-    task_of = {v.id: v.task for v in dataset.videos}
-    heads = {}
-    for unit, tasks in loaded.units.items():
-        ids = [v for v in loaded.config["train_videos"] if v in features.videos and task_of.get(v) in tasks]
-        if len(tasks) < 2 or not ids:
-            continue
-        z = [state_summary(video_outputs(loaded.nets[unit], features.videos[v].feats).p.numpy()) for v in ids]
-        head = fit_task_head(np.stack(z), np.array([tasks.index(task_of[v]) for v in ids]), len(tasks))
-        if head is not None:
-            heads[unit] = head
-    return heads
-
-
-def finish_run(path: Path, dataset: Dataset, features: FeatureSet, nets=None, units=None) -> dict:
-    """After training: the state classifiers (task_head.npz), per-video outputs for the
-    app, predictions.csv and metrics.json."""
-    loaded = load_run(path, device=runs.read_config(path).get("device", "cpu"))
-    loaded.task_heads = fit_task_heads(loaded, dataset, features)
-    runs.save_task_heads(path, loaded.task_heads)
-    preds = predict_dataset(loaded, dataset, features, split="all")
-    split = default_split(loaded.config)
-    scored = [p for p in preds if split == "all" or dataset.split.get(p.video_id) == split]
-    result = {"split": split, "student": score(scored, "states"), "teacher": score(scored, "teacher"),
-              "train": score([p for p in preds if p.video_id in set(loaded.config["train_videos"])])}
-    for p in preds:
-        runs.save_outputs(path, p.video_id, times=p.times, alpha=p.alpha.astype(np.float16),
-                          p=p.p.astype(np.float16), states=p.states, teacher=p.teacher,
-                          gt=p.gt if p.gt is not None else np.full(len(p.times), -2),
-                          task_probs=p.task_probs,
-                          beta=p.beta if p.beta is not None else np.zeros(0))
-    mapping = {t: v["mapping"] for t, v in result["student"].get("per_task", {}).items()}
-    frame = predictions_frame(preds, dataset.steps, mapping)
-    frame["split"] = [dataset.split.get(v, "") for v in frame["video"]]
-    write_text(path / "predictions.csv", frame.to_csv(index=False))
-    metrics_out = {**headline(result["student"]), "split": split, **result}
-    write_json(path / "metrics.json", metrics_out)
-    return metrics_out
-
-
-HEADLINE = ("recall", "precision", "f1", "iou", "edit", "f1_at", "accuracy")
-
-
-def headline(result: dict) -> dict:
-    """The headline scores of a `score` result: frame scores, segmental scores
-    (edit, f1_at = {"10", "25", "50"}) and task accuracy, as fractions."""
-    return {k: result.get(k) for k in HEADLINE}
-
-
-def format_scores(result: dict, split: str) -> str:
-    """A small table of the student's and the teacher's headline scores, in %."""
-    def fmt(v):
-        return "-" if v is None else f"{100 * v:.1f}"
-    cols = [("R", "recall"), ("P", "precision"), ("F1", "f1"), ("IoU", "iou"), ("Edit", "edit"),
-            ("F1@10", "10"), ("F1@25", "25"), ("F1@50", "50"), ("Acc", "accuracy")]
-    lines = [f"{'':8} " + " ".join(f"{c:>6}" for c, _ in cols) + f"   (split: {split}, %)"]
-    for who in ("student", "teacher"):
-        r = result[who]
-        at = r.get("f1_at") or {}
-        lines.append(f"{who:8} " + " ".join(f"{fmt(at.get(k) if k.isdigit() else r.get(k)):>6}" for _, k in cols))
-    return "\n".join(lines)
-
-
-def format_metrics(path: Path) -> str:
-    m = json.loads((Path(path) / "metrics.json").read_text())
-    return format_scores(m, m["split"])
-
-
-# ---------------------------------------------------------------- command line
-
-def _open_for_run(config: dict, spec: str | None, device: str = "auto"):
-    from procl.data import open_dataset
-    from procl.features.cache import load_or_extract
-    dataset = open_dataset(spec or config["dataset"])
-    f = config["features"]
-    features = load_or_extract(dataset, backbone=config["backbone"], fps=config["fps"], weights=config.get("weights"),
-                               device=device)
-    if features.D != f["D"]:
-        raise ProclError(f"features of {dataset.spec} have D={features.D}, run expects D={f['D']}")
-    return dataset, features
-
-
-def evaluate(run: str, split: str | None = None, device: str = "cpu") -> dict:
-    loaded = load_run(run, device)
-    dataset, features = _open_for_run(loaded.config, None, device)
-    split = split or default_split(loaded.config)
-    preds = predict_dataset(loaded, dataset, features, split=split)
-    if not preds:
-        raise ProclError(f"no videos in split {split!r} of {dataset.spec}")
-    return {**headline(score(preds)), "split": split, "student": score(preds), "teacher": score(preds, "teacher")}
-
-
-def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", required=True, help="run name (under checkpoints/) or folder")
-    p.add_argument("--split", choices=("test", "all", "train"), default=None,
-                   help="videos to score (default: test for multi-task runs, all for single-task)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    add_device_argument(p)
-
-
-def main_evaluate(args: argparse.Namespace) -> int:
-    result = evaluate(args.run, args.split, args.device)
-    if args.json:
-        out = {**headline(result["student"]), "split": result["split"],
-               "per_task": result["student"].get("per_task", {}),
-               "per_class_accuracy": result["student"]["task"]["per_class"],
-               "per_video": result["student"].get("per_video"), "teacher": headline(result["teacher"])}
-        print(json.dumps(out, indent=2))
-    else:
-        def fmt(v):
-            return "-" if v is None else f"{100 * v:.1f}"
-        print(f"run {args.run}")
-        print(format_scores(result, result["split"]))
-        for task, r in result["student"].get("per_task", {}).items():
-            print(f"  {task:28} R {fmt(r.get('recall'))}  P {fmt(r.get('precision'))}  F1 {fmt(r.get('f1'))}  "
-                  f"Edit {fmt(r.get('edit'))}")
-    return 0
-
-
-def add_predict_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", required=True)
-    p.add_argument("--dataset", required=True, help="dataset spec to predict on")
-    p.add_argument("--split", choices=("test", "all", "train"), default="all")
-    p.add_argument("--out", required=True, help="CSV file to write")
-    add_device_argument(p)
-
-
-def main_predict(args: argparse.Namespace) -> int:
-    loaded = load_run(args.run, args.device)
-    dataset, features = _open_for_run(loaded.config, args.dataset, args.device)
-    preds = predict_dataset(loaded, dataset, features, split=args.split)
-    result = score(preds) if preds else {}
-    mapping = {t: v["mapping"] for t, v in result.get("per_task", {}).items()}
-    from procl.names import names_by_task, read_names
-
-    frame = predictions_frame(preds, dataset.steps, mapping, names_by_task(loaded.config, read_names(loaded.path)))
-    write_text(args.out, frame.to_csv(index=False))
-    print(f"{len(frame)} frames of {len(preds)} videos -> {args.out}", file=sys.stderr)
-    return 0

@@ -1,4 +1,4 @@
-"""The metric protocol of procl (DESIGN.md "Metrics"): key-step localization and task accuracy.
+"""The metric protocol of procl (docs/design.md, "Metrics"): key-step localization and task accuracy.
 
 Frames are the sampled frames of a video (2 fps; ProceL: its superframes). Every
 per-frame array is 1-D and integer-valued:

@@ -103,6 +103,28 @@ def read_config(run: str | os.PathLike) -> dict:
         raise ProclError(f"{path} is unreadable ({err}): the run folder is damaged") from err
 
 
+def read_metrics(run: str | os.PathLike) -> dict | None:
+    """The run's metrics.json (None before its training finished); ProclError if damaged."""
+    path = run_dir(run) / "metrics.json"
+    if not path.exists():
+        return None
+    try:
+        return read_json(path)
+    except (OSError, ValueError) as err:
+        raise ProclError(f"{path} is damaged ({err}): re-run `python -m procl evaluate`") from err
+
+
+def read_selected(run: str | os.PathLike) -> dict:
+    """The run's selected.json (unit -> task -> its k states; empty before the first epoch ends)."""
+    path = run_dir(run) / "selected.json"
+    if not path.exists():
+        return {}
+    try:
+        return read_json(path)
+    except (OSError, ValueError) as err:
+        raise ProclError(f"{path} is damaged ({err}): retrain the run") from err
+
+
 # ---------------------------------------------------------------- status
 
 def _pid_alive(pid: int) -> bool:
@@ -176,11 +198,10 @@ def list_runs() -> list[dict[str, Any]]:
             out.append(entry)
             continue
         entry["status"] = read_status(path)
-        metrics_path = path / "metrics.json"
-        if metrics_path.exists():
+        if (path / "metrics.json").exists():
             try:
-                entry["metrics"] = read_json(metrics_path)
-            except (OSError, json.JSONDecodeError):
+                entry["metrics"] = read_metrics(path)
+            except ProclError:
                 entry["metrics"] = None
         entry["mtime"] = entry["status"].get("created", path.stat().st_mtime)
         out.append(entry)

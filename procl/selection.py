@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from procl import ProclError
+from procl import ProclError, dist
 
 
 def fit_states(
@@ -68,7 +68,6 @@ def fit_states_distributed(
     (or world size 1): the plain Lloyd refresh of all frames, a drop-in for
     `fit_states` whose inertia never rises from `init`'s.
     """
-    from procl import dist
 
     feats = np.ascontiguousarray(feats, dtype=np.float32)
     if feats.ndim != 2:
@@ -109,7 +108,6 @@ def fit_states_distributed(
 def _sampled_init(feats: np.ndarray, N: int, M: int, seed: int, tries: int = 3) -> np.ndarray:
     """k-means++ centers [M, D] of a sample of every rank's frames: the best of `tries`
     `fit_states` runs on the sample (lowest inertia there). The same on every rank."""
-    from procl import dist
 
     size = min(N, max(50 * M, 5000))
     take = min(len(feats), int(np.ceil(size * len(feats) / N)))
@@ -315,6 +313,4 @@ def _select(videos: list[np.ndarray], centers: np.ndarray, k: int, background: S
 
 
 def _all_reduce(tensor: torch.Tensor, what: str) -> torch.Tensor:
-    from procl import dist
-
     return dist.all_reduce_sum(tensor, what=what)

@@ -28,12 +28,11 @@ looks for the STOP file after each step and tells the others.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -43,143 +42,29 @@ from torch import nn
 
 import procl
 from procl import ProclError, dist, runs
-from procl.dist import add_device_argument, resolve_device
-from procl.data import Dataset
+from procl.config import TrainConfig, config_from_args, config_from_saved, net_config
+from procl.config import add_arguments as add_config_arguments
+from procl.data import Dataset, open_dataset
+from procl.decode import order_by_places, state_places
+from procl.dist import resolve_device
+from procl.evaluate import finish_run, format_metrics
+from procl.features.cache import load_or_extract
 from procl.features.types import FeatureSet
 from procl.io import write_json
-from procl.model import NetConfig, ProcedureNet, classification_loss, pad_videos, ranking_loss
+from procl.model import ProcedureNet, classification_loss, pad_videos, ranking_loss
 from procl.paths import slug
-from procl.decode import order_by_places, state_places
 from procl.selection import (
-    background_states, background_states_distributed, fit_states, fit_states_distributed, nearest_state,
+    background_states,
+    background_states_distributed,
+    fit_states,
+    fit_states_distributed,
+    nearest_state,
     select_tasks,
 )
 
-SETTINGS = ("multi", "single")
 # One video per step makes every op small: one thread is fastest, and several threads
 # slow to a crawl when other processes share the cores (under torchrun: per process).
 TRAIN_THREADS = 1
-BACKGROUND_OPTIONS = ("none", "unselected", "shared")
-
-# The levers procl adds to the paper's method, and their values in each recipe. "paper"
-# is the method as published (every lever off); "default" is procl's recipe, each lever
-# measured against the paper's recipe in `procl bench` (README, "Choices procl makes").
-LEVERS = ("region_center", "attention_prior", "background", "background_bias", "occupancy", "switch_cost", "ordered",
-          "task_evidence", "state_classifier", "time_weight", "min_steps")
-RECIPES: dict[str, dict] = {
-    "paper": {"region_center": False, "attention_prior": 0.0, "background": "none", "background_bias": 0.0,
-              "occupancy": False, "switch_cost": 0.0, "ordered": False, "task_evidence": 0.0,
-              "state_classifier": False, "time_weight": 0.0, "min_steps": 0},
-    "default": {"region_center": True, "attention_prior": 10.0, "background": "shared", "background_bias": 1.5,
-                "occupancy": True, "switch_cost": 0.0, "ordered": True, "task_evidence": 2.0,
-                "state_classifier": True, "time_weight": 2.0, "min_steps": 1600},
-}
-DEFAULT_EPOCHS = 20
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a run (saved as config.json). None means "the setting's or the
-    recipe's default" (`resolved`)."""
-
-    dataset: str = "synthetic"
-    k: int = 7
-    M: int | None = None  # latent states: 50 multi-task, 30 single-task (Sec. 3.1)
-    lam: float | None = None  # weight of L_ce: 0.5 multi-task, 0 single-task (Eq. 6)
-    epochs: int | None = None  # None: DEFAULT_EPOCHS, more when min_steps asks for them
-    setting: str = "multi"
-    recipe: str = "default"  # "default" (procl's) or "paper" (as published); fills the levers below
-    attention: bool = True
-    learnable_pooling: bool = True
-    ranking: bool = True  # False: task labels only, no subset-selection supervision (Fig. 2)
-    background: str | None = None  # none | unselected | shared (states all tasks use alike)
-    background_threshold: float = 0.9  # "shared": normalised task entropy above which a state is background
-    background_bias: float | None = None  # "shared": log-probability off the background label in the student's decoding
-    seed: int = 0
-    backbone: str = "default"
-    weights: str | None = None
-    fps: float = 2.0
-    width: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    refresh_every: int = 0  # extra teacher refresh every N videos; 0 = once per epoch
-    batch_size: int = 1  # videos per optimizer step (per process under torchrun), padded and masked
-    region_center: bool | None = None  # subtract each cell's median over the video before attention
-    attention_prior: float | None = None  # weight of the change prior in the SAN (0 = the paper's SAN)
-    center: bool = False  # runs of procl 0.1 subtracted each video's mean attention feature (read back only)
-    occupancy: bool | None = None  # the TCN also sees how much of the video each state takes
-    switch_cost: float | None = None  # Viterbi decoding of student and teacher (0 = per-frame argmax)
-    ordered: bool | None = None  # decode the key-steps in each task's typical order, each at most once
-    task_evidence: float | None = None  # weight of the key-steps' fit in the task decision (0: classifier alone)
-    state_classifier: bool | None = None  # decide the task with procl.task_head instead of the network's classifier
-    time_weight: float | None = None  # relative time in the teacher's space, in units of the features' spread
-    min_steps: int | None = None  # with epochs None: train at least this many videos (small datasets)
-    device: str = "auto"  # "auto" (cuda when available), "cpu" or "cuda"
-
-    def resolved(self) -> "TrainConfig":
-        multi = self.setting == "multi"
-        if self.recipe not in RECIPES:
-            raise ProclError(f"recipe {self.recipe!r} is not one of {', '.join(RECIPES)}")
-        levers = {name: value if (value := getattr(self, name)) is not None else RECIPES[self.recipe][name]
-                  for name in LEVERS}
-        return TrainConfig(**{
-            **asdict(self), **levers,
-            "M": self.M if self.M is not None else (50 if multi else 30),
-            "lam": self.lam if self.lam is not None else (0.5 if multi else 0.0),
-        })
-
-    def validate(self) -> None:
-        """Reject bad values before any long work starts (on a resolved config)."""
-        if self.setting not in SETTINGS:
-            raise ProclError(f"setting {self.setting!r} is not one of {', '.join(SETTINGS)}")
-        if self.background not in BACKGROUND_OPTIONS:
-            raise ProclError(f"background {self.background!r} is not one of {', '.join(BACKGROUND_OPTIONS)}")
-        if not 0.0 < self.background_threshold < 1.0:
-            raise ProclError(f"background threshold {self.background_threshold} must lie between 0 and 1")
-        if self.M is None or self.M < 1:
-            raise ProclError(f"M={self.M}: the number of latent states must be at least 1")
-        if self.k < 1:
-            raise ProclError(f"k={self.k}: the number of key-steps must be at least 1")
-        if self.k > self.M:
-            raise ProclError(f"k={self.k} is larger than M={self.M}: k key-steps are chosen among M states")
-        if self.lam is None or self.lam < 0 or not math.isfinite(self.lam):
-            raise ProclError(f"lambda={self.lam} must be a number >= 0")
-        if self.epochs is not None and self.epochs < 1:
-            raise ProclError(f"epochs={self.epochs} must be at least 1")
-        if self.width < 1 or self.fps <= 0 or self.lr <= 0 or self.refresh_every < 0:
-            raise ProclError("width, fps and lr must be positive and refresh_every >= 0")
-        if self.batch_size < 1:
-            raise ProclError(f"batch size {self.batch_size} must be at least 1 (videos per optimizer step)")
-        for name in ("switch_cost", "attention_prior", "background_bias", "task_evidence", "time_weight"):
-            value = getattr(self, name)
-            if value is None or value < 0 or not math.isfinite(value):
-                raise ProclError(f"{name.replace('_', ' ')} {value} must be a number >= 0")
-        if not self.ranking and self.lam == 0:
-            raise ProclError("--no-ranking with lambda=0 leaves nothing to train: give --lam > 0")
-        resolve_device(self.device)  # an unknown device, or cuda on a machine without one
-
-    def epochs_for(self, videos_per_epoch: int) -> int:
-        """The epochs to train: as given, or DEFAULT_EPOCHS and more on a small dataset, so
-        that at least min_steps videos are trained on (a dataset of 12 videos otherwise
-        gets 240 optimizer steps: too few for the classifier to learn anything)."""
-        if self.epochs is not None:
-            return self.epochs
-        return max(DEFAULT_EPOCHS, math.ceil((self.min_steps or 0) / max(videos_per_epoch, 1)))
-
-
-def config_from_saved(saved: dict) -> TrainConfig:
-    """The TrainConfig of a run's config.json (runs made before recipes are "paper" runs
-    with the per-video centring they had; runs made before `task_evidence` decide tasks
-    by the classifier alone, runs made before `background_bias` decode without it and
-    runs made before `state_classifier` decide with their network's classifier, as they did)."""
-    names = {f.name for f in fields(TrainConfig)}
-    values = {k: v for k, v in saved.items() if k in names}
-    if "recipe" not in saved:
-        values.update(recipe="paper", center=saved.get("center", False))
-    for lever in ("task_evidence", "background_bias"):  # decoding levers added after runs were made:
-        values.setdefault(lever, 0.0)  # such runs decode as they did
-    values.setdefault("state_classifier", False)  # (and have no task_head.npz)
-    return TrainConfig(**values)
 
 
 @dataclass
@@ -195,18 +80,30 @@ class Unit:
     background: list[int] = field(default_factory=list)  # states all tasks use alike (background "shared")
 
 
+MIN_TRAIN_VIDEOS = 2  # per task, in the multi-task setting
+
+
+def training_videos_problem(dataset: Dataset, have=None) -> str | None:
+    """Why the multi-task setting cannot train on `dataset` (a task with fewer than
+    MIN_TRAIN_VIDEOS training videos among those in `have`, default all), or None."""
+    short = {task: sum(1 for v in dataset.videos_of(task=task) if dataset.split.get(v.id) == "train"
+                       and (have is None or v.id in have)) for task in dataset.tasks}
+    short = {task: n for task, n in short.items() if n < MIN_TRAIN_VIDEOS}
+    if not short:
+        return None
+    where = " with features" if have is not None else ""
+    return (f"task(s) {', '.join(f'{t!r} ({n})' for t, n in short.items())} have fewer than {MIN_TRAIN_VIDEOS} "
+            f"training videos{where} in {dataset.spec}: the multi-task setting needs at least {MIN_TRAIN_VIDEOS} per "
+            "task (add videos, edit split.csv, or use the single-task setting)")
+
+
 def make_units(cfg: TrainConfig, dataset: Dataset, features: FeatureSet) -> list[Unit]:
     """The networks to train and their training videos; checks every task has enough."""
     usable = [v for v in dataset.videos if v.id in features.videos]
     if cfg.setting == "multi":
+        if problem := training_videos_problem(dataset, features.videos):
+            raise ProclError(problem)
         train_ids = [v.id for v in usable if dataset.split.get(v.id) == "train"]
-        for task in dataset.tasks:
-            n = sum(1 for v in usable if v.task == task and v.id in train_ids)
-            if n < 2:
-                raise ProclError(
-                    f"task {task!r} has {n} training video(s) with features in {dataset.spec}; "
-                    "the multi-task setting needs at least 2 per task (add videos or edit split.csv)"
-                )
         return [Unit("all", list(dataset.tasks), train_ids)]
     units = []
     for i, task in enumerate(dataset.tasks):
@@ -215,16 +112,6 @@ def make_units(cfg: TrainConfig, dataset: Dataset, features: FeatureSet) -> list
             raise ProclError(f"task {task!r} has no video with features in {dataset.spec}")
         units.append(Unit(f"task{i}", [task], ids))
     return units
-
-
-def net_config(cfg: TrainConfig, D: int, n_tasks: int) -> NetConfig:
-    """The network of a (resolved) run config: one place for train, infer and bench."""
-    return NetConfig(
-        D=D, M=cfg.M, n_tasks=n_tasks, width=cfg.width,
-        attention=cfg.attention, learnable_pooling=cfg.learnable_pooling,
-        classifier=cfg.setting == "multi", center=cfg.center, region_center=cfg.region_center,
-        attention_prior=cfg.attention_prior, occupancy=cfg.occupancy, time_weight=cfg.time_weight,
-    )
 
 
 def build_networks(cfg: TrainConfig, features: FeatureSet, units: list[Unit]) -> nn.ModuleDict:
@@ -334,9 +221,6 @@ def check_features(features: FeatureSet, ids: list[str]) -> None:
 def load_inputs(cfg: TrainConfig, progress: bool = True, on_progress: Callable | None = None):
     """Open the dataset and its (cached or extracted) features. Under torchrun the
     ranks extract the missing features together and each gets all of them."""
-    from procl.data import open_dataset
-    from procl.features.cache import load_or_extract
-
     dataset = dist.main_first(lambda: open_dataset(cfg.dataset, progress=progress and dist.is_main()),
                               "opening the dataset")
     feat_cb = None
@@ -633,8 +517,7 @@ def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_prog
             rec.end()
             return path
         rec.end(phase="evaluate")
-        from procl.infer import finish_run
-        finish_run(path, dataset, features, nets=nets, units=units)
+        finish_run(path, dataset, features)
         rec.end(state="done", elapsed=time.time() - rec.t0, eta=0.0, finished=time.time())
     except BaseException as err:
         rec.end(state="failed" if not isinstance(err, KeyboardInterrupt) else "cancelled",
@@ -673,60 +556,7 @@ def _save_epoch(path: Path, nets: nn.ModuleDict, opts: dict, units: list[Unit], 
 # ---------------------------------------------------------------- command line
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = TrainConfig()
-    p.add_argument("--dataset", default=d.dataset, help="dataset spec (default: synthetic)")
-    p.add_argument("--k", type=int, default=None, help="key-steps per task (required unless --resume)")
-    p.add_argument("--M", type=int, default=None, help="latent states (default 50 multi, 30 single)")
-    p.add_argument("--lam", type=float, default=None, help="weight of the task loss (default 0.5 multi, 0 single)")
-    p.add_argument("--epochs", type=int, default=None,
-                   help=f"training epochs (default {DEFAULT_EPOCHS}, more on a small dataset: see --min-steps)")
-    p.add_argument("--setting", choices=SETTINGS, default=d.setting)
-    p.add_argument("--recipe", choices=tuple(RECIPES), default=d.recipe,
-                   help="'default': procl's recipe; 'paper': the method as published (every lever below off)")
-    p.add_argument("--no-attention", dest="attention", action="store_false", help="mean over cells instead of SAN")
-    p.add_argument("--no-learnable-pooling", dest="learnable_pooling", action="store_false", help="uniform beta")
-    p.add_argument("--no-ranking", dest="ranking", action="store_false",
-                   help="task labels only: no subset-selection supervision (the paper's Fig. 2 ablation)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--backbone", default=d.backbone, help="feature backbone (default: the weight-free one)")
-    p.add_argument("--weights", default=None, help="backbone weights: imagenet, a state_dict path, or 'none' for random")
-    p.add_argument("--fps", type=float, default=d.fps)
-    p.add_argument("--width", type=int, default=d.width, help="KLN channels")
-    p.add_argument("--refresh-every", type=int, default=d.refresh_every,
-                   help="also refresh k-means and subset selection every N videos (0: once per epoch)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size,
-                   help="videos per optimizer step, padded to the longest and masked (default 1, the paper's; "
-                        "under torchrun per process)")
-    levers = p.add_argument_group("levers procl adds to the paper (default: the recipe's value; README)")
-    levers.add_argument("--region-center", action=argparse.BooleanOptionalAction, default=None,
-                        help="subtract each grid cell's median over the video before attention")
-    levers.add_argument("--attention-prior", type=float, default=None,
-                        help="weight of the change prior in the spatial attention (0: the paper's SAN)")
-    levers.add_argument("--background", choices=BACKGROUND_OPTIONS, default=None,
-                        help="none: every frame gets a key-step; unselected: frames whose best state is not one "
-                             "of the task's; shared: states that all tasks use alike are background")
-    levers.add_argument("--background-threshold", type=float, default=d.background_threshold,
-                        help="'shared': a state whose task distribution has normalised entropy above this is background")
-    levers.add_argument("--background-bias", type=float, default=None,
-                        help="'shared': log-probability taken off the background label when the network's "
-                             "timeline is decoded (0: an even threshold)")
-    levers.add_argument("--occupancy", action=argparse.BooleanOptionalAction, default=None,
-                        help="the task classifier also sees how much of the video each state takes")
-    levers.add_argument("--switch-cost", type=float, default=None,
-                        help="Viterbi decoding: cost (log-probability) of a change of key-step; 0: per-frame argmax")
-    levers.add_argument("--ordered", action=argparse.BooleanOptionalAction, default=None,
-                        help="decode each task's key-steps in their typical order, each at most once")
-    levers.add_argument("--task-evidence", type=float, default=None,
-                        help="weight of how well each task's key-steps fit the frames in the task decision "
-                             "(0: the classifier alone, as the paper)")
-    levers.add_argument("--state-classifier", action=argparse.BooleanOptionalAction, default=None,
-                        help="decide the task with a logistic regression on how much of the video each state "
-                             "takes, fit on the training videos after training (else the network's classifier)")
-    levers.add_argument("--time-weight", type=float, default=None,
-                        help="relative time in the teacher's space, in units of the features' spread (0: none)")
-    levers.add_argument("--min-steps", type=int, default=None,
-                        help="without --epochs: train on at least this many videos in all (more epochs on small data)")
-    add_device_argument(p, "the networks train")
+    add_config_arguments(p)
     p.add_argument("--run", "--run-name", dest="run", default=None,
                    help="run name (default: derived from dataset, k and time); under torchrun write --run-name "
                         "(torchrun reads --run as its own --run-path)")
@@ -735,10 +565,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """The `train` command; under torchrun every rank runs it (module docstring) and rank 0 prints."""
-    names = {f.name for f in fields(TrainConfig)}
     if args.k is None and not args.resume:
         raise ProclError("--k is required: the number of key-steps per task (e.g. --k 7)")
-    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in names and v is not None})
+    cfg = config_from_args(args)
     resolve_device(cfg.device)  # a clear error for --device cuda without a GPU, before any work
     with dist.exit_on_sigterm(), dist.session(cfg.device):
         path = train(cfg, run=args.run, resume=args.resume, progress=True)
@@ -756,7 +585,6 @@ def main(args: argparse.Namespace) -> int:
     if status["state"] != "done":
         print(f"run ended: {status['state']}", file=sys.stderr)
     else:
-        from procl.infer import format_metrics
         print(format_metrics(runs.run_dir(path)), file=sys.stderr)
     print(path)
     return 0 if status["state"] == "done" else 1

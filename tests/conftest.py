@@ -5,22 +5,25 @@ from pathlib import Path
 
 import pytest
 
+from procl.config import RECIPES
 from procl.data.synth import generate
 
 
 @pytest.fixture(scope="session")
 def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """3 tasks x 4 videos of 8-12 s at 112x112 (seed 0); the folder layout of DESIGN.md."""
+    """3 tasks x 4 videos of 8-12 s at 112x112 (seed 0); the folder layout of docs/design.md."""
     return generate(tmp_path_factory.mktemp("synth") / "tiny", n_tasks=3, videos_per_task=4, seed=0,
                     frame_size=112, min_duration=8.0, max_duration=12.0, progress=False, workers=1)
 
 
 # The real samples shipped in the repository (data/samples/, see its NOTICE.md).
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
-# procl's levers as the tiny-set trainings of the tests were written with (fixed here: the
-# default recipe's values are chosen on development sets and may change)
-TEST_LEVERS = dict(region_center=True, attention_prior=10.0, background="shared", occupancy=True, switch_cost=1.0,
-                   background_bias=0.0, ordered=False, task_evidence=0.0, time_weight=0.0)
+# procl's levers as the tiny-set trainings of the tests were written with: every lever of
+# the registry (procl.config), the default recipe's value unless fixed here (the default
+# recipe's values are chosen on development sets and may change)
+TEST_LEVERS = {**RECIPES["default"], **dict(
+    region_center=True, attention_prior=10.0, background="shared", occupancy=True, switch_cost=1.0,
+    background_bias=0.0, ordered=False, task_evidence=0.0, time_weight=0.0)}
 
 
 @pytest.fixture(scope="session")

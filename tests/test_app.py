@@ -161,7 +161,7 @@ def test_train_form_validates_next_to_the_fields(app_env):
     assert not at.button(key="tr_launch").disabled
 
     at.number_input(key="tr_k").set_value(60).run()
-    assert "larger than M = 50" in field_errors(at) and at.button(key="tr_launch").disabled
+    assert "larger than M=50" in field_errors(at) and at.button(key="tr_launch").disabled
     at.number_input(key="tr_k").set_value(3).run()
     at.text_input(key="tr_run").input("tiny-k3").run()
     assert "exists already" in field_errors(at) and at.button(key="tr_launch").disabled
@@ -340,7 +340,7 @@ def test_explore_decodes_only_the_frames_it_shows_of_an_hour_long_video(app_env,
     import streamlit as st
 
     from procl import viz
-    from procl.bench_explore import TASKS, count_decoded, make_explore_run, read_index, write_long_video
+    from procl.bench.explore_page import TASKS, count_decoded, make_explore_run, read_index, write_long_video
 
     video = write_long_video(tmp_path / "dataset" / "videos" / TASKS[0] / "hour.mp4", 3600.0)
     monkeypatch.setenv("PROCL_CHECKPOINTS", str(tmp_path / "checkpoints"))

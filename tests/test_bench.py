@@ -15,7 +15,8 @@ from procl.bench.report import format_scale
 from procl.bench.trainings import LEVER_ON, RECIPE_LEVERS, dedupe, estimate, plan_jobs, planned_shapes
 from procl.cli import build_parser
 from procl.io import read_json
-from procl.train import LEVERS, config_from_saved, train
+from procl.config import LEVERS, config_from_saved
+from procl.train import train
 
 NUMBER = r"-?\d+\.\d+"
 CELL = rf"{NUMBER}( ± {NUMBER})?"
@@ -214,7 +215,7 @@ def test_scale_report_says_what_a_one_gpu_machine_skipped():
 
 
 def test_a_failed_torchrun_keeps_the_ranks_messages():
-    from procl.bench_scale import failure_text
+    from procl.bench.scale import failure_text
     ranks = "[rank1]: ProclError: features of video 'v3' contain NaN or inf\n"
     launcher = ("Traceback (most recent call last):\n  File \"torch/distributed/run.py\", line 1138, in main\n"
                 + "    run(args)\n" * 200 + "torch.distributed.elastic.multiprocessing.errors.ChildFailedError:\n"

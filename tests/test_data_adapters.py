@@ -508,7 +508,7 @@ def test_actseg_task_subfolders_and_txt(tmp_path):
 
 
 def test_uploaded_videos_make_a_folder_dataset(tiny_synth, tmp_path, monkeypatch):
-    from procl.data.upload import UploadError, create_dataset
+    from procl.upload import UploadError, create_dataset
 
     monkeypatch.setenv("PROCL_DATA", str(tmp_path / "data"))
     clips = sorted((tiny_synth / "videos").rglob("*.mp4"))

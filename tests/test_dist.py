@@ -15,7 +15,7 @@ import torch
 
 from conftest import TEST_LEVERS as LEVERS
 from procl import ProclError, dist
-from procl.bench_scale import compare_caches, features_command
+from procl.bench.scale import compare_caches, features_command
 from procl.cli import main as cli_main
 from procl.decode import order_by_places, state_places, typical_order
 from procl.features.cache import load_or_extract
@@ -428,7 +428,7 @@ def test_two_ranks_train_stop_resume_and_survive_a_dead_rank(tiny_synth, tmp_pat
 
 def test_torchrun_train_writes_its_run_once_and_scores_like_one_process(tiny_synth, tmp_path, monkeypatch):
     from procl import baselines
-    from procl.infer import evaluate
+    from procl.evaluate import evaluate
     from procl.train import TrainConfig, load_inputs, train
 
     spec = f"folder:{tiny_synth}"
@@ -474,7 +474,7 @@ def test_train_ranks_started_with_different_settings_get_a_clear_message(tiny_sy
 def test_training_scale_measures_batch_sizes(tiny_synth, tmp_path, monkeypatch):
     """The batch part in this process (the 1 against 2 processes part runs the commands that
     test_torchrun_train_... runs; here its command line is checked)."""
-    from procl.bench_scale import train_arguments, training_scale
+    from procl.bench.scale import train_arguments, training_scale
     from procl.cli import build_parser
     from procl.train import TrainConfig
 

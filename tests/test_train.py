@@ -19,7 +19,8 @@ from conftest import TEST_LEVERS
 from procl import ProclError, baselines, runs
 from procl.cli import main as cli
 from procl.decode import bias_background, decode_states, path_fit
-from procl.infer import PREDICT_COLUMNS, evaluate, load_run, predict_dataset
+from procl.evaluate import evaluate
+from procl.infer import PREDICT_COLUMNS, load_run, predict_dataset
 from procl.train import TrainConfig, config_from_saved, train, load_inputs
 
 TINY = dict(k=3, M=16, epochs=30, width=32)  # M well above tasks x k: the tiny set has 3 x 3 steps

@@ -10,7 +10,9 @@ measurements and writes the markdown report. The package:
     trainings.py   the bench's state, dataset generation, the trainings and their pool
     quality.py     the quality tables (baselines, recipes, levers, variants, data sets)
     claims.py      claims C1-C6 per recipe, the levers' gains, issue 8's targets
-    speed.py       speed, scale (procl.bench_scale) and Explore (procl.bench_explore)
+    speed.py       speed: inference, training steps, the teacher's share, scale and Explore
+    scale.py       distributed selection, torchrun features and training (1 against n processes)
+    explore_page.py  Explore's page time on a generated one-hour video (through Streamlit's AppTest)
     report.py      the markdown
 
 Everything the bench writes lives in `data_dir()/bench/<plan>/` (its own `data/` and

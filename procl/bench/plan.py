@@ -32,7 +32,7 @@ import torch
 import procl
 from procl.data import synth
 from procl.paths import environment
-from procl.train import LEVERS
+from procl.config import LEVERS
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS_PATH = REPO / "docs" / "RESULTS.md"

@@ -17,7 +17,8 @@ from procl import ProclError, runs
 from procl.baselines import run_baselines
 from procl.bench.plan import RECIPE_LABELS, RECIPES, SMALL_K
 from procl.bench.trainings import DECODE_LEVERS, Bench, Data, ablated_levers, lever_value
-from procl.infer import headline, predict_dataset, score
+from procl.evaluate import headline, score
+from procl.infer import predict_dataset
 from procl.io import read_json
 
 BASELINES = {

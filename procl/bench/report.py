@@ -86,7 +86,7 @@ def format_quality(r: dict) -> list[str]:
         L += [f"### k = {k}" + (" (true k)" if k == k_true else ""), "", *table(rows), ""]
 
     L += ["## Levers: each one's measured gain (true k)", "",
-          "Each row changes one lever of a recipe (`procl/train.py` LEVERS): in the default recipe to the paper's "
+          "Each row changes one lever of a recipe (`procl/config.py` LEVER_SPECS): in the default recipe to the paper's "
           "value (or, for a lever off in both recipes, on); in the paper recipe to the default's value. Its gain is "
           "the scores with the lever as procl's default has it (or on) minus those with it as the paper has it (or "
           "off), with the claim rule's verdict (holds: a gain beyond the seeds' spread).", ""]
@@ -230,7 +230,7 @@ def format_speed(r: dict) -> list[str]:
 def format_scale(s: dict) -> list[str]:
     sel, feat = s["selection"], s["features"]
     L = ["### Scale", "",
-         "`procl/bench_scale.py`, every process on one thread: the ratios say what splitting the work gains.", "",
+         "`procl/bench/scale.py`, every process on one thread: the ratios say what splitting the work gains.", "",
          f"- Distributed subset selection, one task of N = {sel['N']:,} frames ({sel['videos']} videos), M = "
          f"{sel['M']}, k = {sel['k']}, D = {sel['D']}: {sel['one_process_s']:.3f} s in one process, "
          f"{sel['two_ranks_s']:.3f} s on 2 ranks ({sel['selection_speedup']:.2f}x), "
@@ -276,7 +276,7 @@ def format_explore(e: dict | None) -> list[str]:
         return ["### Explore on a long video", "", "Not in this plan.", ""]
     length = "1-hour" if e["video_seconds"] == 3600 else f"{e['video_seconds'] / 60:g}-minute"
     return [f"### Explore on a {length} video", "",
-            f"`procl/bench_explore.py`: a generated {length} video ({e['samples']} samples "
+            f"`procl/bench/explore_page.py`: a generated {length} video ({e['samples']} samples "
             f"at 2 fps, {e['file_mb']:.1f} MB, written in {e['generate_s']:.1f} s) and a run folder over it, opened "
             "through Streamlit's AppTest:", "",
             f"- First render of Explore (caches cold): {e['first_render_s']:.2f} s",

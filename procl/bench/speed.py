@@ -5,9 +5,9 @@
   step's FLOP/s against a large matmul;
 - subset selection at N frames; inference per 100-frame video (on --device);
 - epoch and selection cost at 1x, 2x, 4x the training videos; end to end minutes;
-- scale (procl.bench_scale): distributed selection on 2 ranks against 1 process, the
+- scale (procl.bench.scale): distributed selection on 2 ranks against 1 process, the
   features on 2 processes against 1, and training (the place for training_scale);
-- Explore's page time on a one-hour video (procl.bench_explore).
+- Explore's page time on a one-hour video (procl.bench.explore_page).
 """
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from procl import bench_scale
 from procl.dist import threads
+from procl.bench import scale as scale_runs
+from procl.bench.explore_page import explore_page_time
 from procl.bench.trainings import Bench
 from procl.features.backbones import get_backbone
 from procl.features.cache import measure_throughput
@@ -30,7 +31,8 @@ from procl.infer import load_run, predict_video
 from procl.io import read_json
 from procl.model import ProcedureNet
 from procl.selection import subset_selection
-from procl.train import TrainConfig, Unit, attention_features, net_config, refresh_teacher, train_step
+from procl.config import TrainConfig, net_config
+from procl.train import Unit, attention_features, refresh_teacher, train_step
 
 
 def _timed(fn: Callable[[], object], reps: int) -> list[float]:
@@ -186,24 +188,24 @@ def end_to_end(b: Bench) -> dict:
 
 
 def scale(b: Bench) -> dict:
-    """procl.bench_scale: subset selection and the k-means refresh on 2 ranks against one
+    """procl.bench.scale: subset selection and the k-means refresh on 2 ranks against one
     process (plan.scale_n frames), and the built-in set's features on 2 processes against 1."""
     b.log(f"scale: distributed selection at N = {b.plan.scale_n:,}")
-    out = {"selection": bench_scale.selection_scale(N=b.plan.scale_n)}
+    out = {"selection": scale_runs.selection_scale(N=b.plan.scale_n)}
     b.log("scale: features in 1 and 2 processes")
-    out["features"] = bench_scale.features_scale(b.builtin.spec, nproc=2)
+    out["features"] = scale_runs.features_scale(b.builtin.spec, nproc=2)
     out["training"] = training_scale(b)
     return out
 
 
 def training_scale(b: Bench) -> dict:
-    """Training at scale (procl.bench_scale.training_scale): the default recipe on the
+    """Training at scale (procl.bench.scale.training_scale): the default recipe on the
     built-in set at the true k for plan.scale_epochs epochs, at B = 1 and B = 8 videos per
     step in this process (frames/s and quality), and in 1 against 2 processes (torchrun)."""
-    sizes = bench_scale.SCALE_BATCH_SIZES
+    sizes = scale_runs.SCALE_BATCH_SIZES
     b.log(f"scale: training at batch sizes {' and '.join(map(str, sizes))}, and in 1 against 2 processes "
           f"({b.plan.scale_epochs} epochs each)")
-    return bench_scale.training_scale(b.builtin.spec, device=b.device, batch_sizes=sizes,
+    return scale_runs.training_scale(b.builtin.spec, device=b.device, batch_sizes=sizes,
                                       epochs=b.plan.scale_epochs, nproc=2, k=b.k_true)
 
 
@@ -211,7 +213,6 @@ def explore(b: Bench) -> dict | None:
     """Explore's page time on a generated video of plan.explore_seconds (None: skipped)."""
     if not b.plan.explore_seconds:
         return None
-    from procl.bench_explore import explore_page_time
 
     b.log(f"speed: Explore on a {b.plan.explore_seconds / 60:g}-minute video")
     folder = b.root / "explore"

@@ -27,7 +27,9 @@ from procl.data import Dataset, open_dataset, synth
 from procl.features.cache import load_or_extract
 from procl.features.types import FeatureSet
 from procl.infer import LoadedRun, load_run
-from procl.train import LEVERS, RECIPES as RECIPE_LEVERS, TRAIN_THREADS, TrainConfig, train
+from procl.config import DECODE_LEVERS, LEVER_SPECS, LEVERS, TrainConfig
+from procl.config import RECIPES as RECIPE_LEVERS
+from procl.train import TRAIN_THREADS, train
 
 # Rows that need their own training, as TrainConfig overrides.
 ROW_OVERRIDES: dict[str, dict] = {
@@ -38,8 +40,9 @@ ROW_OVERRIDES: dict[str, dict] = {
     "labels_only": {"ranking": False},
     "single": {"setting": "single"},
 }
-DECODE_LEVERS = ("background_bias", "switch_cost", "ordered", "task_evidence", "state_classifier")  # levers only the decoding reads: scored on the full run
-LEVER_ON: dict = {"switch_cost": 1.0}  # a lever off in both recipes, turned on in a row of the default recipe
+# levers off in both recipes, turned on in a row of the default recipe (levers only the
+# decoding reads, DECODE_LEVERS, are scored on the full run)
+LEVER_ON: dict = {lv.name: lv.bench_on for lv in LEVER_SPECS if lv.bench_on is not None}
 RECIPE_COST = {"default": 1.0, "paper": 0.65}  # seconds of a training step against the default recipe's
 REFERENCE_STEPS = 1680 * (1 + 90 / 500)  # a built-in default training: 20 epochs of 84 videos of ~90 frames
 

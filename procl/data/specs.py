@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from procl.data.synth import ensure_synthetic
 from procl import ProclError
 from procl.data.actseg import open_actseg
 from procl.data.crosstask import open_crosstask
@@ -61,8 +62,6 @@ def open_dataset(spec: str, progress: bool = True) -> Dataset:
     """Open the dataset a spec names; `progress` shows the synthetic generator's progress."""
     kind, path = parse_spec(spec)
     if path is None:
-        from procl.data.synth import ensure_synthetic
-
         root = Path(ensure_synthetic(progress=progress))
         dataset = open_folder(root, SYNTHETIC)
         dataset.boxes_dir = root / "boxes"

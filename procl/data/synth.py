@@ -20,7 +20,7 @@ steps, durations vary, and at least `background` (30% by default) of the time is
 background. Same seed, same dataset: each video draws from its own seeded stream, so
 the number of worker processes does not change the output.
 
-Output (the folder layout of DESIGN.md, plus the key-step boxes):
+Output (the folder layout of docs/design.md, plus the key-step boxes):
     ROOT/videos/<task>/<video>.mp4        H.264 yuv420p (plays in browsers, reads in OpenCV)
     ROOT/annotations/<task>/<video>.csv   rows "step,start,end": 1-based step, seconds
     ROOT/boxes/<task>/<video>.csv         header "time,x0,y0,x1,y1": the key-step region of
@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
 import cv2
+import imageio_ffmpeg
 import numpy as np
 from tqdm import tqdm
 
@@ -655,7 +656,6 @@ def _encode(path: Path, frames: Iterator[np.ndarray], size: int, fps: float) -> 
 
     CRF 27 keeps the files small (~0.2 MB a minute); the codec smooths most pixel noise.
     """
-    import imageio_ffmpeg
 
     writer = imageio_ffmpeg.write_frames(
         str(path), (size, size), fps=fps, codec="libx264", pix_fmt_in="rgb24",

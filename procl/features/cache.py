@@ -52,7 +52,9 @@ import torch
 from tqdm import tqdm
 
 from procl import ProclError, dist
+from procl.data import open_dataset
 from procl.data.records import Dataset, VideoRecord
+from procl.data.specs import load_feature_array
 from procl.features.backbones import NAMES, Backbone, available_cores, describe_weights, feature_dim, get_backbone
 from procl.features.types import FeatureSet, VideoFeatures
 from procl.features.video import iter_frames, sample_frames
@@ -129,8 +131,6 @@ def load_precomputed(record: VideoRecord) -> VideoFeatures:
     Raises ProclError naming the file for another rank, T == 0, NaN/inf, or a missing
     `feature_fps`.
     """
-    from procl.data.specs import load_feature_array
-
     path = Path(record.source)
     arr = load_feature_array(record)  # [T, D] or [T, R, D] float32, rank and T checked
     if not np.isfinite(arr).all():
@@ -646,8 +646,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """The `features` command; under torchrun each rank extracts its shard (module docstring)."""
-    from procl.data import open_dataset
-
     dist.resolve_device(args.device)  # a clear error for --device cuda without a GPU, before any work
     with dist.exit_on_sigterm(), dist.session(args.device):
         dataset = dist.main_first(lambda: open_dataset(args.dataset, progress=dist.is_main()), "opening the dataset")

@@ -19,6 +19,7 @@ from typing import Sequence, Union
 
 from procl import ProclError
 from procl.data.folder import VIDEO_EXTS
+from procl.features.video import FrameReader
 from procl.io import write_bytes
 from procl.paths import data_dir
 
@@ -69,8 +70,6 @@ def check_task_name(task: str) -> str | None:
 
 def _video_problem(path: Path, shown: str) -> str | None:
     """Why the file at `path` is not a video procl can read, or None."""
-    from procl.features.video import FrameReader
-
     if path.stat().st_size == 0:
         return f"{shown} is empty: upload the video again"
     try:

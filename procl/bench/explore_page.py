@@ -21,7 +21,13 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
+import imageio_ffmpeg
+
+from procl.bench.plan import bench_env
+from procl.features import video
+from procl.features.video import probe
 from procl.io import write_json, write_text
+from procl.runs import save_outputs
 
 BITS = 16  # frame index bits drawn in a 4x4 grid of blocks
 TASKS = ("long_task", "other_task")
@@ -48,7 +54,6 @@ def read_index(frame: np.ndarray) -> int:
 def write_long_video(path: Path, seconds: float, fps: float = 2.0, size: int = 64) -> Path:
     """An H.264 mp4 of `seconds` at `fps`, each frame drawn by `index_frame` (fast: a
     one-hour video at 2 fps takes a few seconds)."""
-    import imageio_ffmpeg
 
     path.parent.mkdir(parents=True, exist_ok=True)
     n = int(round(seconds * fps))
@@ -72,7 +77,6 @@ def make_explore_run(root: Path, video: Path, run: str = "long", M: int = 12, k:
     (at DATASET/videos/TASKS[0]/<name>), with random but well-formed outputs (2 fps
     samples, a 7x7 attention grid, k of M states selected per task, no ground truth).
     Returns (dataset spec, run folder). Nothing is trained."""
-    from procl.features.video import probe
 
     rng = np.random.default_rng(seed)
     target = Path(video)
@@ -93,7 +97,6 @@ def make_explore_run(root: Path, video: Path, run: str = "long", M: int = 12, k:
     vid = target.stem
     path = root / "checkpoints" / run
     (path / "outputs").mkdir(parents=True, exist_ok=True)
-    from procl.runs import save_outputs
 
     save_outputs(path, vid, times=times, alpha=rng.dirichlet(np.ones(49), T).astype(np.float16),
                  p=p.astype(np.float16), states=states, teacher=states, gt=np.full(T, -2),
@@ -142,7 +145,6 @@ class _CountingCapture:
 def count_decoded() -> Iterator[dict]:
     """Within the block, every capture procl.features.video opens counts its decoded
     frames into the yielded {"decoded": n, "opened": n}."""
-    from procl.features import video
 
     counter = {"decoded": 0, "opened": 0}
     real = video._open
@@ -167,7 +169,8 @@ def explore_page_time(tmpdir: str | os.PathLike, seconds: float = 3600.0, moves:
     frames), "slider_move_max_s", "frames_decoded" (during all of it), "frames_shown"}.
     """
     root = Path(tmpdir)
-    app = Path(__file__).resolve().parents[1] / "app.py"
+    app = Path(__file__).resolve().parents[2] / "app.py"
+    # streamlit is imported here only: the app is what this times, and procl itself never imports it
     import streamlit  # noqa: F401 - its loggers exist from here on
 
     # no "no runtime found" warnings from caches cleared outside a server
@@ -189,7 +192,6 @@ def _measure(root: Path, app: Path, seconds: float, moves: int) -> dict:
     start = time.perf_counter()
     video = write_long_video(root / "dataset" / "videos" / TASKS[0] / "long.mp4", seconds)
     generate_s = time.perf_counter() - start
-    from procl.bench import bench_env
 
     with bench_env(root):
         spec, run = make_explore_run(root, video)

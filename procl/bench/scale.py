@@ -30,9 +30,12 @@ import torch
 
 import procl
 from procl import ProclError, dist
+from procl.config import TrainConfig
+from procl.data import open_dataset
 from procl.io import read_json
 from procl.paths import environment
 from procl.selection import fit_states_distributed, subset_selection, subset_selection_distributed
+from procl.train import load_inputs, make_units, train
 
 _VIDEO_FRAMES = (60, 240)  # frames per synthetic video (30 s to 2 min at 2 fps)
 
@@ -203,7 +206,6 @@ def features_scale(spec: str = "synthetic", nproc: int = 2, backbone: str = "def
     "differences"}; with device cuda and fewer GPUs than nproc the n-process run is
     left out ("n_processes_s" None, "skipped" says why).
     """
-    from procl.data import open_dataset
 
     dataset = open_dataset(spec, progress=False)
     if any(v.kind != "video" for v in dataset.videos):
@@ -274,7 +276,6 @@ def training_scale(spec: str = "synthetic", device: str = "auto", batch_sizes: t
     "processes": {"n", "batch_size", "one_process": {"wall_s", "epoch_s", "f1", "accuracy", ...},
     "n_processes": {...}, "ratio" (wall time, one / n), "epoch_ratio" (the epochs' seconds, one / n)}}.
     """
-    from procl.train import TrainConfig, load_inputs, make_units, train
 
     cfg = TrainConfig(dataset=spec, k=k, epochs=epochs, seed=seed, device=device, **settings)
     resolved = cfg.resolved()
@@ -301,7 +302,6 @@ def training_scale(spec: str = "synthetic", device: str = "auto", batch_sizes: t
 def train_arguments(cfg, batch_size: int, settings: dict) -> list[str]:
     """The `procl train` arguments of a TrainConfig made of dataset, k, epochs, seed,
     device and `settings` (other TrainConfig fields), at `batch_size`."""
-    from procl.train import TrainConfig
 
     args = ["train", "--dataset", cfg.dataset, "--k", str(cfg.k), "--epochs", str(cfg.epochs), "--seed", str(cfg.seed),
             "--batch-size", str(batch_size), "--device", cfg.device]
