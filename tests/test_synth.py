@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from procl import ProclError
-from procl.data import synth
+from procl.data import scene, synth
 
 
 def _videos(root: Path) -> list[Path]:
@@ -48,7 +48,7 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 def test_layout_and_formats(tiny_synth: Path) -> None:
     root = tiny_synth
-    tasks = [task for task, _ in synth.TASKS[:3]]
+    tasks = [task for task, _ in scene.TASKS[:3]]
     folders = [synth.task_folder(t) for t in tasks]
     assert sorted(p.name for p in (root / "videos").iterdir()) == sorted(folders)
     videos = _videos(root)
@@ -70,7 +70,7 @@ def test_layout_and_formats(tiny_synth: Path) -> None:
     fps = meta["arguments"]["fps"]
     for task, folder in zip(tasks, folders):
         steps = (root / "steps" / f"{folder}.txt").read_text().splitlines()
-        assert steps == dict(synth.TASKS)[task]
+        assert steps == dict(scene.TASKS)[task]
         for video in (root / "videos" / folder).glob("*.mp4"):
             assert video.stem.startswith(folder + "_")
             segments = _segments(root, folder, video.stem)
@@ -145,13 +145,13 @@ def test_key_step_pixels_sit_in_the_box(tiny_synth: Path) -> None:
     """A frame differs from the same scene without its key-step only inside the box."""
     cfg = synth.SynthConfig(**_arguments(tiny_synth))
 
-    def renderer(with_steps: bool) -> synth.Renderer:
+    def renderer(with_steps: bool) -> scene.Renderer:
         rng = synth._video_rng(cfg, 1, 0)
         plan = synth.plan_video(cfg, 1, 0, rng)
-        r = synth.Renderer(cfg, plan, rng)
-        r.idle_hand = synth.Patch(r.box)  # an empty patch: hide the idle hand in both
+        r = scene.Renderer(cfg, plan, rng)
+        r.idle_hand = scene.Patch(r.box)  # an empty patch: hide the idle hand in both
         if not with_steps:
-            r.plan = synth.VideoPlan(plan.video, plan.task, plan.n_frames, [])
+            r.plan = scene.VideoPlan(plan.video, plan.task, plan.n_frames, [])
         return r
 
     checked = 0
@@ -181,20 +181,20 @@ def test_background_share(tiny_synth: Path) -> None:
 
 def test_vocabulary_shares_steps_across_tasks() -> None:
     counts: dict[str, int] = {}
-    for _, steps in synth.TASKS:
+    for _, steps in scene.TASKS:
         assert 4 <= len(steps) <= 8 and len(set(steps)) == len(steps)
         for s in steps:
             counts[s] = counts.get(s, 0) + 1
-    assert sorted(counts) == sorted(synth.STEP_OBJECTS), "every step needs exactly one object"
+    assert sorted(counts) == sorted(scene.STEP_OBJECTS), "every step needs exactly one object"
     assert sum(c >= 2 for c in counts.values()) >= 5
-    shared_default = set(synth.TASKS[0][1]) & set(synth.TASKS[1][1])
+    shared_default = set(scene.TASKS[0][1]) & set(scene.TASKS[1][1])
     assert "pour water" in shared_default
-    looks = [spec[:4] for spec in synth.STEP_OBJECTS.values()]
+    looks = [spec[:4] for spec in scene.STEP_OBJECTS.values()]
     assert len(set(looks)) == len(looks), "two steps look alike"
-    for spec in synth.STEP_OBJECTS.values():
-        assert spec.shape in synth.SHAPES and spec.pattern in synth.PATTERNS
-        assert spec.action in synth.ACTIONS
-        assert spec.colour1 in synth.COLOURS and spec.colour2 in synth.COLOURS
+    for spec in scene.STEP_OBJECTS.values():
+        assert spec.shape in scene.SHAPES and spec.pattern in scene.PATTERNS
+        assert spec.action in scene.ACTIONS
+        assert spec.colour1 in scene.COLOURS and spec.colour2 in scene.COLOURS
 
 
 def test_same_seed_same_dataset(tiny_synth: Path, tmp_path: Path) -> None:
@@ -214,7 +214,7 @@ def test_same_seed_same_dataset(tiny_synth: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("bad", [
-    {"n_tasks": 0}, {"n_tasks": len(synth.TASKS) + 1}, {"videos_per_task": 0},
+    {"n_tasks": 0}, {"n_tasks": len(scene.TASKS) + 1}, {"videos_per_task": 0},
     {"frame_size": 100}, {"frame_size": 32}, {"fps": 0.0}, {"min_duration": 20.0, "max_duration": 10.0},
     {"min_duration": 2.0, "max_duration": 3.0}, {"region_frac": 0.5}, {"clutter": -1},
     {"noise": -0.1}, {"swap_rate": 1.0}, {"skip_rate": -0.1}, {"background": 0.95}, {"seed": -1},

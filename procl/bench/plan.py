@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 import procl
-from procl.data import synth
+from procl.data import scene
 from procl.paths import environment
 from procl.config import LEVERS
 
@@ -125,7 +125,7 @@ def planned_shape(args: dict) -> tuple[int, int, float]:
 
 
 def planned_true_k(args: dict) -> int:
-    return true_k(dict(synth.TASKS[: args.get("n_tasks", 6)]))
+    return true_k(dict(scene.TASKS[: args.get("n_tasks", 6)]))
 
 
 # ---------------------------------------------------------------- statistics and the claim rule
