@@ -3,7 +3,8 @@
 Visits every page on a tiny trained run, picks a video, moves the frame slider, clicks
 a timeline segment, launches a tiny training from the Train page and waits for it to
 finish; no page may show an exception. A screenshot of each page goes to
-artifacts/screenshots/ (and to docs/screenshots/ with PROCL_UPDATE_SCREENSHOTS=1).
+artifacts/screenshots/ (docs/screenshots/ holds the demo runs' pages, taken by
+demo_screenshots.py, and the newcomer path's, published by test_newcomer.py).
 
 Skipped when Chromium or Playwright is missing, unless PROCL_REQUIRE_BROWSER=1 (CI),
 which turns the skip into a failure.
@@ -15,7 +16,7 @@ import time
 
 import pytest
 
-from browser import (app_server, browser_page, launch_training, no_exception, publish_screenshots, require_browser,
+from browser import (app_server, browser_page, launch_training, no_exception, require_browser,
                      settle, shoot, visit)
 from procl import runs
 
@@ -102,4 +103,3 @@ def test_every_page_in_a_browser(server, page):
     shoot(pg, "compare")
     print(f"browser test: {time.time() - start:.1f} s")
 
-    publish_screenshots(["home", "explore", "keysteps", "train", "compare"])
