@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from procl import ProclError
-from procl.io import read_json, write_bytes, write_json, write_npz
+from procl.io import read_json, read_npz, write_bytes, write_json, write_npz
 from procl.paths import checkpoints_dir
 from procl.task_head import TaskHead
 
@@ -225,8 +225,7 @@ def save_states(run: Path, centers: dict[str, np.ndarray], selected: dict[str, d
 def load_states(run: Path) -> tuple[dict[str, np.ndarray], dict[str, dict[str, list[int]]]]:
     run = Path(run)
     try:
-        with np.load(run / "states.npz") as z:
-            centers = {k.split("/", 1)[1]: z[k] for k in z.files}
+        centers = {k.split("/", 1)[1]: v for k, v in read_npz(run / "states.npz").items()}
         selected = read_json(run / "selected.json")
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
         raise ProclError(f"the states of run {run} are missing or damaged ({err})") from err
@@ -260,9 +259,9 @@ def load_task_heads(run: Path) -> dict[str, TaskHead]:
     if not path.exists():
         return {}
     try:
-        with np.load(path) as z:
-            units = {k.split("/", 1)[1] for k in z.files}
-            return {u: TaskHead(z[f"weight/{u}"], z[f"bias/{u}"]) for u in units}
+        z = read_npz(path)
+        units = {k.split("/", 1)[1] for k in z}
+        return {u: TaskHead(z[f"weight/{u}"], z[f"bias/{u}"]) for u in units}
     except (OSError, ValueError, KeyError) as err:
         raise ProclError(f"{path} is damaged ({err}); delete it (the network's classifier then decides) or train the run again") from err
 
@@ -278,7 +277,6 @@ def save_outputs(run: Path, video_id: str, **arrays: np.ndarray) -> None:
 def load_outputs(run: str | os.PathLike, video_id: str) -> dict[str, np.ndarray]:
     path = outputs_path(run_dir(run), video_id)
     try:
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
+        return read_npz(path)
     except (OSError, ValueError) as err:
         raise ProclError(f"{path} is missing or damaged ({err}); re-run `python -m procl evaluate --run ...`") from err

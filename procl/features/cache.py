@@ -56,7 +56,7 @@ from procl.data.records import Dataset, VideoRecord
 from procl.features.backbones import NAMES, Backbone, available_cores, describe_weights, feature_dim, get_backbone
 from procl.features.types import FeatureSet, VideoFeatures
 from procl.features.video import iter_frames, sample_frames
-from procl.io import read_json, write_json, write_npz
+from procl.io import read_json, read_npz, write_json, write_npz
 from procl.paths import data_dir, slug
 
 # Bump when extraction changes what it writes: every cache is then rebuilt.
@@ -317,12 +317,17 @@ def _read_manifest(folder: Path, settings: dict) -> dict:
 
 
 def _read_cached(folder: Path, entry: dict, R: int, D: int) -> VideoFeatures | None:
-    """A cached video's features, or None when its file is missing or does not match."""
+    """A cached video's features, or None when its file is missing, damaged (a warning
+    names it: the caller extracts the video again) or does not match."""
+    path = folder / entry["file"]
     try:
-        with np.load(folder / entry["file"], allow_pickle=False) as npz:
-            feats = npz["feats"].astype(np.float32)  # [T, R, D]
-            times = npz["times"].astype(np.float64)  # [T]
-    except (OSError, ValueError, KeyError):
+        npz = read_npz(path)
+        feats = npz["feats"].astype(np.float32)  # [T, R, D]
+        times = npz["times"].astype(np.float64)  # [T]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError) as err:
+        warnings.warn(f"cached features {path} are damaged ({err}): extracting video {entry['id']} again")
         return None
     if feats.ndim != 3 or feats.shape[1:] != (R, D) or len(times) != len(feats) or len(feats) != entry.get("T"):
         return None
@@ -551,7 +556,8 @@ def _merge_ranks(
                 continue
             vf = _read_cached(folder, {**entry, "id": record.id}, R, D)
             if vf is None:
-                raise ProclError(f"features of video {record.id} are missing in {folder}: run the extraction again")
+                raise ProclError(f"features of video {record.id} ({folder / entry['file']}) are missing or damaged: "
+                                 "run the extraction again (the video is extracted anew)")
             videos[record.id] = vf
     counts_out = {"extracted": totals[0], "reused": totals[1], "skipped": totals[2]}
     ordered = {r.id: videos[r.id] for r in dataset.videos if r.id in videos}

@@ -1,0 +1,70 @@
+"""Faults and bad input (issue 20): each case ends in a clear message and exit 2, or is
+repaired, and never loses what was written. Tiny data: the `tiny_synth` videos where
+features are extracted, small precomputed-feature folders elsewhere."""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from procl import ProclError, runs
+from procl.cli import main as cli
+
+TINY_TRAIN = ["--k", "2", "--M", "4", "--width", "8"]
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROCL_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("PROCL_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    return tmp_path
+
+
+def feature_folder(root: Path, tasks: int = 2, videos: int = 4, T: int = 12, D: int = 6, seed: int = 0) -> str:
+    """A folder dataset of precomputed [T, D] features (no extraction: fast); its spec."""
+    rng = np.random.default_rng(seed)
+    for t in range(tasks):
+        d = root / "videos" / f"task{t}"
+        d.mkdir(parents=True)
+        for i in range(videos):
+            np.save(d / f"t{t}_{i}.npy", (rng.normal(size=(T, D)) + t).astype(np.float32))
+    return f"folder:{root}"
+
+
+# ---------------------------------------------------------------- 1. damaged cached features
+
+def test_a_damaged_cached_feature_file_is_extracted_again(env, tiny_synth):
+    from procl.data import open_dataset
+    from procl.features.cache import load_or_extract
+
+    dataset = open_dataset(f"folder:{tiny_synth}", progress=False)
+    first = load_or_extract(dataset, progress=False)
+    folder = Path(first.manifest["cache_dir"])
+    files = sorted(folder.glob("*.npz"))
+    os.truncate(files[0], 1000)  # truncated: not a zip file any more
+    data = bytearray(files[1].read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: bad CRC-32
+    files[1].write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="damaged") as seen:
+        again = load_or_extract(dataset, progress=False)
+    named = " ".join(str(w.message) for w in seen)
+    assert files[0].name in named and files[1].name in named
+    assert again.manifest["counts"]["extracted"] == 2
+    for vid, vf in first.videos.items():
+        np.testing.assert_array_equal(vf.feats, again.videos[vid].feats)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # repaired: no warning the third time
+        assert load_or_extract(dataset, progress=False).manifest["counts"]["reused"] == len(first.videos)
+
+
+def test_damaged_run_arrays_are_named(env, tmp_path):
+    """states.npz, task_head.npz, outputs/*.npz: a damaged archive is a ProclError naming it."""
+    run = tmp_path / "run"
+    runs.save_states(run, {"all": np.zeros((4, 3), np.float32)}, {"all": {"a": [0, 1]}})
+    (run / "states.npz").write_bytes((run / "states.npz").read_bytes()[:200])
+    with pytest.raises(ProclError, match="states"):
+        runs.load_states(run)
