@@ -148,6 +148,8 @@ class TrainConfig:
             raise ProclError(f"epochs={self.epochs} must be at least 1")
         if self.width < 1 or self.fps <= 0 or self.lr <= 0 or self.refresh_every < 0:
             raise ProclError("width, fps and lr must be positive and refresh_every >= 0")
+        if not 0 <= self.seed < 2**32:
+            raise ProclError(f"seed {self.seed} is not allowed: give a whole number from 0 to {2**32 - 1}")
         if self.batch_size < 1:
             raise ProclError(f"batch size {self.batch_size} must be at least 1 (videos per optimizer step)")
         for name in ("switch_cost", "attention_prior", "background_bias", "task_evidence", "time_weight"):

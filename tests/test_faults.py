@@ -68,3 +68,20 @@ def test_damaged_run_arrays_are_named(env, tmp_path):
     (run / "states.npz").write_bytes((run / "states.npz").read_bytes()[:200])
     with pytest.raises(ProclError, match="states"):
         runs.load_states(run)
+
+
+# ---------------------------------------------------------------- 2. absurd sampling rates, 5. seeds
+
+@pytest.mark.parametrize("fps", ["inf", "nan", "1e9", "0", "-2"])
+def test_absurd_fps_is_refused_at_once(env, tiny_synth, fps, capsys):
+    assert cli(["features", "--dataset", f"folder:{tiny_synth}", "--fps", fps]) == 2
+    assert "--fps" in capsys.readouterr().err
+    assert not (env / "data" / "features").exists()
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**40)])
+def test_a_bad_seed_is_refused_before_the_run_folder_is_made(env, seed, capsys):
+    spec = feature_folder(env / "feats")
+    assert cli(["train", "--dataset", spec, *TINY_TRAIN, "--epochs", "1", "--seed", seed, "--run", "s"]) == 2
+    assert f"seed {seed}" in capsys.readouterr().err
+    assert not (env / "checkpoints" / "s").exists()

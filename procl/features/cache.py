@@ -55,7 +55,7 @@ from procl import ProclError, dist
 from procl.data.records import Dataset, VideoRecord
 from procl.features.backbones import NAMES, Backbone, available_cores, describe_weights, feature_dim, get_backbone
 from procl.features.types import FeatureSet, VideoFeatures
-from procl.features.video import iter_frames, sample_frames
+from procl.features.video import check_fps, iter_frames, sample_frames
 from procl.io import read_json, read_npz, write_json, write_npz
 from procl.paths import data_dir, slug
 
@@ -380,8 +380,7 @@ def load_or_extract(
             f"dataset {dataset.spec} mixes video files and precomputed features ({sorted(kinds)}); "
             "their features would not be comparable: use one kind per dataset"
         )
-    if not fps > 0:
-        raise ProclError(f"--fps must be positive, got {fps}")
+    fps = check_fps(fps)
 
     # ImageNet weights are only needed (and fetched) when something must be extracted.
     weights_desc = describe_weights(backbone, weights)
