@@ -37,11 +37,11 @@ from procl.paths import checkpoints_dir
 from procl.task_head import TaskHead
 
 TERMINAL = ("done", "failed", "cancelled")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def check_name(name: str) -> str:
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise ProclError(
             f"run name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
             "(at most 100, starting with a letter or digit)"

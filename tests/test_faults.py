@@ -85,3 +85,20 @@ def test_a_bad_seed_is_refused_before_the_run_folder_is_made(env, seed, capsys):
     assert cli(["train", "--dataset", spec, *TINY_TRAIN, "--epochs", "1", "--seed", seed, "--run", "s"]) == 2
     assert f"seed {seed}" in capsys.readouterr().err
     assert not (env / "checkpoints" / "s").exists()
+
+
+# ---------------------------------------------------------------- 6. names
+
+@pytest.mark.parametrize("name", ["trail\n", "a\nb", "../x", ".hidden", "x" * 101])
+def test_run_names_are_checked_whole(env, name, capsys):
+    spec = feature_folder(env / "feats")
+    assert cli(["train", "--dataset", spec, *TINY_TRAIN, "--epochs", "1", "--run", name]) == 2
+    assert "is not allowed" in capsys.readouterr().err
+    assert not (env / "checkpoints").exists() or not any((env / "checkpoints").iterdir())
+
+
+def test_dataset_names_are_checked_whole():
+    from procl.data.upload import check_dataset_name
+
+    assert check_dataset_name("mine") == []
+    assert check_dataset_name("mi\nne") and check_dataset_name("mine\n\n.x")
