@@ -102,3 +102,32 @@ def test_dataset_names_are_checked_whole():
 
     assert check_dataset_name("mine") == []
     assert check_dataset_name("mi\nne") and check_dataset_name("mine\n\n.x")
+
+
+# ---------------------------------------------------------------- 5. text that is not UTF-8
+
+def annotated_folder(root: Path) -> str:
+    """`feature_folder` with key-step names, annotations and a split: every text file."""
+    spec = feature_folder(root)
+    for t in range(2):
+        (root / "steps").mkdir(exist_ok=True)
+        (root / "steps" / f"task{t}.txt").write_text("crack egg\nstir\n")
+        (root / "annotations" / f"task{t}").mkdir(parents=True)
+        for i in range(4):
+            (root / "annotations" / f"task{t}" / f"t{t}_{i}.csv").write_text("1,0,2\n2,3,5\n")
+    (root / "split.csv").write_text("".join(f"t{t}_{i},{'test' if i == 3 else 'train'}\n"
+                                            for t in range(2) for i in range(4)))
+    return spec
+
+
+@pytest.mark.parametrize("damaged", ["steps/task0.txt", "annotations/task1/t1_2.csv", "split.csv"])
+def test_text_that_is_not_utf8_is_named(env, damaged, capsys):
+    spec = annotated_folder(env / "own")
+    assert cli(["train", "--dataset", spec, *TINY_TRAIN, "--epochs", "1", "--run", "ok"]) == 0
+    line = len((env / "own" / damaged).read_text().splitlines()) + 1
+    with open(env / "own" / damaged, "ab") as fh:
+        fh.write(b"caf\xe9\n")
+    assert cli(["train", "--dataset", spec, *TINY_TRAIN, "--epochs", "1", "--run", "bad"]) == 2
+    err = capsys.readouterr().err
+    assert damaged.split("/")[-1] in err and "UTF-8" in err and f"line {line}" in err
+    assert not (env / "checkpoints" / "bad").exists()
