@@ -131,3 +131,18 @@ def test_text_that_is_not_utf8_is_named(env, damaged, capsys):
     err = capsys.readouterr().err
     assert damaged.split("/")[-1] in err and "UTF-8" in err and f"line {line}" in err
     assert not (env / "checkpoints" / "bad").exists()
+
+
+# ---------------------------------------------------------------- 5. absurd feature values
+
+@pytest.mark.parametrize("video", ["t0_0", "t1_3"])  # a training video, a test video
+def test_huge_finite_features_are_named(env, video, capsys):
+    spec = feature_folder(env / "own")
+    path = env / "own" / "videos" / f"task{video[1]}" / f"{video}.npy"
+    arr = np.load(path)
+    arr[2, 1] = 1e38
+    np.save(path, arr)
+    assert cli(["train", "--dataset", spec, *TINY_TRAIN, "--epochs", "1", "--run", "big"]) == 2
+    err = capsys.readouterr().err
+    assert f"{video}.npy" in err and "1e+38" in err
+    assert not (env / "checkpoints" / "big").exists()

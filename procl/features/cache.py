@@ -63,6 +63,7 @@ from procl.paths import data_dir, slug
 FEATURE_VERSION = 1
 PRECOMPUTED = "precomputed"
 _FLOAT16_MAX = 60000.0
+MAX_FEATURE = 1e8  # the largest |value| of precomputed features (squared distances stay finite in float32)
 _QUEUE_CHUNKS = 3  # decoded chunks waiting for the backbone, at most
 _NOT_SOURCE = ("file", "T", "reason")  # manifest entry keys that do not describe the source
 _MANIFEST_EVERY_S = 2.0  # rewrite the manifest at most this often during an extraction
@@ -126,8 +127,8 @@ def pool_superframes(
 def load_precomputed(record: VideoRecord) -> VideoFeatures:
     """The features of a record of kind "features": [T, D] -> [T, 1, D]; [T, R, D] kept.
 
-    Raises ProclError naming the file for another rank, T == 0, NaN/inf, or a missing
-    `feature_fps`.
+    Raises ProclError naming the file for another rank, T == 0, NaN/inf, a value beyond
+    MAX_FEATURE, or a missing `feature_fps`.
     """
     from procl.data.specs import load_feature_array
 
@@ -135,6 +136,10 @@ def load_precomputed(record: VideoRecord) -> VideoFeatures:
     arr = load_feature_array(record)  # [T, D] or [T, R, D] float32, rank and T checked
     if not np.isfinite(arr).all():
         raise ProclError(f"features {path} contain NaN or inf values: fix or remove the file")
+    largest = float(np.abs(arr).max())
+    if largest > MAX_FEATURE:
+        raise ProclError(f"features {path} hold a value of magnitude {largest:.3g}; procl takes features up to "
+                         f"{MAX_FEATURE:g} (larger ones overflow its distances): rescale or fix the file")
     if not record.feature_fps or record.feature_fps <= 0:
         raise ProclError(f"features {path}: no rows-per-second rate (feature_fps) for video {record.id}")
     feats = arr[:, None, :] if arr.ndim == 2 else arr  # [T, R, D]
