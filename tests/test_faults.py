@@ -3,8 +3,11 @@ repaired, and never loses what was written. Tiny data: the `tiny_synth` videos w
 features are extracted, small precomputed-feature folders elsewhere."""
 from __future__ import annotations
 
+import errno
 import json
 import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -146,3 +149,44 @@ def test_huge_finite_features_are_named(env, video, capsys):
     err = capsys.readouterr().err
     assert f"{video}.npy" in err and "1e+38" in err
     assert not (env / "checkpoints" / "big").exists()
+
+
+# ---------------------------------------------------------------- 5. a full disk
+
+def test_a_full_disk_during_features_names_the_folder(env, tiny_synth, monkeypatch, capsys):
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    assert cli(["features", "--dataset", f"folder:{tiny_synth}"]) == 2
+    err = capsys.readouterr().err
+    assert "no space left" in err and str(env / "data" / "features") in err
+    assert not list((env / "data" / "features").rglob("*.tmp"))  # no half-written file left behind
+
+
+FULL_AFTER = """
+import errno, os, sys
+from procl.cli import main
+real, n = os.fsync, [0]
+def fsync(fd):
+    n[0] += 1
+    if n[0] > int(sys.argv[1]):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return real(fd)
+os.fsync = fsync
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_a_full_disk_during_training_names_the_folder_and_keeps_the_run(env, capsys):
+    spec = feature_folder(env / "own")
+    args = ["train", "--dataset", spec, *TINY_TRAIN, "--epochs", "3", "--run", "full"]
+    proc = subprocess.run([sys.executable, "-c", FULL_AFTER, "12", *args], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert proc.returncode == 2, proc.stderr
+    run = env / "checkpoints" / "full"
+    assert "no space left" in proc.stderr and str(run) in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert runs.read_status(run)["state"] == "failed"  # readable: the last complete status
+    assert cli(["train", "--run", "full", "--resume"]) == 0  # space freed: what was written is usable
+    assert runs.read_status(run)["state"] == "done"
