@@ -503,8 +503,16 @@ class _Progress:
         self.t0 = self.last_write = self.done_before = 0.0
 
     def start(self, epoch: int, step: int) -> None:
-        """Training starts (or resumes) at `epoch`, `step` videos done."""
+        """Training starts (or resumes) at `epoch`, `step` videos done: the history and
+        timings of a resumed run are cut back to that point (a run killed mid-epoch
+        recorded steps that are now trained again)."""
         self.status.update(epoch=epoch, step=step)
+        hist = self.status["history"]
+        kept = sum(1 for s in hist["step"] if s <= step)
+        for name in hist:
+            del hist[name][kept:]
+        for name in ("epoch_seconds", "teacher_seconds"):
+            del self.status[name][epoch:]
         if self.main:
             (self.path / "STOP").unlink(missing_ok=True)
             runs.write_status(self.path, self.status)

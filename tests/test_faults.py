@@ -190,3 +190,25 @@ def test_a_full_disk_during_training_names_the_folder_and_keeps_the_run(env, cap
     assert runs.read_status(run)["state"] == "failed"  # readable: the last complete status
     assert cli(["train", "--run", "full", "--resume"]) == 0  # space freed: what was written is usable
     assert runs.read_status(run)["state"] == "done"
+
+
+# ---------------------------------------------------------------- 4. the loss history after a resume
+
+def test_resume_after_a_mid_epoch_kill_keeps_one_history(env):
+    from procl.train import TrainConfig, train
+
+    spec = feature_folder(env / "own")
+    cfg = TrainConfig(dataset=spec, k=2, M=4, width=8, epochs=3)
+    whole = runs.read_status(train(cfg, run="whole", progress=False))
+
+    def kill_mid_epoch(info):  # a kill after 3 steps of the second epoch (a stop would wait for none)
+        if info.get("phase") == "train" and info["epoch"] == 1 and info["step"] > info["steps"] // 3 + 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, run="killed", progress=False, on_progress=kill_mid_epoch)
+    train(TrainConfig(), run="killed", resume=True, progress=False)
+    resumed = runs.read_status(env / "checkpoints" / "killed")
+    assert resumed["history"]["step"] == whole["history"]["step"]
+    assert resumed["history"]["loss"] == whole["history"]["loss"]
+    assert len(resumed["epoch_seconds"]) == 3
