@@ -400,8 +400,9 @@ def train(
         check_features(features, [v for u in units for v in u.videos])
         cfg = replace(cfg, epochs=cfg.epochs_for(sum(len(u.videos) for u in units)))
     except ProclError as err:
-        if resume and main:  # a launched job: say why in its status, not only in train.log
-            runs.write_status(path, {**runs.read_status(path), "state": "failed", "error": str(err)})
+        before = runs.read_status(path) if resume and main else {}
+        if resume and main and before.get("state") != "done":  # a launched job: say why in its status, not only
+            runs.write_status(path, {**before, "state": "failed", "error": str(err)})  # in train.log
         raise
     config = {
         **asdict(cfg),
@@ -420,6 +421,11 @@ def train(
                                  what="data (features and training videos)")
     fresh = not resume or "features" not in saved  # a queued run (procl.jobs) starts afresh
     if resume and not fresh:
+        if saved.get("units", config["units"]) != config["units"]:
+            raise ProclError(
+                f"the dataset {cfg.dataset} now has the tasks {', '.join(config['tasks'])} but run {run!r} was trained "
+                f"on {', '.join(saved.get('tasks', []))}: restore the dataset's tasks, or train a new run"
+            )
         if saved["features"]["D"] != features.D:
             raise ProclError(
                 f"features of {cfg.dataset} have D={features.D} but run {run!r} was trained with "
@@ -615,6 +621,7 @@ def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_prog
           for u in units for vid in u.videos}
     steps_per_epoch = sum(world * per_rank[u.key] for u in units)  # videos trained on, over all ranks
     rec = _Progress(path, cfg, steps_per_epoch * cfg.epochs, main, progress, on_progress)
+    before = runs.read_status(path) if resume and main else {}  # a finished run that fails to resume stays finished
     start_epoch = _load_resume(path, nets, opts, units, rec) if resume else 0
     # the SAN's scores get no gradient when there is one cell (or no attention): DDP must know
     models = {u.key: dist.ddp(nets[u.key], find_unused=not (cfg.attention and features.R > 1)) for u in units}
@@ -647,6 +654,10 @@ def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_prog
         finish_run(path, dataset, features, nets=nets, units=units)
         rec.end(state="done", elapsed=time.time() - rec.t0, eta=0.0, finished=time.time())
     except BaseException as err:
+        if before.get("state") == "done":
+            rec.end()
+            runs.write_status(path, before)
+            raise
         rec.end(state="failed" if not isinstance(err, KeyboardInterrupt) else "cancelled",
                 error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc()[-4000:])
         raise

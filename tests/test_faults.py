@@ -212,3 +212,26 @@ def test_resume_after_a_mid_epoch_kill_keeps_one_history(env):
     assert resumed["history"]["step"] == whole["history"]["step"]
     assert resumed["history"]["loss"] == whole["history"]["loss"]
     assert len(resumed["epoch_seconds"]) == 3
+
+
+# ---------------------------------------------------------------- 7. a failed resume of a finished run
+
+@pytest.mark.parametrize("damage", ["model.pt", "dataset", "task"])
+def test_a_failed_resume_leaves_a_finished_run_as_it_was(env, damage, capsys):
+    spec = feature_folder(env / "own")
+    assert cli(["train", "--dataset", spec, *TINY_TRAIN, "--epochs", "2", "--run", "fin"]) == 0
+    run = env / "checkpoints" / "fin"
+    status = json.loads((run / "status.json").read_text())
+    if damage == "model.pt":
+        (run / "model.pt").write_bytes(b"junk")
+    elif damage == "dataset":
+        (env / "own").rename(env / "moved")
+    else:
+        (env / "own" / "videos" / "task0").rename(env / "elsewhere")
+    capsys.readouterr()
+    assert cli(["train", "--run", "fin", "--resume"]) == 2
+    assert {"model.pt": "model.pt", "dataset": "own", "task": "now has the tasks task1"}[damage] \
+        in capsys.readouterr().err
+    assert runs.read_status(run)["state"] == "done"
+    assert json.loads((run / "status.json").read_text())["history"] == status["history"]
+    assert cli(["procedure", "--run", "fin"]) == 0  # still a finished run
