@@ -360,12 +360,17 @@ def default_run_name(cfg: TrainConfig) -> str:
 
 
 def _resumable(run: str) -> tuple[str, dict]:
-    """The folder and config.json of a run to resume (ProclError while it still runs)."""
-    path = runs.run_dir(run)
-    saved = runs.read_config(path)
-    status = runs.read_status(path)
-    if status.get("state") == "running":
-        raise ProclError(f"run {run!r} is still running (pid {status.get('pid')}); cancel it first")
+    """The folder and config.json of a run to resume, locked for this process (ProclError
+    while another process trains it, or for a folder procl may not write in)."""
+    path = runs.lock_run(runs.run_dir(run))
+    try:
+        saved = runs.read_config(path)
+        status = runs.read_status(path)
+        if status.get("state") == "running" and status.get("pid") != os.getpid():
+            raise ProclError(f"run {run!r} is still running (pid {status.get('pid')}); cancel it first")
+    except BaseException:
+        runs.unlock_run(path)
+        raise
     return str(path), saved
 
 
@@ -379,8 +384,19 @@ def train(
     """Train (or resume) a run; returns its folder. See the module docstring.
 
     Under torchrun every rank calls it with the same arguments (checked); rank 0 alone
-    reads and writes the run folder and reports progress (on_progress, the bar).
+    reads and writes the run folder and reports progress (on_progress, the bar). Rank 0
+    holds the run folder's LOCK while it trains (procl.runs.lock_run): one process at a time.
     """
+    held: list[Path] = []  # the run folder whose LOCK this process took
+    try:
+        return _train(cfg, run, resume, progress, on_progress, held)
+    finally:
+        for path in held:
+            runs.unlock_run(path)
+
+
+def _train(cfg: TrainConfig, run: str | None, resume: bool, progress: bool, on_progress: Callable | None,
+           held: list[Path]) -> Path:
     dist.check_same_settings({**asdict(cfg), "run": run, "resume": resume}, what="training settings")
     main = dist.is_main()
     if resume:
@@ -388,6 +404,7 @@ def train(
             raise ProclError("--resume needs --run NAME (the run to continue)")
         where, saved = dist.main_only(lambda: _resumable(run), "reading the run to resume")
         path = Path(where)
+        held.extend([path] if main else [])
         cfg = config_from_saved(saved)
     cfg = cfg.resolved()
     cfg.validate()
@@ -434,12 +451,13 @@ def train(
 
     def prepare() -> str:
         if not resume:
-            return str(runs.create_run(run or default_run_name(cfg), config))
+            return str(runs.create_run(run or default_run_name(cfg), config, lock=True))
         if fresh:
             write_json(path / "config.json", config)
         return str(path)
 
     path = Path(dist.main_only(prepare, "creating the run folder"))
+    held.extend([path] if main and not resume else [])
     return _train_loop(cfg, path, dataset, features, units, resume and not fresh, progress, on_progress)
 
 

@@ -235,3 +235,92 @@ def test_a_failed_resume_leaves_a_finished_run_as_it_was(env, damage, capsys):
     assert runs.read_status(run)["state"] == "done"
     assert json.loads((run / "status.json").read_text())["history"] == status["history"]
     assert cli(["procedure", "--run", "fin"]) == 0  # still a finished run
+
+
+# ---------------------------------------------------------------- 3. one writer per run folder
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_the_run_lock(env, tmp_path):
+    run = runs.create_run("locked", {})
+    assert (run / runs.MARKER).is_file() and not (run / runs.LOCK).exists()
+    runs.lock_run("locked")
+    assert (run / runs.LOCK).read_text().strip() == str(os.getpid())
+    runs.unlock_run(run)
+    assert not (run / runs.LOCK).exists()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run / runs.LOCK).write_text(f"{sleeper.pid}\n")
+        with pytest.raises(ProclError, match=f"in use by process {sleeper.pid}"):
+            runs.lock_run(run)
+        runs.unlock_run(run)  # not ours: left alone
+        assert (run / runs.LOCK).read_text().strip() == str(sleeper.pid)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    (run / runs.LOCK).write_text(f"{_dead_pid()}\n")  # a stale lock: broken
+    runs.lock_run(run)
+    assert (run / runs.LOCK).read_text().strip() == str(os.getpid())
+    assert sorted(p.name for p in run.iterdir() if "LOCK" in p.name) == ["LOCK"]
+
+
+def test_two_resumes_of_one_run_one_wins(env):
+    from procl.train import TrainConfig, train
+
+    spec = feature_folder(env / "own", T=40)
+    cfg = TrainConfig(dataset=spec, k=2, M=4, width=8, epochs=40)
+
+    def interrupt(info):
+        if info.get("phase") == "train" and info["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, run="kr2", progress=False, on_progress=interrupt)
+    run = env / "checkpoints" / "kr2"
+    assert not (run / runs.LOCK).exists()  # released on the way out
+    envs = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    procs = [subprocess.Popen([sys.executable, "-m", "procl", "train", "--run", "kr2", "--resume"], env=envs,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = sorted((p.wait(), p.stderr.read()) for p in procs)
+    assert [rc for rc, _ in results] == [0, 2], results
+    assert "is in use by process" in results[1][1] or "still running" in results[1][1]
+    assert runs.read_status(run)["state"] == "done" and not (run / runs.LOCK).exists()
+
+
+# ---------------------------------------------------------------- 8. writes only in run folders procl made
+
+def test_writes_only_in_run_folders_procl_made(env, capsys):
+    import shutil
+
+    from procl.names import set_name
+
+    spec = feature_folder(env / "own")
+    assert cli(["train", "--dataset", spec, *TINY_TRAIN, "--epochs", "1", "--run", "mine"]) == 0
+    run = env / "checkpoints" / "mine"
+    foreign = env / "elsewhere" / "copy"
+    shutil.copytree(run, foreign)
+    (foreign / runs.MARKER).unlink()
+    before = {p.name: p.stat().st_mtime_ns for p in foreign.iterdir()}
+    capsys.readouterr()
+    assert cli(["train", "--run", str(foreign), "--resume"]) == 2
+    assert "not made by procl" in capsys.readouterr().err
+    config = runs.read_config(foreign)
+    with pytest.raises(ProclError, match="not made by procl"):
+        set_name(foreign, config, "task0", 0, "crack")
+    with pytest.raises(ProclError, match="not made by procl"):
+        runs.request_stop(foreign)
+    assert {p.name: p.stat().st_mtime_ns for p in foreign.iterdir()} == before  # nothing written there
+    assert cli(["procedure", "--run", str(foreign)]) == 0  # read as before
+    assert cli(["evaluate", "--run", str(foreign)]) == 0
+    # a run of an older procl (no marker) under checkpoints/ is still written; one procl made, anywhere
+    (run / runs.MARKER).unlink()
+    assert cli(["train", "--run", "mine", "--resume"]) == 0
+    set_name(run, config, "task0", 0, "crack")
+    marked = env / "elsewhere" / "marked"
+    shutil.copytree(env / "checkpoints" / "mine", marked)
+    (marked / runs.MARKER).write_text("{}\n")
+    set_name(marked, config, "task0", 1, "stir")
