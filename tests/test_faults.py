@@ -324,3 +324,31 @@ def test_writes_only_in_run_folders_procl_made(env, capsys):
     shutil.copytree(env / "checkpoints" / "mine", marked)
     (marked / runs.MARKER).write_text("{}\n")
     set_name(marked, config, "task0", 1, "stir")
+
+
+# ---------------------------------------------------------------- weights-only loading
+
+class _Payload:
+    """A pickle that would create a file when loaded."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (Path.touch, (self.target,))
+
+
+def test_pickled_payloads_are_refused(env, tmp_path):
+    import torch
+
+    run = tmp_path / "run"
+    run.mkdir()
+    target = tmp_path / "pwned"
+    torch.save({"x": _Payload(target)}, run / "resume.pt")
+    with pytest.raises(ProclError, match="resume.pt"):
+        runs.load_torch(run / "resume.pt")
+    np.savez(run / "states.npz", **{"centers/all": np.array([_Payload(target)], dtype=object)})
+    (run / "selected.json").write_text("{}")
+    with pytest.raises(ProclError, match="states"):
+        runs.load_states(run)
+    assert not target.exists()
