@@ -1,4 +1,4 @@
-"""The command line (a contract, see README): data synth, features, train, evaluate, predict, procedure, bench.
+"""The command line (a contract: docs/design.md; every option: docs/cli.md): data synth, features, train, evaluate, predict, procedure, bench.
 
 Each command's arguments and work live in the module that owns it; this file only
 wires sub-commands to them, so `python -m procl --help` lists everything.

@@ -1,6 +1,6 @@
 """Every setting of a run, in one place: the levers procl adds to the paper, and TrainConfig.
 
-A *lever* is a choice procl makes beyond the paper (README, "Choices procl makes"). Each
+A *lever* is a choice procl makes beyond the paper (docs/method.md, "Choices procl makes"). Each
 is one `Lever` entry of `LEVER_SPECS`: its type, its value in the paper's recipe (off) and
 in procl's default recipe, whether training or only the decoding reads it, the value
 runs made before it existed decode with, its help, and how the app's Train page shows
@@ -214,6 +214,8 @@ class TrainConfig:
             raise bad("epochs", f"epochs={self.epochs} must be at least 1")
         if self.width < 1 or self.fps <= 0 or self.lr <= 0 or self.refresh_every < 0:
             raise bad("general", "width, fps and lr must be positive and refresh_every >= 0")
+        if not 0 <= self.seed < 2**32:
+            raise bad("seed", f"seed {self.seed} is not allowed: give a whole number from 0 to {2**32 - 1}")
         if self.batch_size < 1:
             raise bad("batch_size", f"batch size {self.batch_size} must be at least 1 (videos per optimizer step)")
         if not self.ranking and self.lam == 0:
@@ -260,7 +262,7 @@ def net_config(cfg: TrainConfig, D: int, n_tasks: int) -> NetConfig:
 
 def add_lever_arguments(p: argparse.ArgumentParser) -> None:
     """One option per lever (default None: the recipe's value)."""
-    group = p.add_argument_group("levers procl adds to the paper (default: the recipe's value; README)")
+    group = p.add_argument_group("levers procl adds to the paper (default: the recipe's value; docs/method.md)")
     for lv in LEVER_SPECS:
         if lv.type is bool:
             group.add_argument(lv.option, action=argparse.BooleanOptionalAction, default=None, help=lv.help)

@@ -162,7 +162,7 @@ def init_from_env(device: str | torch.device = "auto", timeout: float | None = N
     if missing:
         raise ProclError(
             f"WORLD_SIZE={world} but {', '.join(missing)} not set: start the ranks with torchrun "
-            "(README, section Scale)"
+            "(docs/scale.md)"
         )
     me = _env_int("RANK")
     if not 0 <= me < world:

@@ -253,7 +253,7 @@ def task_probs_caption(config: dict) -> str:
     if cfg.setting == "single":
         return "Single-task run: one network per task and no classifier; the video's task is given."
     weight = cfg.task_evidence
-    fit = (f", weighed with how well each task's key-steps fit the frames (task evidence {weight:g}: README, choices)"
+    fit = (f", weighed with how well each task's key-steps fit the frames (task evidence {weight:g}: docs/method.md)"
            if weight else "")
     who = ("The state classifier's probabilities (from how much of the video each state takes)"
            if cfg.state_classifier else "The classifier's probabilities (Eq. 5)")

@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from procl import ProclError
+from procl import ProclError, runs
 from procl.io import read_json, write_json
 
 NAMES_FILE = "names.json"
@@ -51,9 +51,11 @@ def check_name(name: str) -> str:
 def set_name(run: str | os.PathLike, config: dict, task: str, state: int, name: str) -> dict[str, dict[int, str]]:
     """Name `state` of `task`'s network ('' removes its name); returns every name of the run.
 
-    States outside 0..M-1 are refused; the file is rewritten atomically.
+    States outside 0..M-1 are refused; the file is rewritten atomically, only in a run
+    folder procl may write in (`runs.check_writable`).
     """
     name = check_name(name)
+    run = runs.check_writable(run)
     M = int(config.get("M") or 0)
     if not 0 <= int(state) < max(M, 1):
         raise ProclError(f"state {state} does not exist: the run has states 0..{M - 1}")

@@ -15,6 +15,9 @@ Files (every one written to a temporary name and renamed into place):
   names.json     names the user gave to states on Key-steps (procl.names), when any
   train.log      the training process's output when launched in the background
   STOP           present when a stop was requested (honoured between steps)
+  LOCK           the pid of the process training the run, while it trains (`lock_run`)
+  .procl-run     written when procl makes the folder: procl writes only in folders that
+                 have it, or in folders directly under checkpoints/ (runs of older versions)
 """
 from __future__ import annotations
 
@@ -31,17 +34,21 @@ from typing import Any
 import numpy as np
 import torch
 
+import procl
 from procl import ProclError
-from procl.io import read_json, write_bytes, write_json, write_npz
+from procl.io import read_json, read_npz, write_bytes, write_json, write_npz, write_text
 from procl.paths import checkpoints_dir
 from procl.task_head import TaskHead
 
 TERMINAL = ("done", "failed", "cancelled")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+MARKER = ".procl-run"
+LOCK = "LOCK"
+_LOCK_GRACE_S = 10.0  # an empty LOCK younger than this is being written by its holder
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def check_name(name: str) -> str:
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise ProclError(
             f"run name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
             "(at most 100, starting with a letter or digit)"
@@ -49,8 +56,9 @@ def check_name(name: str) -> str:
     return name
 
 
-def create_run(name: str, config: dict) -> Path:
-    """Make `checkpoints/<name>/` with config.json and a queued status, atomically.
+def create_run(name: str, config: dict, lock: bool = False) -> Path:
+    """Make `checkpoints/<name>/` with config.json, a queued status and the marker
+    `.procl-run` (and, with `lock`, a LOCK held by this process), atomically.
 
     The folder is filled under a temporary name and renamed, so a run folder is
     never half-made; an existing name is refused, so two trainings never share one.
@@ -65,6 +73,9 @@ def create_run(name: str, config: dict) -> Path:
     try:
         write_json(tmp / "config.json", config)
         write_json(tmp / "status.json", {"state": "queued", "created": time.time()})
+        write_json(tmp / MARKER, {"procl_version": procl.__version__, "created": time.time()})
+        if lock:
+            write_text(tmp / LOCK, f"{os.getpid()}\n")
         os.rename(tmp, final)  # fails if `final` appeared meanwhile
     except OSError as err:
         raise ProclError(f"run {name!r} could not be created in {root}: {err}") from err
@@ -125,6 +136,96 @@ def read_selected(run: str | os.PathLike) -> dict:
         raise ProclError(f"{path} is damaged ({err}): retrain the run") from err
 
 
+# ---------------------------------------------------------------- writing into a run folder
+
+def check_writable(run: str | os.PathLike) -> Path:
+    """The folder of `run` when procl may write in it: one procl made (it holds
+    `.procl-run`), or one directly under checkpoints/ (runs of procl versions before
+    the marker). Any other folder holding a config.json is only read."""
+    path = run_dir(run)
+    if (path / MARKER).is_file():
+        return path
+    try:
+        under = path.resolve().parent == checkpoints_dir().resolve()
+    except OSError:
+        under = False
+    if not under:
+        raise ProclError(
+            f"{path} was not made by procl (it has no {MARKER}) and is not under {checkpoints_dir()}: procl only "
+            f"reads it (evaluate, predict, procedure); copy it into {checkpoints_dir()} to resume it or name its states"
+        )
+    return path
+
+
+def _lock_holder(lock: Path) -> int | None:
+    """The pid in a LOCK file, or None (empty, unreadable or gone)."""
+    try:
+        return int(lock.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def lock_run(run: str | os.PathLike) -> Path:
+    """Take the run folder for this process, so that one process at a time trains a run.
+
+    LOCK is created atomically (O_EXCL) and holds the pid; a LOCK whose process has
+    died is broken. ProclError when a living process holds it, or the folder is not
+    one procl may write in (`check_writable`). Released by `unlock_run`."""
+    path = check_writable(run)
+    lock = path / LOCK
+    for _ in range(5):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(f"{os.getpid()}\n")
+            return path
+        holder = _lock_holder(lock)
+        if holder == os.getpid():
+            return path
+        if holder is None:
+            try:
+                young = time.time() - lock.stat().st_mtime < _LOCK_GRACE_S
+            except FileNotFoundError:
+                continue
+            alive = young  # being written by the process that just made it
+        else:
+            alive = _pid_alive(holder)
+        if alive:
+            raise ProclError(
+                f"run {path.name!r} is in use by process {holder or '(starting)'}, which trains it: wait for it to end "
+                f"or cancel it; if no such process runs any more, delete {lock}"
+            )
+        _break_lock(lock, holder)
+    raise ProclError(f"could not take {lock}: other processes keep taking it; try again")
+
+
+def _break_lock(lock: Path, holder: int | None) -> None:
+    """Remove a LOCK left by the dead process `holder`. It is renamed away first (one
+    process wins the rename); should a living process have replaced it meanwhile, it is
+    put back."""
+    grave = lock.with_name(f".{LOCK}.{os.getpid()}.stale")
+    try:
+        os.rename(lock, grave)
+    except FileNotFoundError:
+        return  # another process broke it
+    if _lock_holder(grave) != holder:
+        try:
+            os.link(grave, lock)
+        except OSError:
+            pass
+    grave.unlink(missing_ok=True)
+
+
+def unlock_run(run: str | os.PathLike) -> None:
+    """Release a run folder this process locked (a LOCK of another process is left)."""
+    lock = Path(run) / LOCK
+    if _lock_holder(lock) == os.getpid():
+        lock.unlink(missing_ok=True)
+
+
 # ---------------------------------------------------------------- status
 
 def _pid_alive(pid: int) -> bool:
@@ -172,7 +273,7 @@ def write_status(run: Path, status: dict) -> None:
 
 
 def request_stop(run: str | os.PathLike) -> None:
-    write_bytes(run_dir(run) / "STOP", b"stop requested\n")
+    write_bytes(check_writable(run) / "STOP", b"stop requested\n")
 
 
 def stop_requested(run: Path) -> bool:
@@ -246,8 +347,7 @@ def save_states(run: Path, centers: dict[str, np.ndarray], selected: dict[str, d
 def load_states(run: Path) -> tuple[dict[str, np.ndarray], dict[str, dict[str, list[int]]]]:
     run = Path(run)
     try:
-        with np.load(run / "states.npz") as z:
-            centers = {k.split("/", 1)[1]: z[k] for k in z.files}
+        centers = {k.split("/", 1)[1]: v for k, v in read_npz(run / "states.npz").items()}
         selected = read_json(run / "selected.json")
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
         raise ProclError(f"the states of run {run} are missing or damaged ({err})") from err
@@ -281,9 +381,9 @@ def load_task_heads(run: Path) -> dict[str, TaskHead]:
     if not path.exists():
         return {}
     try:
-        with np.load(path) as z:
-            units = {k.split("/", 1)[1] for k in z.files}
-            return {u: TaskHead(z[f"weight/{u}"], z[f"bias/{u}"]) for u in units}
+        z = read_npz(path)
+        units = {k.split("/", 1)[1] for k in z}
+        return {u: TaskHead(z[f"weight/{u}"], z[f"bias/{u}"]) for u in units}
     except (OSError, ValueError, KeyError) as err:
         raise ProclError(f"{path} is damaged ({err}); delete it (the network's classifier then decides) or train the run again") from err
 
@@ -299,7 +399,6 @@ def save_outputs(run: Path, video_id: str, **arrays: np.ndarray) -> None:
 def load_outputs(run: str | os.PathLike, video_id: str) -> dict[str, np.ndarray]:
     path = outputs_path(run_dir(run), video_id)
     try:
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
+        return read_npz(path)
     except (OSError, ValueError) as err:
         raise ProclError(f"{path} is missing or damaged ({err}); re-run `python -m procl evaluate --run ...`") from err

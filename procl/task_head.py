@@ -8,7 +8,7 @@ direct summary of the key-steps it goes through. A multinomial logistic regressi
 that summary, fit to convergence on the training videos (they carry task labels, the
 only labels the method uses), tells tasks apart better than the network's classifier on
 development sets: test accuracy 94.4 -> 99.1 (6 tasks x 20 videos) and 90.0 -> 95.0 (a
-harder set), 3 seeds each (README, "Choices"). It is fit once, in `procl.infer.finish_run`,
+harder set), 3 seeds each (docs/method.md, "Choices"). It is fit once, in `procl.evaluate.finish_run`,
 and saved in the run (task_head.npz); the network is not changed.
 
 The summary is z_m = log(mean_t p_mt + EPS): the log keeps rare states (a short key-step)

@@ -242,12 +242,17 @@ def default_run_name(cfg: TrainConfig) -> str:
 
 
 def _resumable(run: str) -> tuple[str, dict]:
-    """The folder and config.json of a run to resume (ProclError while it still runs)."""
-    path = runs.run_dir(run)
-    saved = runs.read_config(path)
-    status = runs.read_status(path)
-    if status.get("state") == "running":
-        raise ProclError(f"run {run!r} is still running (pid {status.get('pid')}); cancel it first")
+    """The folder and config.json of a run to resume, locked for this process (ProclError
+    while another process trains it, or for a folder procl may not write in)."""
+    path = runs.lock_run(runs.run_dir(run))
+    try:
+        saved = runs.read_config(path)
+        status = runs.read_status(path)
+        if status.get("state") == "running" and status.get("pid") != os.getpid():
+            raise ProclError(f"run {run!r} is still running (pid {status.get('pid')}); cancel it first")
+    except BaseException:
+        runs.unlock_run(path)
+        raise
     return str(path), saved
 
 
@@ -261,8 +266,19 @@ def train(
     """Train (or resume) a run; returns its folder. See the module docstring.
 
     Under torchrun every rank calls it with the same arguments (checked); rank 0 alone
-    reads and writes the run folder and reports progress (on_progress, the bar).
+    reads and writes the run folder and reports progress (on_progress, the bar). Rank 0
+    holds the run folder's LOCK while it trains (procl.runs.lock_run): one process at a time.
     """
+    held: list[Path] = []  # the run folder whose LOCK this process took
+    try:
+        return _train(cfg, run, resume, progress, on_progress, held)
+    finally:
+        for path in held:
+            runs.unlock_run(path)
+
+
+def _train(cfg: TrainConfig, run: str | None, resume: bool, progress: bool, on_progress: Callable | None,
+           held: list[Path]) -> Path:
     dist.check_same_settings({**asdict(cfg), "run": run, "resume": resume}, what="training settings")
     main = dist.is_main()
     if resume:
@@ -270,6 +286,7 @@ def train(
             raise ProclError("--resume needs --run NAME (the run to continue)")
         where, saved = dist.main_only(lambda: _resumable(run), "reading the run to resume")
         path = Path(where)
+        held.extend([path] if main else [])
         cfg = config_from_saved(saved)
     cfg = cfg.resolved()
     cfg.validate()
@@ -282,8 +299,9 @@ def train(
         check_features(features, [v for u in units for v in u.videos])
         cfg = replace(cfg, epochs=cfg.epochs_for(sum(len(u.videos) for u in units)))
     except ProclError as err:
-        if resume and main:  # a launched job: say why in its status, not only in train.log
-            runs.write_status(path, {**runs.read_status(path), "state": "failed", "error": str(err)})
+        before = runs.read_status(path) if resume and main else {}
+        if resume and main and before.get("state") != "done":  # a launched job: say why in its status, not only
+            runs.write_status(path, {**before, "state": "failed", "error": str(err)})  # in train.log
         raise
     config = {
         **asdict(cfg),
@@ -302,6 +320,11 @@ def train(
                                  what="data (features and training videos)")
     fresh = not resume or "features" not in saved  # a queued run (procl.jobs) starts afresh
     if resume and not fresh:
+        if saved.get("units", config["units"]) != config["units"]:
+            raise ProclError(
+                f"the dataset {cfg.dataset} now has the tasks {', '.join(config['tasks'])} but run {run!r} was trained "
+                f"on {', '.join(saved.get('tasks', []))}: restore the dataset's tasks, or train a new run"
+            )
         if saved["features"]["D"] != features.D:
             raise ProclError(
                 f"features of {cfg.dataset} have D={features.D} but run {run!r} was trained with "
@@ -310,12 +333,13 @@ def train(
 
     def prepare() -> str:
         if not resume:
-            return str(runs.create_run(run or default_run_name(cfg), config))
+            return str(runs.create_run(run or default_run_name(cfg), config, lock=True))
         if fresh:
             write_json(path / "config.json", config)
         return str(path)
 
     path = Path(dist.main_only(prepare, "creating the run folder"))
+    held.extend([path] if main and not resume else [])
     return _train_loop(cfg, path, dataset, features, units, resume and not fresh, progress, on_progress)
 
 
@@ -385,8 +409,16 @@ class _Progress:
         self.t0 = self.last_write = self.done_before = 0.0
 
     def start(self, epoch: int, step: int) -> None:
-        """Training starts (or resumes) at `epoch`, `step` videos done."""
+        """Training starts (or resumes) at `epoch`, `step` videos done: the history and
+        timings of a resumed run are cut back to that point (a run killed mid-epoch
+        recorded steps that are now trained again)."""
         self.status.update(epoch=epoch, step=step)
+        hist = self.status["history"]
+        kept = sum(1 for s in hist["step"] if s <= step)
+        for name in hist:
+            del hist[name][kept:]
+        for name in ("epoch_seconds", "teacher_seconds"):
+            del self.status[name][epoch:]
         if self.main:
             (self.path / "STOP").unlink(missing_ok=True)
             runs.write_status(self.path, self.status)
@@ -489,6 +521,7 @@ def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_prog
           for u in units for vid in u.videos}
     steps_per_epoch = sum(world * per_rank[u.key] for u in units)  # videos trained on, over all ranks
     rec = _Progress(path, cfg, steps_per_epoch * cfg.epochs, main, progress, on_progress)
+    before = runs.read_status(path) if resume and main else {}  # a finished run that fails to resume stays finished
     start_epoch = _load_resume(path, nets, opts, units, rec) if resume else 0
     # the SAN's scores get no gradient when there is one cell (or no attention): DDP must know
     models = {u.key: dist.ddp(nets[u.key], find_unused=not (cfg.attention and features.R > 1)) for u in units}
@@ -520,6 +553,10 @@ def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_prog
         finish_run(path, dataset, features)
         rec.end(state="done", elapsed=time.time() - rec.t0, eta=0.0, finished=time.time())
     except BaseException as err:
+        if before.get("state") == "done":
+            rec.end()
+            runs.write_status(path, before)
+            raise
         rec.end(state="failed" if not isinstance(err, KeyboardInterrupt) else "cancelled",
                 error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc()[-4000:])
         raise

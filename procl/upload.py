@@ -26,7 +26,7 @@ from procl.paths import data_dir
 Content = Union[bytes, bytearray, memoryview]
 RESERVED = ("features", "synthetic", "samples")
 MIN_VIDEOS = 3  # the seeded split then keeps 2 to train on (the multi-task setting needs 2) and 1 to test
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _BAD_TASK = re.compile(r"[/\\\x00-\x1f:*?\"<>|]")
 
 
@@ -48,7 +48,7 @@ def check_dataset_name(name: str) -> list[str]:
     name = name.strip()
     if not name:
         return ["give the dataset a name (letters, digits, '.', '_' or '-')"]
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         return [f"the dataset name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
                 "(at most 64, starting with a letter or digit)"]
     if name.lower() in RESERVED:

@@ -66,7 +66,7 @@ def format_header(r: dict) -> list[str]:
         f"({', '.join(f'{t} {n}' for t, n in meta['steps_per_task'].items())})",
         f"- Duration: {meta['minutes']:.1f} min (expected {meta['expected_minutes']:.1f} min on otherwise idle cores; "
         f"load average {meta['load'][0]:.1f} at the start, {meta['load'][1]:.1f} at the end)",
-        "- Metrics (`procl/metrics.py`, README): per task one Hungarian matching over the pooled frames of its "
+        "- Metrics (`procl/metrics.py`, docs/design.md): per task one Hungarian matching over the pooled frames of its "
         "videos, then the mean over tasks, in %; Edit and F1@50 are segmental (MS-TCN's); Acc = task accuracy; "
         "Seg/video = predicted segments per video (background runs left out), the ground truth's in the header",
         "",

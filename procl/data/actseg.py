@@ -31,6 +31,7 @@ import numpy as np
 from procl import ProclError
 from procl.data.folder import check_feature_file, check_root, read_feature_fps, seeded_split
 from procl.data.records import BACKGROUND, Dataset, VideoRecord
+from procl.io import read_text
 
 BACKGROUND_NAMES = frozenset({"sil", "background", "bg", "none"})
 ACTSEG_FEATURE_FPS = 15.0
@@ -46,20 +47,19 @@ def read_mapping(path: Path) -> dict[str, int]:
     if not path.exists():
         raise ProclError(f"{path} is missing: it lists the labels of groundTruth/ as lines 'id name'")
     mapping: dict[str, int] = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            try:
-                if len(fields) != 2:
-                    raise ValueError
-                label_id = int(fields[0])
-            except ValueError:
-                raise ProclError(f"{path} line {lineno}: {line.strip()!r} is not a line 'id name': fix it") from None
-            if fields[1] in mapping:
-                raise ProclError(f"{path} line {lineno}: the label {fields[1]!r} is listed twice")
-            mapping[fields[1]] = label_id
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            if len(fields) != 2:
+                raise ValueError
+            label_id = int(fields[0])
+        except ValueError:
+            raise ProclError(f"{path} line {lineno}: {line.strip()!r} is not a line 'id name': fix it") from None
+        if fields[1] in mapping:
+            raise ProclError(f"{path} line {lineno}: the label {fields[1]!r} is listed twice")
+        mapping[fields[1]] = label_id
     return mapping
 
 
@@ -144,8 +144,7 @@ def _ground_truth_files(gt_dir: Path) -> dict[str, Path]:
 
 def _read_ground_truth(path: Path, mapping: dict[str, int]) -> list[str]:
     """One label name per frame; every name must be in the mapping (names hold no spaces)."""
-    with open(path, encoding="utf-8") as fh:
-        text = fh.read()
+    text = read_text(path)
     names = text.split()
     unknown = set(names) - mapping.keys()
     if unknown:

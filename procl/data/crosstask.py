@@ -35,6 +35,7 @@ from procl.data.folder import (
     seeded_split,
 )
 from procl.data.records import Dataset, VideoRecord
+from procl.io import read_text
 
 CROSSTASK_FEATURE_FPS = 1.0
 
@@ -43,8 +44,7 @@ def read_tasks_primary(path: Path) -> list[tuple[str, str, list[str]]]:
     """(task id, task name, step names) of every block of tasks_primary.txt, in file order."""
     if not path.exists():
         raise ProclError(f"{path} is missing: a CrossTask folder holds tasks_primary.txt, videos.csv and annotations/")
-    with open(path, encoding="utf-8") as fh:
-        lines = [line.rstrip("\r\n") for line in fh]
+    lines = read_text(path).splitlines()
     tasks = []
     i = 0
     while i < len(lines):

@@ -26,6 +26,7 @@ import numpy as np
 
 from procl import ProclError
 from procl.data.records import Dataset, Segment, VideoRecord
+from procl.io import read_text
 
 VIDEO_EXTS = (".mp4", ".mkv", ".avi", ".webm", ".mov")
 FEATURE_EXT = ".npy"
@@ -116,11 +117,10 @@ def read_feature_fps(root: Path, default: float = DEFAULT_FEATURE_FPS) -> float:
 
 def csv_rows(path: Path, maxsplit: int = -1) -> Iterator[tuple[int, str, list[str]]]:
     """(line number, stripped line, stripped comma-separated fields) of each non-blank line."""
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            line = line.strip()
-            if line:
-                yield lineno, line, [f.strip() for f in line.split(",", maxsplit)]
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+        line = line.strip()
+        if line:
+            yield lineno, line, [f.strip() for f in line.split(",", maxsplit)]
 
 
 def read_annotation_csv(path: Path, n_steps: int | None, steps_file: Path | None = None) -> list[Segment]:
@@ -160,8 +160,7 @@ def read_annotation_csv(path: Path, n_steps: int | None, steps_file: Path | None
 
 def read_lines(path: Path) -> list[str]:
     """The non-empty stripped lines of a text file."""
-    with open(path, encoding="utf-8") as fh:
-        return [line.strip() for line in fh if line.strip()]
+    return [line.strip() for line in read_text(path).splitlines() if line.strip()]
 
 
 def seeded_split(videos: list[VideoRecord]) -> dict[str, str]:

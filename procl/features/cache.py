@@ -57,14 +57,15 @@ from procl.data.records import Dataset, VideoRecord
 from procl.data.specs import load_feature_array
 from procl.features.backbones import NAMES, Backbone, available_cores, describe_weights, feature_dim, get_backbone
 from procl.features.types import FeatureSet, VideoFeatures
-from procl.features.video import iter_frames, sample_frames
-from procl.io import read_json, write_json, write_npz
+from procl.features.video import check_fps, iter_frames, sample_frames
+from procl.io import read_json, read_npz, write_json, write_npz
 from procl.paths import data_dir, slug
 
 # Bump when extraction changes what it writes: every cache is then rebuilt.
 FEATURE_VERSION = 1
 PRECOMPUTED = "precomputed"
 _FLOAT16_MAX = 60000.0
+MAX_FEATURE = 1e8  # the largest |value| of precomputed features (squared distances stay finite in float32)
 _QUEUE_CHUNKS = 3  # decoded chunks waiting for the backbone, at most
 _NOT_SOURCE = ("file", "T", "reason")  # manifest entry keys that do not describe the source
 _MANIFEST_EVERY_S = 2.0  # rewrite the manifest at most this often during an extraction
@@ -128,13 +129,17 @@ def pool_superframes(
 def load_precomputed(record: VideoRecord) -> VideoFeatures:
     """The features of a record of kind "features": [T, D] -> [T, 1, D]; [T, R, D] kept.
 
-    Raises ProclError naming the file for another rank, T == 0, NaN/inf, or a missing
-    `feature_fps`.
+    Raises ProclError naming the file for another rank, T == 0, NaN/inf, a value beyond
+    MAX_FEATURE, or a missing `feature_fps`.
     """
     path = Path(record.source)
     arr = load_feature_array(record)  # [T, D] or [T, R, D] float32, rank and T checked
     if not np.isfinite(arr).all():
         raise ProclError(f"features {path} contain NaN or inf values: fix or remove the file")
+    largest = float(np.abs(arr).max())
+    if largest > MAX_FEATURE:
+        raise ProclError(f"features {path} hold a value of magnitude {largest:.3g}; procl takes features up to "
+                         f"{MAX_FEATURE:g} (larger ones overflow its distances): rescale or fix the file")
     if not record.feature_fps or record.feature_fps <= 0:
         raise ProclError(f"features {path}: no rows-per-second rate (feature_fps) for video {record.id}")
     feats = arr[:, None, :] if arr.ndim == 2 else arr  # [T, R, D]
@@ -317,12 +322,17 @@ def _read_manifest(folder: Path, settings: dict) -> dict:
 
 
 def _read_cached(folder: Path, entry: dict, R: int, D: int) -> VideoFeatures | None:
-    """A cached video's features, or None when its file is missing or does not match."""
+    """A cached video's features, or None when its file is missing, damaged (a warning
+    names it: the caller extracts the video again) or does not match."""
+    path = folder / entry["file"]
     try:
-        with np.load(folder / entry["file"], allow_pickle=False) as npz:
-            feats = npz["feats"].astype(np.float32)  # [T, R, D]
-            times = npz["times"].astype(np.float64)  # [T]
-    except (OSError, ValueError, KeyError):
+        npz = read_npz(path)
+        feats = npz["feats"].astype(np.float32)  # [T, R, D]
+        times = npz["times"].astype(np.float64)  # [T]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError) as err:
+        warnings.warn(f"cached features {path} are damaged ({err}): extracting video {entry['id']} again")
         return None
     if feats.ndim != 3 or feats.shape[1:] != (R, D) or len(times) != len(feats) or len(feats) != entry.get("T"):
         return None
@@ -375,8 +385,7 @@ def load_or_extract(
             f"dataset {dataset.spec} mixes video files and precomputed features ({sorted(kinds)}); "
             "their features would not be comparable: use one kind per dataset"
         )
-    if not fps > 0:
-        raise ProclError(f"--fps must be positive, got {fps}")
+    fps = check_fps(fps)
 
     # ImageNet weights are only needed (and fetched) when something must be extracted.
     weights_desc = describe_weights(backbone, weights)
@@ -551,7 +560,8 @@ def _merge_ranks(
                 continue
             vf = _read_cached(folder, {**entry, "id": record.id}, R, D)
             if vf is None:
-                raise ProclError(f"features of video {record.id} are missing in {folder}: run the extraction again")
+                raise ProclError(f"features of video {record.id} ({folder / entry['file']}) are missing or damaged: "
+                                 "run the extraction again (the video is extracted anew)")
             videos[record.id] = vf
     counts_out = {"extracted": totals[0], "reused": totals[1], "skipped": totals[2]}
     ordered = {r.id: videos[r.id] for r in dataset.videos if r.id in videos}

@@ -31,6 +31,23 @@ from procl import ProclError
 _COUNT_SLACK = 3
 
 
+# The sampling rates procl accepts (frames per second): below, a video gives almost no
+# frames; above, more frames than any video holds (the app offers 0.5 to 10).
+MIN_FPS, MAX_FPS = 0.01, 60.0
+
+
+def check_fps(fps: float, what: str = "--fps") -> float:
+    """`fps` as a float; ProclError unless it is a number in MIN_FPS..MAX_FPS (not inf or nan)."""
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and MIN_FPS <= value <= MAX_FPS):
+        raise ProclError(f"{what} {fps} is not a sampling rate procl accepts: give frames per second "
+                         f"between {MIN_FPS:g} and {MAX_FPS:g} (2 is the default)")
+    return value
+
+
 def _open(path: Path) -> cv2.VideoCapture:
     """An opened capture of `path`, decoding on one thread (faster for small frames,
     and it leaves the other cores to the backbone)."""
@@ -90,8 +107,7 @@ def iter_frames(
     ends well before its announced frame count (truncated): a caller that wants all or
     nothing must not keep the chunks it got before the error.
     """
-    if not fps > 0:
-        raise ProclError(f"sampling rate must be positive, got fps={fps}")
+    fps = check_fps(fps, "fps")
     path = Path(path)
     cap = _open(path)
     try:
