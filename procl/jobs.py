@@ -1,7 +1,7 @@
 """Training in a background process: launch, status, cancel.
 
 The app never trains inside its own script: `launch` creates the run folder (so it is
-listed at once, as queued) and starts `python -m procl train --run NAME --resume` in a
+listed at once, as queued) and starts `python -m procl train --run NAME --queued` in a
 new process session with its output in the run's train.log. Everything about a job
 lives in its run folder, so it survives a page reload or an app restart.
 """
@@ -16,7 +16,8 @@ from pathlib import Path
 
 from procl import runs
 from procl.io import write_json
-from procl.train import TrainConfig, default_run_name
+from procl.config import TrainConfig
+from procl.train import default_run_name
 
 
 def launch(cfg: TrainConfig, run: str | None = None) -> Path:
@@ -28,7 +29,7 @@ def launch(cfg: TrainConfig, run: str | None = None) -> Path:
     log = open(path / "train.log", "ab")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "procl", "train", "--run", name, "--resume"],
+        [sys.executable, "-m", "procl", "train", "--run", name, "--queued"],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True, env=env, cwd=os.getcwd(),
     )

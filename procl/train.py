@@ -262,8 +262,14 @@ def train(
     resume: bool = False,
     progress: bool = True,
     on_progress: Callable[[dict], None] | None = None,
+    queued: bool = False,
 ) -> Path:
-    """Train (or resume) a run; returns its folder. See the module docstring.
+    """Train a run; returns its folder. See the module docstring.
+
+    A new run (the folder `run`, or a name made from cfg), or with `resume` the run
+    `run` continued from its last completed epoch, or with `queued` the run folder
+    `run` that procl.jobs created for the app (its config.json holds the settings)
+    trained from the start; `cfg` is ignored for both.
 
     Under torchrun every rank calls it with the same arguments (checked); rank 0 alone
     reads and writes the run folder and reports progress (on_progress, the bar). Rank 0
@@ -271,38 +277,68 @@ def train(
     """
     held: list[Path] = []  # the run folder whose LOCK this process took
     try:
-        return _train(cfg, run, resume, progress, on_progress, held)
+        return _train(cfg, run, resume, queued, progress, on_progress, held)
     finally:
         for path in held:
             runs.unlock_run(path)
 
 
-def _train(cfg: TrainConfig, run: str | None, resume: bool, progress: bool, on_progress: Callable | None,
-           held: list[Path]) -> Path:
-    dist.check_same_settings({**asdict(cfg), "run": run, "resume": resume}, what="training settings")
+def _train(cfg: TrainConfig, run: str | None, resume: bool, queued: bool, progress: bool,
+           on_progress: Callable | None, held: list[Path]) -> Path:
+    dist.check_same_settings({**asdict(cfg), "run": run, "resume": resume, "queued": queued},
+                             what="training settings")
     main = dist.is_main()
-    if resume:
+    saved: dict = {}
+    if resume or queued:  # the settings are the run folder's
         if not run:
-            raise ProclError("--resume needs --run NAME (the run to continue)")
-        where, saved = dist.main_only(lambda: _resumable(run), "reading the run to resume")
+            raise ProclError(f"--{'resume' if resume else 'queued'} needs --run NAME (the run folder to train)")
+        where, saved = dist.main_only(lambda: _resumable(run), "reading the run folder")
         path = Path(where)
         held.extend([path] if main else [])
         cfg = config_from_saved(saved)
+    # a run folder that never started (queued; "--resume" started those before --queued existed)
+    fresh = not resume or "features" not in saved
+    if queued and "features" in saved:
+        raise ProclError(f"run {run!r} has started already: continue it with --resume")
     cfg = cfg.resolved()
     cfg.validate()
-    if run and not resume:
+    if run and not (resume or queued):
         runs.check_name(run)
 
     try:
-        dataset, features = load_inputs(cfg, progress=progress and main, on_progress=on_progress if main else None)
-        units = make_units(cfg, dataset, features)
-        check_features(features, [v for u in units for v in u.videos])
-        cfg = replace(cfg, epochs=cfg.epochs_for(sum(len(u.videos) for u in units)))
+        dataset, features, units, cfg = _inputs(cfg, progress and main, on_progress if main else None)
     except ProclError as err:
-        before = runs.read_status(path) if resume and main else {}
-        if resume and main and before.get("state") != "done":  # a launched job: say why in its status, not only
+        before = runs.read_status(path) if saved and main else {}
+        if saved and main and before.get("state") != "done":  # a launched job: say why in its status, not only
             runs.write_status(path, {**before, "state": "failed", "error": str(err)})  # in train.log
         raise
+    config = _run_config(cfg, dataset, features, units)
+    if not fresh:
+        _check_same_run(run, saved, config, features)
+
+    def prepare() -> str:
+        if not saved:
+            return str(runs.create_run(run or default_run_name(cfg), config, lock=True))
+        if fresh:
+            write_json(path / "config.json", config)
+        return str(path)
+
+    path = Path(dist.main_only(prepare, "creating the run folder"))
+    held.extend([path] if main and not saved else [])
+    return _train_loop(cfg, path, dataset, features, units, not fresh, progress, on_progress)
+
+
+def _inputs(cfg: TrainConfig, progress: bool, on_progress: Callable | None):
+    """The dataset, its features, the units to train (each task's training videos
+    checked) and cfg with its epochs decided."""
+    dataset, features = load_inputs(cfg, progress=progress, on_progress=on_progress)
+    units = make_units(cfg, dataset, features)
+    check_features(features, [v for u in units for v in u.videos])
+    return dataset, features, units, replace(cfg, epochs=cfg.epochs_for(sum(len(u.videos) for u in units)))
+
+
+def _run_config(cfg: TrainConfig, dataset: Dataset, features: FeatureSet, units: list[Unit]) -> dict:
+    """The run's config.json: every setting, and what it was trained on."""
     config = {
         **asdict(cfg),
         "procl_version": procl.__version__,
@@ -318,29 +354,21 @@ def _train(cfg: TrainConfig, run: str | None, resume: bool, progress: bool, on_p
         dist.check_same_settings({"features": config["features"],
                                   "train_videos": dist.settings_digest({"ids": config["train_videos"]})},
                                  what="data (features and training videos)")
-    fresh = not resume or "features" not in saved  # a queued run (procl.jobs) starts afresh
-    if resume and not fresh:
-        if saved.get("units", config["units"]) != config["units"]:
-            raise ProclError(
-                f"the dataset {cfg.dataset} now has the tasks {', '.join(config['tasks'])} but run {run!r} was trained "
-                f"on {', '.join(saved.get('tasks', []))}: restore the dataset's tasks, or train a new run"
-            )
-        if saved["features"]["D"] != features.D:
-            raise ProclError(
-                f"features of {cfg.dataset} have D={features.D} but run {run!r} was trained with "
-                f"D={saved['features']['D']}: use the run's backbone ({saved['features']['backbone']})"
-            )
+    return config
 
-    def prepare() -> str:
-        if not resume:
-            return str(runs.create_run(run or default_run_name(cfg), config, lock=True))
-        if fresh:
-            write_json(path / "config.json", config)
-        return str(path)
 
-    path = Path(dist.main_only(prepare, "creating the run folder"))
-    held.extend([path] if main and not resume else [])
-    return _train_loop(cfg, path, dataset, features, units, resume and not fresh, progress, on_progress)
+def _check_same_run(run: str, saved: dict, config: dict, features: FeatureSet) -> None:
+    """ProclError unless a run to resume meets the tasks and features it was trained on."""
+    if saved.get("units", config["units"]) != config["units"]:
+        raise ProclError(
+            f"the dataset {config['dataset']} now has the tasks {', '.join(config['tasks'])} but run {run!r} was "
+            f"trained on {', '.join(saved.get('tasks', []))}: restore the dataset's tasks, or train a new run"
+        )
+    if saved["features"]["D"] != features.D:
+        raise ProclError(
+            f"features of {config['dataset']} have D={features.D} but run {run!r} was trained with "
+            f"D={saved['features']['D']}: use the run's backbone ({saved['features']['backbone']})"
+        )
 
 
 def _train_loop(cfg, path, dataset, features, units, resume, progress, on_progress) -> Path:
@@ -486,25 +514,41 @@ def _load_resume(path: Path, nets: nn.ModuleDict, opts: dict, units: list[Unit],
     return int(state["epoch"])
 
 
-def _train_unit_epoch(cfg: TrainConfig, u: Unit, net: ProcedureNet, model: nn.Module, opt, videos: list[str],
-                      ys: dict, task_of: dict[str, str], epoch: int, rec: _Progress, path: Path) -> tuple[float, bool]:
+@dataclass
+class _Loop:
+    """What the steps of a training read: its settings and folder, each unit's network,
+    its DistributedDataParallel wrapper (the network itself in one process) and
+    optimizer, the training videos' features and tasks, and the progress recorder."""
+
+    cfg: TrainConfig
+    path: Path
+    nets: nn.ModuleDict
+    models: dict[str, nn.Module]
+    opts: dict[str, torch.optim.Optimizer]
+    ys: dict[str, torch.Tensor]  # video -> [T, R, D] region features
+    task_of: dict[str, str]
+    rec: _Progress
+
+
+def _train_unit_epoch(loop: _Loop, u: Unit, videos: list[str], epoch: int) -> tuple[float, bool]:
     """One epoch of one unit's network over `videos` (this rank's), B at a time, with the
     extra teacher refreshes of `refresh_every`; returns (seconds spent in the teacher,
     whether a stop was asked for)."""
+    cfg, rec = loop.cfg, loop.rec
     world, B = dist.world_size(), cfg.batch_size
     teacher_s = 0.0
     for i in range(0, len(videos), B):
         if cfg.refresh_every and i and (i * world) // cfg.refresh_every != ((i - B) * world) // cfg.refresh_every:
             t = time.time()
-            refresh_teacher(cfg, net, u, ys, task_of)
+            refresh_teacher(cfg, loop.nets[u.key], u, loop.ys, loop.task_of)
             teacher_s += time.time() - t
         ids = videos[i : i + B]
-        y, mask = pad_videos([ys[vid] for vid in ids])  # [B, T, R, D], [B, T]
+        y, mask = pad_videos([loop.ys[vid] for vid in ids])  # [B, T, R, D], [B, T]
         r, _ = pad_videos([u.labels[vid] for vid in ids])  # [B, T]
-        task = torch.tensor([u.tasks.index(task_of[vid]) for vid in ids])  # [B]
+        task = torch.tensor([u.tasks.index(loop.task_of[vid]) for vid in ids])  # [B]
         with dist.guard(f"training step {rec.status['step']} (averaging the gradients)"):
-            losses = train_step(cfg, model, opt, y, r, task, mask)
-        losses, stop = _share_step(losses, path if rec.main else None)
+            losses = train_step(cfg, loop.models[u.key], loop.opts[u.key], y, r, task, mask)
+        losses, stop = _share_step(losses, loop.path if rec.main else None)
         rec.step(epoch, world * len(ids), losses)
         if stop:
             return teacher_s, True
@@ -525,6 +569,7 @@ def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_prog
     start_epoch = _load_resume(path, nets, opts, units, rec) if resume else 0
     # the SAN's scores get no gradient when there is one cell (or no attention): DDP must know
     models = {u.key: dist.ddp(nets[u.key], find_unused=not (cfg.attention and features.R > 1)) for u in units}
+    loop = _Loop(cfg, path, nets, models, opts, ys, task_of, rec)
     rec.start(start_epoch, start_epoch * steps_per_epoch)
     try:
         for epoch in range(start_epoch, cfg.epochs):
@@ -537,8 +582,7 @@ def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_prog
                 refresh_teacher(cfg, nets[u.key], u, ys, task_of)
                 teacher_s += time.time() - t
                 videos = epoch_videos(every[u.key], u.videos, per_rank[u.key], rng)
-                spent, stop = _train_unit_epoch(cfg, u, nets[u.key], models[u.key], opts[u.key], videos, ys, task_of,
-                                                epoch, rec, path)
+                spent, stop = _train_unit_epoch(loop, u, videos, epoch)
                 teacher_s += spent
                 if stop:
                     rec.end(state="cancelled", error="stopped on request")
@@ -598,16 +642,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run name (default: derived from dataset, k and time); under torchrun write --run-name "
                         "(torchrun reads --run as its own --run-path)")
     p.add_argument("--resume", action="store_true", help="continue --run from its last completed epoch")
+    p.add_argument("--queued", action="store_true",
+                   help="train the run folder --run that the app created and queued (its config.json holds the "
+                        "settings) from the start")
 
 
 def main(args: argparse.Namespace) -> int:
     """The `train` command; under torchrun every rank runs it (module docstring) and rank 0 prints."""
-    if args.k is None and not args.resume:
+    if args.k is None and not (args.resume or args.queued):
         raise ProclError("--k is required: the number of key-steps per task (e.g. --k 7)")
     cfg = config_from_args(args)
     resolve_device(cfg.device)  # a clear error for --device cuda without a GPU, before any work
     with dist.exit_on_sigterm(), dist.session(cfg.device):
-        path = train(cfg, run=args.run, resume=args.resume, progress=True)
+        path = train(cfg, run=args.run, resume=args.resume, queued=args.queued, progress=True)
         # every rank leaves the process group together (rank 0 may still have been
         # evaluating): a rank that tore its gloo group down while its peer still held the
         # connection was seen to abort at exit in CI ("terminate called without an active

@@ -101,7 +101,7 @@ def test_run_names_are_checked_whole(env, name, capsys):
 
 
 def test_dataset_names_are_checked_whole():
-    from procl.data.upload import check_dataset_name
+    from procl.upload import check_dataset_name
 
     assert check_dataset_name("mine") == []
     assert check_dataset_name("mi\nne") and check_dataset_name("mine\n\n.x")
