@@ -388,14 +388,12 @@ def load_or_extract(
     fps = check_fps(fps)
 
     # ImageNet weights are only needed (and fetched) when something must be extracted.
-    weights_desc = describe_weights(backbone, weights)
+    settings = {"backbone": backbone, "weights": describe_weights(backbone, weights), "fps": float(fps), "R": 49,
+                "D": feature_dim(backbone), "grid": [7, 7], "version": FEATURE_VERSION}
     folder = cache_dir(dataset, backbone, fps, weights)
-    R, D = 49, feature_dim(backbone)
-    settings = {"backbone": backbone, "weights": weights_desc, "fps": float(fps), "R": R, "D": D,
-                "grid": [7, 7], "version": FEATURE_VERSION}
     leftover_parts = sorted(folder.glob(_PARTS))
     manifest = _read_manifest(folder, settings)
-    old_videos, old_skipped = manifest["videos"], manifest["skipped"]
+    old = {"videos": manifest["videos"], "skipped": manifest["skipped"]}
     manifest.update(settings, dataset=dataset.spec, videos={}, skipped={})
 
     records, manifest_path, desc = list(dataset.videos), folder / "manifest.json", f"features ({backbone})"
@@ -407,38 +405,17 @@ def load_or_extract(
         progress = progress and dist.is_main()
     videos: dict[str, VideoFeatures] = {}
     skipped: dict[str, str] = {}
-    todo: list[tuple[VideoRecord, dict]] = []
-    total, done = len(records), 0
-    with tqdm(total=total, desc=desc, unit="video", disable=not progress) as bar:
+    with tqdm(total=len(records), desc=desc, unit="video", disable=not progress) as bar:
+
+        done = [0]  # videos finished (a disabled bar does not count)
 
         def finished(record: VideoRecord) -> None:
-            nonlocal done
-            done += 1
+            done[0] += 1
             bar.update(1)
             if on_progress is not None:
-                on_progress(done, total, record.id)
+                on_progress(done[0], len(records), record.id)
 
-        for record in records:
-            try:
-                entry = _source_entry(record)
-            except OSError as err:
-                skipped[record.id] = f"video {record.source}: cannot be read ({err.strerror or err})"
-                warnings.warn(f"skipped: {skipped[record.id]}")
-                finished(record)
-                continue
-            if _same_source(old_skipped.get(record.id), entry):  # failed before, unchanged since
-                skipped[record.id] = old_skipped[record.id]["reason"]
-                manifest["skipped"][record.id] = old_skipped[record.id]
-                finished(record)
-                continue
-            cached = old_videos.get(record.id)
-            vf = _read_cached(folder, {**cached, "id": record.id}, R, D) if _same_source(cached, entry) else None
-            if vf is None:
-                todo.append((record, entry))
-                continue
-            videos[record.id] = vf
-            manifest["videos"][record.id] = cached
-            finished(record)
+        todo = _reuse_cached(records, folder, old, manifest, videos, skipped, finished)
         reused = len(videos)
         if todo:
             _extract(todo, get_backbone(backbone, weights, device), fps, folder, manifest_path, manifest, videos,
@@ -457,6 +434,38 @@ def load_or_extract(
     counts = {"extracted": len(videos) - reused, "reused": reused, "skipped": len(skipped)}
     ordered = {r.id: videos[r.id] for r in dataset.videos if r.id in videos}
     return FeatureSet(ordered, {**manifest, "cache_dir": str(folder), "counts": counts}, skipped)
+
+
+def _reuse_cached(records: list[VideoRecord], folder: Path, old: dict, manifest: dict,
+                  videos: dict[str, VideoFeatures], skipped: dict[str, str],
+                  finished: Callable[[VideoRecord], None]) -> list[tuple[VideoRecord, dict]]:
+    """Take every record whose source is unchanged since the manifest `old` from the
+    cache (into `videos`, or `skipped` when it failed before), and return the others,
+    with their source entries, to extract. An unreadable source is skipped with a warning."""
+    todo = []
+    for record in records:
+        try:
+            entry = _source_entry(record)
+        except OSError as err:
+            skipped[record.id] = f"video {record.source}: cannot be read ({err.strerror or err})"
+            warnings.warn(f"skipped: {skipped[record.id]}")
+            finished(record)
+            continue
+        if _same_source(old["skipped"].get(record.id), entry):  # failed before, unchanged since
+            skipped[record.id] = old["skipped"][record.id]["reason"]
+            manifest["skipped"][record.id] = old["skipped"][record.id]
+            finished(record)
+            continue
+        cached = old["videos"].get(record.id)
+        vf = (_read_cached(folder, {**cached, "id": record.id}, manifest["R"], manifest["D"])
+              if _same_source(cached, entry) else None)
+        if vf is None:
+            todo.append((record, entry))
+            continue
+        videos[record.id] = vf
+        manifest["videos"][record.id] = cached
+        finished(record)
+    return todo
 
 
 def _extract(
