@@ -364,7 +364,21 @@ def _resumable(run: str) -> tuple[str, dict]:
     status = runs.read_status(path)
     if status.get("state") == "running":
         raise ProclError(f"run {run!r} is still running (pid {status.get('pid')}); cancel it first")
+    if status.get("state") != "queued":
+        # a stop left by an earlier cancel: resuming means going on. A queued job's STOP is a
+        # cancel clicked while it prepared: kept, and honoured before training (`_cancelled_early`)
+        (path / "STOP").unlink(missing_ok=True)
     return str(path), saved
+
+
+def _cancelled_early(path: Path) -> bool:
+    """A queued job cancelled while it prepared (STOP written before training began): its
+    status says cancelled and it does not train."""
+    if not runs.stop_requested(path):
+        return False
+    runs.write_status(path, {**runs.read_status(path), "state": "cancelled",
+                             "error": "stopped on request before training began"})
+    return True
 
 
 def train(
@@ -401,6 +415,8 @@ def train(
         if resume and main:  # a launched job: say why in its status, not only in train.log
             runs.write_status(path, {**runs.read_status(path), "state": "failed", "error": str(err)})
         raise
+    if resume and dist.main_only(lambda: _cancelled_early(path), "reading the stop request"):
+        return path
     config = {
         **asdict(cfg),
         "procl_version": procl.__version__,
@@ -503,8 +519,7 @@ class _Progress:
     def start(self, epoch: int, step: int) -> None:
         """Training starts (or resumes) at `epoch`, `step` videos done."""
         self.status.update(epoch=epoch, step=step)
-        if self.main:
-            (self.path / "STOP").unlink(missing_ok=True)
+        if self.main:  # a STOP already there (cancel while queued) is honoured at the first step
             runs.write_status(self.path, self.status)
             if self.progress:
                 from tqdm import tqdm

@@ -233,6 +233,20 @@ def test_cancel_then_resume_equals_uninterrupted(env, trained):
         torch.testing.assert_close(a[key], b[key])
 
 
+def test_cancel_while_queued_is_honoured(env):
+    """A job cancelled while it prepares (queued, STOP written) ends cancelled without training;
+    resuming it afterwards trains it (the stop was for that attempt)."""
+    cfg = TrainConfig(dataset=env["spec"], seed=0, k=3, M=8, epochs=1, width=8)
+    path = runs.create_run("queued-cancel", {**dataclasses.asdict(cfg), "launched": True})
+    runs.request_stop(path)
+    train(TrainConfig(), run="queued-cancel", resume=True, progress=False)
+    status = runs.read_status(path)
+    assert status["state"] == "cancelled" and "before training" in status["error"]
+    assert not (path / "model.pt").exists() and not (path / "resume.pt").exists()
+    train(TrainConfig(), run="queued-cancel", resume=True, progress=False)
+    assert runs.read_status(path)["state"] == "done" and not (path / "STOP").exists()
+
+
 def test_kill_9_is_reported_and_resumable(env):
     envs = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(
