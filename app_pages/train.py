@@ -66,11 +66,16 @@ setting = c1.radio("Setting", ["multi", "single"], horizontal=True, key="tr_sett
                    help="multi: one network for all tasks (train/test split, task classifier). "
                         "single: one network per task on all its videos, no classifier (the paper's Table 1).")
 multi = setting == "multi"
-k = c2.number_input("k (key-steps per task)", 1, 100, 7, key="tr_k")
+# no min/max on k, M, λ and epochs: a value out of range stays in the field, gets a message and blocks the
+# launch (bounds would make the field keep its last valid value and launch that)
+k = c2.number_input("k (key-steps per task)", value=7, step=1, key="tr_k",
+                    help="How many steps to look for in each task (the paper's k, at most M).")
 k_slot = c2.empty()
-M = c3.number_input("M (latent states)", 1, 500, 50 if multi else 30, key=f"tr_M_{setting}")
+M = c3.number_input("M (latent states)", value=50 if multi else 30, step=1, key=f"tr_M_{setting}",
+                    help="How many kinds of moment (latent states) the frames are grouped into; each task's "
+                         "k steps are chosen among them (the paper's M).")
 M_slot = c3.empty()
-lam = c4.number_input("λ (task loss weight)", 0.0, 100.0, 0.5 if multi else 0.0, 0.1, key=f"tr_lam_{setting}",
+lam = c4.number_input("λ (task loss weight)", value=0.5 if multi else 0.0, step=0.1, key=f"tr_lam_{setting}",
                       help="L = L_rank + λ L_ce (Eq. 6); 0 in the single-task setting.")
 lam_slot = c4.empty()
 
@@ -79,7 +84,7 @@ recipe = c1.radio("Recipe", sorted(RECIPES, key=lambda r: r != "default"), horiz
                   help="default: procl's recipe; paper: the method as published (every lever of procl off). "
                        "Each lever can be changed below.")
 lever = RECIPES[recipe]
-epochs = c2.number_input("Epochs (0: automatic)", 0, 1000, 0, key="tr_epochs",
+epochs = c2.number_input("Epochs (0: automatic)", value=0, step=1, key="tr_epochs",
                          help=f"0: {DEFAULT_EPOCHS}, or more on a small dataset so that the networks see at least "
                               "the recipe's minimum number of videos.")
 seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed")

@@ -183,6 +183,24 @@ def test_train_form_validates_next_to_the_fields(app_env):
     assert set(table["run"]) == {"tiny-k2", "tiny-k3", "own-k3"} and set(table["state"]) == {"done"}
 
 
+def test_train_an_invalid_k_is_said_and_never_launched(app_env):
+    """Whatever k the field shows is what launches, or nothing does and a message says why."""
+    at = open_page("app_pages/train.py")
+    for bad, message in ((0, "k=0: the number of key-steps must be at least 1"),
+                         (-3, "k=-3: the number of key-steps must be at least 1"),
+                         (150, "k = 150 is larger than M = 50")):
+        at.number_input(key="tr_k").set_value(bad).run()
+        assert not at.exception
+        assert at.number_input(key="tr_k").value == bad, "the field keeps what was typed"
+        assert message in field_errors(at) and at.button(key="tr_launch").disabled
+    at.number_input(key="tr_M_multi").set_value(0).run()
+    assert "M=0" in field_errors(at) and at.button(key="tr_launch").disabled
+    at.number_input(key="tr_M_multi").set_value(50).run()
+    at.number_input(key="tr_k").set_value(5).run()
+    assert_clean(at)
+    assert not at.button(key="tr_launch").disabled
+
+
 def test_train_launches_a_background_job_that_finishes(app_env):
     at = open_page("app_pages/train.py")
     assert at.radio(key="tr_recipe").value == "default" and at.radio(key="tr_recipe").options[0] == "default"
