@@ -501,9 +501,12 @@ def test_home_creates_a_dataset_from_uploaded_videos(app_env, tiny_synth):
     at.text_input(key="up_name_0").input("my-videos")
     at.text_input(key="up_task_0_0").input("change tire")
     at.text_input(key="up_task_0_1").input("make tea")
-    # bad uploads: a text file, one video only for the second task, the same id twice
+    # bad uploads, all said in one round: a text file, a text file renamed .mp4, a zero-byte .mp4, one video
+    # only for the second task, the same id twice
     at.file_uploader(key="up_files_0_0").set_value([_upload(v1[0]), _upload(v1[1]), _upload(v1[2]),
-                                                    ("notes.txt", b"hello", "text/plain")])
+                                                    ("notes.txt", b"hello", "text/plain"),
+                                                    ("renamed.mp4", b"hello\n", "video/mp4"),
+                                                    ("zero.mp4", b"", "video/mp4")])
     at.file_uploader(key="up_files_0_1").set_value([_upload(v1[0])])
     at.run()
     at.button(key="up_create").click().run()
@@ -512,6 +515,8 @@ def test_home_creates_a_dataset_from_uploaded_videos(app_env, tiny_synth):
     assert "notes.txt (task 'change tire') is not a video" in message
     assert "'make tea' has one video" in message
     assert f"video id {v1[0].stem!r}" in message
+    assert "renamed.mp4 (task 'change tire') is not a video OpenCV can decode" in message
+    assert "zero.mp4 (task 'change tire') is empty" in message
     assert not (data_dir() / "my-videos").exists(), "nothing is written"
     assert at.text_input(key="up_task_0_0").value == "change tire", "what was typed is kept"
     # a file named like a video that is not one
