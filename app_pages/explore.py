@@ -31,7 +31,7 @@ def _pick_video() -> str | None:
              for r in rows.itertuples()}
     key = f"ex_video_{info.name}"
     if st.session_state.get(key) not in marks:
-        st.session_state.pop(key, None)
+        st.session_state[key] = explore.default_video(rows)  # a correctly classified one when there is one
     return c4.selectbox("Video", list(marks), format_func=marks.get, key=key)
 
 
@@ -128,7 +128,8 @@ def frame_viewer(video_id: str, out: dict, task: str, pred_task: str, reader, fr
         if grid is None:
             st.caption("No attention heatmap: these features have no spatial grid (R = 1, one vector per "
                        "frame), so the attention network has a single cell and weighs the whole frame.")
-    rows = explore.timeline_rows(info, out, task, teacher=True)
+    colors = explore.video_colors(info, out, task, pred_task)  # one state, one colour, on every chart
+    rows = explore.timeline_rows(info, out, task, teacher=True, colors=colors)
     fig = viz.timeline_figure(rows, times, current=float(times[i]))
     chart_key = f"ex_timeline_{info.name}_{video_id}"
     st.plotly_chart(fig, key=chart_key, on_select=lambda: _on_timeline_click(chart_key, frame_key),
@@ -144,7 +145,6 @@ def frame_viewer(video_id: str, out: dict, task: str, pred_task: str, reader, fr
     strength = explore.keystep_strength(out, info.selected(pred_task))
     if strength is not None:
         values, best = strength
-        colors = next((r["colors"] for r in rows if r["name"] == "prediction"), {})  # as on the timeline
         labels = {s: info.state_text(pred_task, s) for s in info.selected(pred_task)}
         st.plotly_chart(viz.strength_figure(times, values, best, colors, labels, current=float(times[i])),
                         key=f"ex_strength_{info.name}_{video_id}", config={"displayModeBar": False})
@@ -201,7 +201,7 @@ with sh.guard(f"Run {info.name}"):
         else:
             pred = row["pred_task"]
             selected = info.selected(pred)
-            colors = info.state_colors(pred)
+            colors = explore.video_colors(info, out, row["task"], pred)  # as on the timeline
             st.plotly_chart(viz.pooling_weights_figure(out["beta"], selected, info.state_names(pred), colors),
                             key="ex_beta", config={"displayModeBar": False})
             learn = "learned" if info.config.get("learnable_pooling") else "uniform (learnable pooling off)"

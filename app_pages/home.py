@@ -134,7 +134,11 @@ current = sh.current_run()
 default = (current or {}).get("config", {}).get("dataset")
 if default not in specs and not sh.builtin_ready() and len(specs) > 1:
     default = specs[1]  # a dataset that exists rather than the built-in one not generated yet
-spec = st.selectbox("Dataset", specs, index=specs.index(default) if default in specs else 0, key="home_spec")
+if st.session_state.get("home_spec") not in specs:  # first visit, or a dataset gone: the default
+    st.session_state["home_spec"] = default if default in specs else specs[0]
+# the value lives in the session state alone (no index=): a dataset just created is chosen by setting it there,
+# and Streamlit warns (a traceback in the terminal) about a widget given both
+spec = st.selectbox("Dataset", specs, key="home_spec")
 if spec == sh.BUILTIN and not sh.builtin_ready():
     st.info("The built-in dataset is not generated yet: generate it above, or create a dataset from your own "
             "videos.", icon=":material/info:")

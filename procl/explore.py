@@ -291,12 +291,33 @@ def video_scores(outputs: dict[str, np.ndarray], mapping: dict) -> dict | None:
     return {**scores, **metrics.segmental_summary([metrics.segmental_scores(gt, outputs["states"], mapping)])}
 
 
+def video_colors(info: RunInfo, outputs: dict[str, np.ndarray], task: str, pred_task: str | None = None
+                 ) -> dict[int, str]:
+    """One colour per state for everything drawn of one video (its timelines, its key-step
+    strength, its pooling bars): `RunInfo.state_colors` of its true task over the states
+    the network and the teacher give its frames and the predicted task's selection (on a
+    misclassified video the pooling bars show the predicted task's states)."""
+    extra = [np.asarray(outputs["states"]).reshape(-1), np.asarray(outputs["teacher"]).reshape(-1)]
+    if pred_task is not None:
+        extra.append(np.asarray(info.selected(pred_task), dtype=int))
+    return info.state_colors(task, np.concatenate(extra))
+
+
+def default_video(table: pd.DataFrame) -> str | None:
+    """The video a page opens on: the first whose task was predicted right, else the first."""
+    if table.empty:
+        return None
+    right = table[table["correct"].astype(bool)]
+    return str((right if len(right) else table)["video"].iloc[0])
+
+
 def timeline_rows(info: RunInfo, outputs: dict[str, np.ndarray], task: str, teacher: bool = True,
-                  label: str = "prediction") -> list[dict]:
+                  label: str = "prediction", colors: dict[int, str] | None = None) -> list[dict]:
     """Rows for `viz.timeline_figure`: ground truth, then the prediction (and the teacher).
 
     Colours agree through the run's matching for `task` (the video's true task): a state
     matched to step j takes step j's colour and its legend entry; background is grey.
+    `colors` (say `video_colors`) replaces the colours worked out here.
     """
     steps = info.step_names(task)
     rows = []
@@ -304,7 +325,8 @@ def timeline_rows(info: RunInfo, outputs: dict[str, np.ndarray], task: str, teac
     if not (gt == -2).all():
         rows.append(gt_row(gt, steps))
     kinds = [(label, outputs["states"])] + ([("teacher", outputs["teacher"])] if teacher else [])
-    colors = info.state_colors(task, np.concatenate([s for _, s in kinds]))
+    if colors is None:
+        colors = info.state_colors(task, np.concatenate([s for _, s in kinds]))
     for name, labels in kinds:
         rows.append(state_row(name, labels, colors, info, task))
     return rows

@@ -161,7 +161,7 @@ def pooling_weights_figure(
     highlighted (in their timeline colour when `colors` is given) and named."""
     sel = set(int(s) for s in selected)
     colors = colors or {}
-    x = [f"{m}: {names[m]}" if m in names else str(m) for m in range(len(beta))]
+    x = [f"{m}: {short(names[m])}" if m in names else str(m) for m in range(len(beta))]
     bar_colors = [colors.get(m, "#d62728") if m in sel else "#c6dbef" for m in range(len(beta))]
     fig = go.Figure(go.Bar(x=x, y=[float(b) for b in beta], marker_color=bar_colors,
                            marker_line_color=["#000000" if m in sel else "rgba(0,0,0,0)" for m in range(len(beta))],
@@ -169,9 +169,15 @@ def pooling_weights_figure(
                            hovertemplate="state %{x}<br>beta %{y:.4f}<extra></extra>"))
     fig.add_hline(y=1.0 / max(len(beta), 1), line_dash="dot", line_color="#888888",
                   annotation_text="uniform 1/M", annotation_position="top right")
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="pooling weight beta",
-                      xaxis=dict(tickangle=-60, type="category"))
+    # room for the slanted labels (automargin), which are kept short: the full name is in Key-steps
+    fig.update_layout(height=360, margin=dict(l=60, r=10, t=10, b=10), yaxis_title="pooling weight beta",
+                      xaxis=dict(tickangle=-60, type="category", automargin=True), yaxis=dict(automargin=True))
     return fig
+
+
+def short(text: str, most: int = 22) -> str:
+    """`text` cut to `most` characters (an ellipsis marks the cut): an axis label that fits."""
+    return text if len(text) <= most else text[: most - 1].rstrip() + "…"
 
 
 def loss_figure(history: dict) -> go.Figure:

@@ -352,6 +352,50 @@ def test_explore_filters_change_the_videos(app_env):
         assert f"task **{pred.loc[videos[1], 'task']}**" in texts(at)
 
 
+def test_explore_one_state_one_colour_on_a_misclassified_video(app_env):
+    """On a video whose task is predicted wrong, a state has one colour on the timeline, the
+    key-step strength and the pooling bars; and Explore opens on a correctly classified video."""
+    import pandas as pd
+
+    path = app_env["checkpoints"] / "mis-k3"
+    shutil.copytree(app_env["checkpoints"] / "tiny-k3", path)
+    try:
+        df = pd.read_csv(path / "predictions.csv", dtype={"video": str, "task": str, "pred_task": str},
+                         keep_default_na=False)
+        first = sorted(df.loc[df["split"] == "test", "video"].unique())[0]
+        task = df.loc[df["video"] == first, "task"].iloc[0]
+        other = next(t for t in sorted(df["task"].unique()) if t != task)
+        df.loc[df["video"] == first, "pred_task"] = other
+        df.to_csv(path / "predictions.csv", index=False)
+        at = open_page("app_pages/explore.py", run="mis-k3")
+        assert_clean(at)
+        opened = at.selectbox(key="ex_video_mis-k3").value
+        assert opened != first and df.loc[df["video"] == opened, "pred_task"].iloc[0] == \
+            df.loc[df["video"] == opened, "task"].iloc[0], "Explore opens on a correctly classified video"
+        at.selectbox(key="ex_video_mis-k3").set_value(first).run()
+        assert_clean(at)
+        info = explore.load_run_info(path)
+        out = runs.load_outputs(path, first)
+        colors = explore.video_colors(info, out, task, other)
+        beta = next(f for f in figures(at) if f["data"][0].get("type") == "bar" and f["layout"].get("yaxis", {})
+                    .get("title", {}).get("text") == "pooling weight beta")["data"][0]
+        highlighted = {int(x.split(":")[0]): c for x, c in zip(beta["x"], beta["marker"]["color"]) if ":" in x}
+        assert set(highlighted) == set(info.selected(other))
+        assert highlighted == {s: colors[s] for s in highlighted}
+        strength = next(f for f in figures(at) if f["layout"].get("yaxis", {}).get("title", {}).get("text") == "p × beta")
+        for s in info.selected(other):
+            trace = next((t for t in strength["data"] if t.get("name") == info.state_text(other, s)), None)
+            if trace is not None:
+                assert trace["marker"]["color"] == colors[s]
+        line = timeline(at)
+        for s in {int(v) for v in out["states"] if v >= 0}:
+            trace = next(t for t in line["data"] if t["y"][0] == "prediction"
+                         and t["hovertemplate"].startswith(f"prediction: {info.state_text(task, s)}<br>"))
+            assert trace["marker"]["color"] == colors[s]
+    finally:
+        shutil.rmtree(path)
+
+
 def test_explore_decodes_only_the_frames_it_shows_of_an_hour_long_video(app_env, tmp_path, monkeypatch):
     """An hour of video (7200 samples at 2 fps): opening Explore decodes the one frame it
     shows, each slider move one more, and going back to a frame seen decodes nothing."""
