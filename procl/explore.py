@@ -19,6 +19,7 @@ from procl import ProclError, metrics, runs
 from procl.data import Dataset, VideoRecord
 from procl.features.video import FrameReader
 from procl.io import read_json
+from procl.metrics import annotated
 from procl.names import NAMES_FILE, read_names, unit_of
 from procl.paths import data_dir, slug
 
@@ -28,7 +29,7 @@ PLAYER_MAX_BYTES = 200 * 1024 * 1024  # larger files are not embedded in the pag
 
 def scored(metrics: dict | None) -> bool:
     """Whether a run's metrics.json holds localization scores (its videos had ground truth)."""
-    return bool(((metrics or {}).get("student") or {}).get("per_task"))
+    return annotated(metrics or {})
 
 
 @dataclass

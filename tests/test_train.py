@@ -108,6 +108,9 @@ def test_run_folder_contract(trained):
 def test_evaluate_json_and_predict_csv(env, trained, capsys, tmp_path):
     assert cli(["evaluate", "--run", "tiny", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
+    assert out["annotated"] is True
+    assert cli(["evaluate", "--run", "tiny"]) == 0
+    assert "not annotated" not in capsys.readouterr().out
     for key in ("recall", "precision", "f1", "accuracy", "per_task", "edit", "f1_at"):
         assert key in out
     assert set(out["f1_at"]) == {"10", "25", "50"} and all(0 <= v <= 1 for v in out["f1_at"].values())
@@ -130,6 +133,17 @@ def test_evaluate_json_and_predict_csv(env, trained, capsys, tmp_path):
     assert (df.loc[df["state"] != named, "name"] == "").all()
     assert (df.groupby("video")["frame"].apply(lambda f: (np.diff(f) == 1).all())).all()
     assert np.allclose(df[df.frame == 1]["time"], 0.5)  # 2 fps samples
+
+
+def test_evaluate_says_when_a_run_is_not_annotated(env, tiny_unannotated, capsys):
+    train(TrainConfig(dataset=f"folder:{tiny_unannotated}", k=3, M=8, epochs=1, width=8), run="own",
+          progress=False)
+    assert cli(["evaluate", "--run", "own", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["annotated"] is False and out["f1"] is None and out["accuracy"] is not None
+    assert cli(["evaluate", "--run", "own"]) == 0
+    table = capsys.readouterr().out
+    assert "not annotated" in table and "task names" in table
 
 
 def test_single_task_setting(env):
