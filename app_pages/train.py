@@ -1,8 +1,6 @@
 """Train: a validated form that launches a background training job, live progress, and every run."""
-import time
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as sh
@@ -304,18 +302,16 @@ entries = sh.all_runs()
 if not entries:
     st.caption("No run yet.")
 else:
-    rows = []
-    for e in entries:
-        c, s, m = e.get("config") or {}, e.get("status") or {}, e.get("metrics") or {}
-        rows.append({
-            "run": e["name"], "state": s.get("state", "?"),
-            "dataset": c.get("dataset"), "setting": c.get("setting"), "k": c.get("k"), "M": c.get("M"),
-            "epochs": c.get("epochs"), "backbone": (c.get("features") or {}).get("backbone", c.get("backbone")),
-            "F1 %": None if m.get("f1") is None else round(100 * m["f1"], 1),
-            "Acc %": None if m.get("accuracy") is None else round(100 * m["accuracy"], 1),
-            "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(e.get("mtime", 0))),
-        })
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    table = explore.runs_table(entries)
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "run": st.column_config.TextColumn("run", width="medium"),
+        "state": st.column_config.TextColumn("state", width="small"),
+        "dataset": st.column_config.TextColumn("dataset", width="medium",
+                                               help="The dataset's name (its folder); the spec is in the sidebar."),
+        "F1 %": st.column_config.TextColumn("F1 %", help="How well the steps found match the annotated ones "
+                                            "(needs annotations: *not annotated* otherwise)."),
+        "Acc %": st.column_config.TextColumn("Acc %", help="Share of test videos whose task is guessed right."),
+    })
     broken = [e for e in entries if (e.get("status") or {}).get("state") in ("failed", "cancelled")][:10]
     for e in broken:
         s = e.get("status") or {}

@@ -470,6 +470,38 @@ def compare_row(info: RunInfo) -> dict:
 
 # ---------------------------------------------------------------- datasets
 
+def runs_table(entries: list[dict]) -> pd.DataFrame:
+    """The Train page's "All runs": one row per `runs.list_runs()` entry, every cell text so
+    that nothing reads `None`: scores in % with one decimal ("75.0"), "not annotated" for
+    F1 of a run without ground truth, "–" for what is not there yet (a queued run's
+    accuracy), "auto" for epochs not decided yet; the dataset by its name."""
+    import time
+
+    from procl.words import dataset_name
+
+    def pct(v) -> str:
+        return "–" if v is None or v != v else f"{100 * float(v):.1f}"
+
+    def num(v) -> str:
+        return "–" if v is None else str(v)
+
+    rows = []
+    for e in entries:
+        c, s, m = e.get("config") or {}, e.get("status") or {}, e.get("metrics") or {}
+        state = s.get("state", "?")
+        f1 = ("not annotated" if m and not annotated(m) else pct(m.get("f1")))
+        rows.append({
+            "run": e["name"], "state": state, "dataset": dataset_name(c.get("dataset")),
+            "setting": c.get("setting") or "–", "k": num(c.get("k")), "M": num(c.get("M")),
+            "epochs": num(c.get("epochs")) if c.get("epochs") is not None else ("auto" if c else "–"),
+            "backbone": (c.get("features") or {}).get("backbone", c.get("backbone")) or "–",
+            "F1 %": f1, "Acc %": pct(m.get("accuracy")),
+            "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(e.get("mtime", 0))),
+        })
+    return pd.DataFrame(rows, columns=["run", "state", "dataset", "setting", "k", "M", "epochs", "backbone", "F1 %",
+                                       "Acc %", "created"])
+
+
 def dataset_summary(dataset: Dataset) -> pd.DataFrame:
     """One row per task: videos, train, test, annotated videos, key-steps."""
     rows = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -181,6 +182,26 @@ def test_train_form_validates_next_to_the_fields(app_env):
     assert_clean(at)
     table = at.dataframe[0].value
     assert set(table["run"]) == {"tiny-k2", "tiny-k3", "own-k3"} and set(table["state"]) == {"done"}
+
+
+def test_train_all_runs_table_never_says_none(app_env):
+    """F1 of an unannotated run says so; a queued run's epochs and accuracy are not `None`;
+    scores have one decimal; the dataset is named by its folder."""
+    path = fake_run(app_env["checkpoints"], "queued-job", {"state": "queued", "created": time.time()})
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, "epochs": None}))
+    try:
+        at = open_page("app_pages/train.py")
+        assert_clean(at)
+        table = at.dataframe[0].value.set_index("run")
+        assert "None" not in table.astype(str).to_numpy().ravel().tolist()
+        assert table.loc["own-k3", "F1 %"] == "not annotated"
+        assert table.loc["queued-job", "epochs"] == "auto" and table.loc["queued-job", "Acc %"] == "–"
+        for v in table.loc[["tiny-k2", "tiny-k3", "own-k3"], "Acc %"]:
+            assert re.fullmatch(r"\d+\.\d", v), v
+        assert table.loc["tiny-k3", "dataset"] == Path(app_env["dataset"].split(":", 1)[1]).name
+    finally:
+        shutil.rmtree(path)
 
 
 def test_train_an_invalid_k_is_said_and_never_launched(app_env):
