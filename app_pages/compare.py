@@ -78,18 +78,19 @@ if infos:
             rows_t = []
             if not (outs[0]["gt"] == -2).all():
                 rows_t.append(explore.gt_row(outs[0]["gt"], infos[0].step_names(task)))
+            same = [(i, o) for i, o in zip(infos, outs) if len(o["states"]) == len(outs[0]["states"])]
             for i, o in zip(infos, outs):
                 if len(o["states"]) != len(outs[0]["states"]):
                     st.caption(f"{i.name} sampled this video differently ({len(o['states'])} frames): not stacked.")
-                    continue
-                colors = i.state_colors(task, o["states"])
+            palettes = explore.stacked_state_colors([i for i, _ in same], [o["states"] for _, o in same], task)
+            for (i, o), colors in zip(same, palettes):
                 rows_t.append(explore.state_row(f"{i.name} (k={i.config.get('k')})", o["states"], colors, i, task))
             st.plotly_chart(viz.timeline_figure(rows_t, outs[0]["times"]), key="cmp_timelines",
                             config={"displayModeBar": False})
             st.caption("Each run's states take the colour of the ground-truth step they matched in that run."
                        if infos[0].annotated else
-                       "Each run's states have their own colours and the names given to them on Key-steps (no "
-                       "ground truth: the runs' states are not matched to steps).")
+                       "Each run's steps have colours no other run's have, and the names given to them on "
+                       "Key-steps (no ground truth: the steps of different runs are not matched to each other).")
 
     st.subheader("Downloads")
     for i in infos:

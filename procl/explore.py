@@ -351,6 +351,25 @@ def state_row(name: str, labels: np.ndarray, colors: dict[int, str], info: RunIn
     return {"name": name, "labels": labels, "colors": colors, "names": names, "legend": legend, "rank_offset": 1000}
 
 
+def stacked_state_colors(infos: list[RunInfo], labels: list[np.ndarray], task: str) -> list[dict[int, str]]:
+    """Colours of several runs' states stacked on one chart (Compare): a state matched to a
+    ground-truth step takes the step's colour (the same meaning in every run); every other
+    state has a colour no other run's state has (without ground truth states of different runs
+    are not the same thing). The first run's colours are its colours on the other pages."""
+    from procl import viz
+
+    spare = max((len(i.step_names(task)) for i in infos), default=0)
+    out = []
+    for info, states in zip(infos, labels):
+        sel = sorted(info.selected(task))
+        order = sel + sorted({int(s) for s in np.asarray(states).reshape(-1) if int(s) >= 0} - set(sel))
+        mapping = info.mapping(task)
+        colors = viz.state_colors(mapping, order, 0, spare=spare)
+        spare += sum(1 for s in order if mapping.get(str(s), mapping.get(s)) is None)
+        out.append(colors)
+    return out
+
+
 def state_table(info: RunInfo, outputs: dict[str, dict[str, np.ndarray]], task: str) -> pd.DataFrame:
     """The task's k selected states in pick order with what they matched and how often they occur.
 

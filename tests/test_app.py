@@ -626,8 +626,9 @@ def test_compare_stacks_runs(app_env):
     assert set(at.multiselect(key="cmp_runs").value) == {"tiny-k2", "tiny-k3"}
     table = at.dataframe[0].value
     assert sorted(table["k"]) == [2, 3]
-    vs_k = next(f for f in figures(at) if f["layout"].get("xaxis", {}).get("title", {}).get("text") == "k")
-    assert {t["name"] for t in vs_k["data"]} >= {"R", "P", "F1"} and vs_k["data"][0]["x"] == [2, 3]
+    vs_k = next(f for f in figures(at) if f["layout"].get("xaxis", {}).get("title", {}).get("text") == "k (steps per task)")
+    assert {t["name"] for t in vs_k["data"]} >= {"found (recall, R)", "right (precision, P)", "F1"}
+    assert vs_k["data"][0]["x"] == [2, 3] and vs_k["layout"]["xaxis"]["tickvals"] == [2, 3]
     assert row_names(timeline(at)) == ["ground truth", "tiny-k3 (k=3)", "tiny-k2 (k=2)"]
     assert len(at.get("download_button")) == 4
     at.multiselect(key="cmp_runs").unselect("tiny-k2").run()

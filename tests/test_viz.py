@@ -92,11 +92,33 @@ def test_metrics_vs_k_sorts_by_k_and_skips_missing():
             {"run": "a", "k": 7, "recall": 0.4, "precision": 0.3, "f1": 0.35, "accuracy": 0.9}]
     fig = viz.metrics_vs_k_figure(rows)
     traces = {t.name: t for t in fig.data}
-    assert list(traces["R"].x) == [7, 10] and list(traces["R"].y) == [0.4, 0.5]
-    assert list(traces["Acc"].x) == [7]
+    recall, acc = traces["found (recall, R)"], traces["task guessed right (accuracy)"]
+    assert list(recall.x) == [7, 10] and list(recall.y) == pytest.approx([40, 50]), "in %, as the table"
+    assert list(acc.x) == [7]
     assert traces["F1"].mode == "lines+markers"
+    assert fig.layout.showlegend and fig.layout.yaxis.title.text == "score (%)" and list(fig.layout.yaxis.range) == [0, 100]
+    assert list(fig.layout.xaxis.tickvals) == [7, 10], "ticks at the runs' k only"
     rows.append({"run": "c", "k": 7, "recall": 0.1, "precision": 0.1, "f1": 0.1, "accuracy": 0.1})
     assert viz.metrics_vs_k_figure(rows).data[0].mode == "markers"
+
+
+def test_stacked_runs_never_share_a_colour_for_different_states(tiny_run):
+    """On Compare's stacked timelines, two runs' unmatched states never share a colour; matched
+    states take their step's colour; the first run keeps its colours of the other pages."""
+    import dataclasses
+
+    info = explore.load_run_info(tiny_run)
+    task = info.tasks[0]
+    bare = dataclasses.replace(info, metrics={})  # no matching: every state unmatched
+    labels = [np.array(info.selected(task))] * 3
+    palettes = explore.stacked_state_colors([bare, bare, bare], labels, task)
+    seen = [c for p in palettes for c in p.values()]
+    assert len(seen) == len(set(seen)) == 3 * len(info.selected(task))
+    assert palettes[0] == bare.state_colors(task)
+    both = explore.stacked_state_colors([info, info], labels[:2], task)
+    for s, step in info.mapping(task).items():
+        if int(s) in both[0]:
+            assert both[0][int(s)] == both[1][int(s)] == viz.step_color(step)
 
 
 def test_loss_figure_smooths_each_curve():
