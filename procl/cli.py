@@ -11,12 +11,27 @@ import sys
 from procl import ProclError
 
 
+DESCRIPTION = """\
+procl finds the steps of a task (say: boil water, add tea bag, pour water) in videos of
+several tasks, knowing only each video's task. Run it from the folder of procl.
+
+typical use:
+  python -m procl data synth --out data/synthetic      make the built-in example videos
+  python -m procl train --dataset synthetic --k 7      learn 7 steps per task (a run)
+  python -m procl evaluate --run NAME                  scores of a run
+  python -m procl procedure --run NAME                 each task's steps in their usual order
+  streamlit run app.py                                 the app: upload videos, train, look
+
+`python -m procl COMMAND --help` says more about a command."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     from procl import bench, train as train_mod, infer, procedure
     from procl.data import synth
     from procl.features import cache
 
-    parser = argparse.ArgumentParser(prog="python -m procl", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m procl", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="dataset utilities")

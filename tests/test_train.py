@@ -146,6 +146,14 @@ def test_evaluate_says_when_a_run_is_not_annotated(env, tiny_unannotated, capsys
     assert "not annotated" in table and "task names" in table
 
 
+def test_help_speaks_to_users(capsys):
+    with pytest.raises(SystemExit):
+        cli(["--help"])
+    text = capsys.readouterr().out
+    assert "typical use" in text and "train --dataset synthetic --k 7" in text
+    assert "wires sub-commands" not in text, "the help speaks to users, not to developers"
+
+
 def test_single_task_setting(env):
     path = train(TrainConfig(dataset=env["spec"], setting="single", k=3, M=6, epochs=1, width=16),
                  run="tiny-single", progress=False)
