@@ -66,15 +66,18 @@ setting = c1.radio("Setting", ["multi", "single"], horizontal=True, key="tr_sett
 multi = setting == "multi"
 # no min/max on k, M, λ and epochs: a value out of range stays in the field, gets a message and blocks the
 # launch (bounds would make the field keep its last valid value and launch that)
-k = c2.number_input("k (key-steps per task)", value=7, step=1, key="tr_k",
-                    help="How many steps to look for in each task (the paper's k, at most M).")
+k = c2.number_input("Steps per task (k)", value=7, step=1, key="tr_k",
+                    help="How many steps to look for in each task (the paper's k key-steps, at most M). Not sure? "
+                         "Try several below and compare them on **Compare**.")
 k_slot = c2.empty()
-M = c3.number_input("M (latent states)", value=50 if multi else 30, step=1, key=f"tr_M_{setting}",
+M = c3.number_input("Kinds of moment (M)", value=50 if multi else 30, step=1, key=f"tr_M_{setting}",
                     help="How many kinds of moment (latent states) the frames are grouped into; each task's "
                          "k steps are chosen among them (the paper's M).")
 M_slot = c3.empty()
-lam = c4.number_input("λ (task loss weight)", value=0.5 if multi else 0.0, step=0.1, key=f"tr_lam_{setting}",
-                      help="L = L_rank + λ L_ce (Eq. 6); 0 in the single-task setting.")
+lam = c4.number_input("Weight of the task guess (λ)", value=0.5 if multi else 0.0, step=0.1,
+                      key=f"tr_lam_{setting}",
+                      help="How much guessing the task counts in training against learning the clustering's "
+                           "suggestion (the paper's L = L_rank + λ L_ce, Eq. 6); 0 with one network per task.")
 lam_slot = c4.empty()
 
 c1, c2, c3, c4 = st.columns(4)
@@ -145,9 +148,11 @@ with st.expander("Features and network"):
     a1, a2, a3, a4 = st.columns(4)
     backbone = a1.selectbox("Backbone", ["default", "vgg19", "resnet50", "resnet18"], key="tr_backbone")
     fps = a2.number_input("Frames per second", 0.5, 10.0, DEFAULTS.fps, 0.5, key="tr_fps")
-    width = a3.number_input("KLN width", 4, 1024, DEFAULTS.width, key="tr_width")
-    refresh = a4.number_input("Refresh teacher every N videos", 0, 100000, 0, key="tr_refresh",
-                              help="0: once per epoch.")
+    width = a3.number_input("Network width", 4, 1024, DEFAULTS.width, key="tr_width",
+                            help="Channels of the network that finds the steps (the paper's KLN width).")
+    refresh = a4.number_input("Renew the suggestion every N videos", 0, 100000, 0, key="tr_refresh",
+                              help="How often the clustering's suggestion (the paper's teacher) is worked out "
+                                   "again; 0: once per epoch.")
     weights = st.text_input("CNN weights", key="tr_weights", disabled=backbone == "default",
                             placeholder="ImageNet weights (torchvision's, downloaded once into its cache)",
                             help="Empty or 'imagenet': torchvision's ImageNet weights, downloaded into torch hub's "
@@ -159,8 +164,9 @@ with st.expander("Features and network"):
     batch_size = b1.number_input("Batch size (videos per step)", 1, 1024, DEFAULTS.batch_size, key="tr_batch",
                                  help="Videos per optimizer step, padded to the longest and masked. 1 is the "
                                       "paper's one video per step; more is faster on a GPU.")
-    ranking = b2.toggle("Subset-selection supervision", DEFAULTS.ranking, key="tr_ranking",
-                        help="Off: task labels only, no ranking loss (the paper's Fig. 2 ablation; needs λ > 0).")
+    ranking = b2.toggle("Learn from the clustering's suggestion", DEFAULTS.ranking, key="tr_ranking",
+                        help="Off: task labels only (no ranking loss on the subset-selection teacher: the paper's "
+                             "Fig. 2 ablation; needs λ > 0).")
     device = b3.selectbox("Device", DEVICES, key="tr_device",
                           help="Where features are extracted and the networks train: auto takes a GPU when "
                                "this machine has one (CUDA), else the CPU.")

@@ -268,7 +268,7 @@ def task_probs_caption(config: dict) -> str:
     fit = (f", weighed with how well each task's key-steps fit the frames (task evidence {weight:g}: README, choices)"
            if weight else "")
     who = ("The state classifier's probabilities (from how much of the video each state takes)"
-           if config.get("state_classifier") else "The classifier's probabilities (Eq. 5)")
+           if config.get("state_classifier") else "The network's task guess (its classifier's probabilities)")
     return f"{who}{fit}; the video's true task in green."
 
 
@@ -325,7 +325,8 @@ def timeline_rows(info: RunInfo, outputs: dict[str, np.ndarray], task: str, teac
     gt = outputs["gt"]
     if not (gt == -2).all():
         rows.append(gt_row(gt, steps))
-    kinds = [(label, outputs["states"])] + ([("teacher", outputs["teacher"])] if teacher else [])
+    # the teacher's row reads "suggestion": the clustering's suggestion the network learned from
+    kinds = [(label, outputs["states"])] + ([("suggestion", outputs["teacher"])] if teacher else [])
     if colors is None:
         colors = info.state_colors(task, np.concatenate([s for _, s in kinds]))
     for name, labels in kinds:

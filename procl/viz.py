@@ -197,10 +197,11 @@ def short(text: str, most: int = 22) -> str:
 def loss_figure(history: dict) -> go.Figure:
     fig = go.Figure()
     steps = history.get("step", [])
+    labels = {"loss": "loss (all)", "rank": "learning the suggestion (rank)", "ce": "task guess (ce)"}
     for name in ("loss", "rank", "ce"):
         values = history.get(name, [])
         if values:
-            fig.add_trace(go.Scatter(x=steps, y=smooth(values), mode="lines", name=name))
+            fig.add_trace(go.Scatter(x=steps, y=smooth(values), mode="lines", name=labels[name]))
     fig.update_layout(height=260, margin=dict(l=10, r=10, t=10, b=30), xaxis_title="step (videos)",
                       yaxis_title="loss (smoothed)")
     return fig

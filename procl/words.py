@@ -36,7 +36,7 @@ GLOSSARY: list[tuple[str, str, str]] = [
     ("task guess", "task classifier, cross-entropy loss L_ce", "The network's guess of a video's task, and the "
      "loss that trains it."),
     ("network size", "KLN width", "Channels of the 1D convolutional key-step localizer."),
-    ("matching steps to the ground truth", "Hungarian matching", "With annotations, each found step is paired "
+    ("pairing found steps with true ones", "Hungarian matching", "With annotations, each found step is paired "
      "with the true step it overlaps most (one-to-one, per task) before it is scored; its colour and name follow."),
     ("found / right / overlap (R, P, F1, IoU)", "recall, precision, F1, IoU", "How much of the true steps was "
      "found, how much of what was found is right, their balance, and their overlap; only with annotations."),

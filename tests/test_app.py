@@ -95,6 +95,12 @@ def test_every_page_renders_cleanly(app_env, page):
     assert sidebar_run.value == "tiny-k3" and set(sidebar_run.options) >= {"tiny-k2 · done", "tiny-k3 · done",
                                                                            "own-k3 · done"}
     assert "backbone **default**" in "\n".join(c.value for c in at.sidebar.caption)
+    glossary = next(e for e in at.sidebar.expander if e.label == "Words and the paper's terms")
+    words = "\n".join(m.value for m in glossary.markdown)
+    assert "the clustering's suggestion" in words and "teacher" in words and "pooling weight beta" in words
+    shown = "\n".join(str(m.value) for m in [*at.main.markdown, *at.main.caption, *at.main.subheader])
+    for jargon in ("mean beta", "Eq. 2", "Eq. 5", "Hungarian matching,", "`folder:"):
+        assert jargon not in shown, f"{jargon!r} on {page}: plain words on the page, the paper's in tooltips"
 
 
 # ---------------------------------------------------------------- Home
@@ -278,7 +284,7 @@ def test_train_shows_live_progress_and_cancels(app_env):
         assert bars and bars[0].proto.value == 50
         assert "step 5/10" in bars[0].proto.text and "ETA 12 s" in bars[0].proto.text
         loss = next(f for f in figures(at) if f["data"] and f["data"][0].get("mode") == "lines")
-        assert {t["name"] for t in loss["data"]} == {"loss", "rank", "ce"}
+        assert {t["name"] for t in loss["data"]} == {"loss (all)", "learning the suggestion (rank)", "task guess (ce)"}
         at.button(key="tr_cancel_running-job").click().run()
         assert (path / "STOP").exists()
         assert at.button(key="tr_cancel_running-job").label == "Stopping…"
@@ -318,7 +324,7 @@ def test_explore_frame_viewer_and_timeline(app_env):
     assert at.get("video"), "the video is playable"
     assert at.get("image"), "the frame is shown"
     fig = timeline(at)
-    assert row_names(fig) == ["ground truth", "prediction", "teacher"]
+    assert row_names(fig) == ["ground truth", "prediction", "suggestion"]
     assert fig["layout"]["shapes"][0]["x0"] == pytest.approx(out["times"][0])
     image = at.get("image")[0].value[0]
 
@@ -460,7 +466,7 @@ def test_keysteps_lists_states_with_frames(app_env):
     assert len(at.get("image")) >= 1 and len(at.get("image")[0].proto.imgs) >= 1
     selected = json.loads((runs.run_dir("tiny-k3") / "selected.json").read_text())["all"]
     assert sorted(table["state"]) == sorted(selected["change_tire"])
-    assert [selected["change_tire"][p - 1] for p in table["picked"]] == list(table["state"]), "pick order beside"
+    assert [selected["change_tire"][p - 1] for p in table["suggested as"]] == list(table["state"]), "pick order beside"
     assert {"step", "iou", "at", "occurs in", "typical duration"} <= set(table.columns)
     at.selectbox(key="ks_task_tiny-k3").set_value("make_tea").run()
     assert_clean(at)
@@ -519,7 +525,7 @@ def test_unannotated_run_on_every_page(app_env):
     the prediction, the teacher and the key-step strength are shown."""
     at = open_page("app_pages/explore.py", run="own-k3")
     assert_clean(at)
-    assert row_names(timeline(at)) == ["prediction", "teacher"]
+    assert row_names(timeline(at)) == ["prediction", "suggestion"]
     shown = texts(at)
     assert "ground truth" not in shown.lower().replace("no ground truth", "")
     assert "not annotated" in shown
@@ -713,7 +719,7 @@ def test_single_task_run_has_no_classifier_views(app_env, tiny_synth):
         at.switch_page("app_pages/keysteps.py").run()
         assert_clean(at)
         assert (at.dataframe[0].value["shared with"] == "").all(), "single-task networks share no state"
-        assert at.dataframe[0].value["mean beta"].eq("–").all()
+        assert at.dataframe[0].value["reliance"].eq("–").all()
     finally:
         shutil.rmtree(app_env["checkpoints"] / "single")
 
@@ -728,7 +734,7 @@ def test_features_without_grid_explain_the_missing_heatmap(app_env):
         assert_clean(at)
         assert "no spatial grid (R = 1" in texts(at)
         assert not at.get("image") and "no video files" in texts(at)
-        assert row_names(timeline(at)) == ["ground truth", "prediction", "teacher"]
+        assert row_names(timeline(at)) == ["ground truth", "prediction", "suggestion"]
         at.switch_page("app_pages/keysteps.py").run()
         assert_clean(at)
         assert "precomputed features" in texts(at)
@@ -766,7 +772,7 @@ def test_task_probs_caption_says_what_the_bars_show():
     assert "task evidence 10" in explore.task_probs_caption({"setting": "multi", "task_evidence": 10.0})
     assert explore.task_probs_caption({"setting": "multi", "task_evidence": 2.0, "state_classifier": True}).startswith(
         "The state classifier's probabilities")
-    assert "Eq. 5" in explore.task_probs_caption({"setting": "multi", "state_classifier": False})
+    assert "the network's task guess" in explore.task_probs_caption({"setting": "multi", "state_classifier": False}).lower()
     assert "state classifier" in explore.pooling_role({"setting": "multi", "state_classifier": True})
     assert explore.pooling_role({"setting": "multi"}) == ""  # runs saved before the lever: the network decides
     assert "weighed" not in explore.task_probs_caption({"setting": "multi"})  # runs saved before the lever

@@ -124,7 +124,7 @@ def test_stacked_runs_never_share_a_colour_for_different_states(tiny_run):
 def test_loss_figure_smooths_each_curve():
     history = {"step": list(range(1, 31)), "loss": [float(i % 2) for i in range(30)], "rank": [], "ce": []}
     fig = viz.loss_figure(history)
-    assert [t.name for t in fig.data] == ["loss"]
+    assert [t.name for t in fig.data] == ["loss (all)"]
     assert max(fig.data[0].y[10:]) < 0.6  # the alternation is smoothed away
 
 
@@ -168,7 +168,7 @@ def test_timeline_rows_and_video_scores(tiny_run):
     vid, task = explore.video_table(info).iloc[0][["video", "task"]]
     out = runs.load_outputs(tiny_run, vid)
     rows = explore.timeline_rows(info, out, task)
-    assert [r["name"] for r in rows] == ["ground truth", "prediction", "teacher"]
+    assert [r["name"] for r in rows] == ["ground truth", "prediction", "suggestion"]
     for s, step in info.mapping(task).items():
         if int(s) in rows[1]["colors"]:
             assert rows[1]["colors"][int(s)] == viz.step_color(step)
@@ -420,3 +420,16 @@ def test_state_colours_are_the_same_on_every_page(tiny_run):
     assert set(base) == set(info.selected(task))
     with_extra = info.state_colors(task, np.array([99, -1, *info.selected(task)]))
     assert all(with_extra[s] == c for s, c in base.items()), "extra states never change a selected state's colour"
+
+
+def test_plain_words_name_a_dataset_and_map_to_the_paper():
+    from procl import words
+
+    assert words.dataset_name("folder:data/own5") == "own5"
+    assert words.dataset_name("folder:/x/y/own5/") == "own5"
+    assert words.dataset_name("synthetic") == "built-in (synthetic)"
+    assert words.dataset_name("crosstask:/data/CrossTask") == "CrossTask (crosstask)"
+    terms = " ".join(term for _, term, _ in words.GLOSSARY)
+    for paper in ("teacher", "beta", "Hungarian", "KLN", "λ", "M, latent states", "ranking loss"):
+        assert paper in terms
+    assert words.glossary_markdown().count("\n|") == len(words.GLOSSARY) + 1
