@@ -37,7 +37,7 @@ current = sh.current_run()
 preferred = (st.session_state.get("new_dataset") or (sh.BUILTIN if sh.builtin_ready() else None)
              or ((current or {}).get("config") or {}).get("dataset") or next(iter(explore.local_datasets()), None))
 choice = c1.selectbox("Dataset", specs + [other], index=specs.index(preferred) if preferred in specs else 0,
-                      key="tr_dataset",
+                      key="tr_dataset", format_func=lambda s: s if s == other else sh.dataset_label(s),
                       help="The built-in synthetic dataset, one used by a run, or a folder (only read).")
 if choice == other:
     f1, f2 = c2.columns([1, 3])
@@ -164,7 +164,7 @@ with st.expander("Features and network"):
     batch_size = b1.number_input("Batch size (videos per step)", 1, 1024, DEFAULTS.batch_size, key="tr_batch",
                                  help="Videos per optimizer step, padded to the longest and masked. 1 is the "
                                       "paper's one video per step; more is faster on a GPU.")
-    ranking = b2.toggle("Learn from the clustering's suggestion", DEFAULTS.ranking, key="tr_ranking",
+    ranking = b2.toggle("Learn the suggestion", DEFAULTS.ranking, key="tr_ranking",
                         help="Off: task labels only (no ranking loss on the subset-selection teacher: the paper's "
                              "Fig. 2 ablation; needs λ > 0).")
     device = b3.selectbox("Device", DEVICES, key="tr_device",
