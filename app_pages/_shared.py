@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from procl import ProclError, explore, runs
+from procl import ProclError, explore, runs, words
 from procl.data import Dataset, VideoRecord
 from procl.data.specs import parse_spec
 from procl.features.video import FrameReader
@@ -181,10 +181,26 @@ def describe_features(config: dict) -> str:
 
 
 def describe_run(config: dict) -> str:
+    """A run's settings in plain words, the paper's symbol in brackets (the glossary says more)."""
     c = config
-    return (f"{c.get('setting', '?')}-task, k = {c.get('k')}, M = {c.get('M')}, λ = {c.get('lam')}, "
-            f"{c.get('epochs')} epochs, attention {'on' if c.get('attention') else 'off'}, "
-            f"learnable pooling {'on' if c.get('learnable_pooling') else 'off'}, background {c.get('background')}")
+    setting = "one network for all tasks" if c.get("setting") != "single" else "one network per task"
+    return (f"{setting}, {c.get('k')} steps per task (k), {c.get('M')} kinds of moment (M), task-guess weight "
+            f"{c.get('lam')} (λ), {c.get('epochs') or 'automatic'} epochs, where-it-looks "
+            f"{'on' if c.get('attention') else 'off'} (attention), learned reliance "
+            f"{'on' if c.get('learnable_pooling') else 'off'} (pooling), background {c.get('background')}")
+
+
+def dataset_label(spec: str | None) -> str:
+    """A dataset as pages name it (its folder's name; `words.dataset_name`)."""
+    return words.dataset_name(spec)
+
+
+def glossary() -> None:
+    """The expander mapping the pages' plain words to the paper's terms (in the sidebar of every page)."""
+    with st.expander("Words and the paper's terms", icon=":material/menu_book:"):
+        st.markdown(words.glossary_markdown())
+        st.caption("Elhamifar & Huynh, *Self-Supervised Multi-Task Procedure Learning from Instructional Videos*, "
+                   "ECCV 2020. The README says how procl differs.")
 
 
 def download_buttons(info: explore.RunInfo, key: str) -> None:
@@ -317,6 +333,7 @@ def sidebar() -> None:
                        + (f"; showing **{st.session_state['run']}**." if st.session_state["run"] else "."),
                        icon=":material/warning:")
     with st.sidebar:
+        glossary()
         if not names:
             st.caption("No runs yet.")
             return
@@ -328,13 +345,14 @@ def sidebar() -> None:
             st.caption(f"damaged: {entry.get('error') if entry else 'gone'}")
             return
         config = entry["config"]
-        st.caption(f"**Dataset** `{config.get('dataset')}`")
+        st.caption(f"**Dataset** {words.dataset_name(config.get('dataset'))}",
+                   help=f"Its spec (as the command line takes it): `{config.get('dataset')}`")
         st.caption(describe_features(config))
         st.caption(describe_run(config))
         m = entry.get("metrics")
         if m:
             f1 = pct(m.get("f1")) if explore.scored(m) else "not annotated"
-            st.caption(f"{m.get('split')} split: F1 {f1}, accuracy {pct(m.get('accuracy'))}")
+            st.caption(f"{m.get('split')} videos: steps F1 {f1}, task guessed right {pct(m.get('accuracy'))}")
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)

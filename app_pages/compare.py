@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as sh
-from procl import explore, viz
+from procl import explore, viz, words
 
 st.title("Compare runs")
 
@@ -40,7 +40,8 @@ if infos:
     if table["split"].nunique() > 1:
         st.caption("Runs are scored on different splits (multi-task: test split; single-task: all videos).")
     score_cols = ["recall", "precision", "f1", "iou", "accuracy", "teacher_f1"]
-    labels = {"recall": "R", "precision": "P", "f1": "F1", "iou": "IoU", "accuracy": "Acc", "teacher_f1": "teacher F1"}
+    labels = {"recall": "R", "precision": "P", "f1": "F1", "iou": "IoU", "accuracy": "Acc",
+              "teacher_f1": "suggestion F1"}
     shown = table.copy()
     unscored = [i.name for i in infos if not i.annotated]
     for col in score_cols:
@@ -48,13 +49,20 @@ if infos:
             shown[col] = [sh.score(i, v).rstrip("%") for i, v in zip(infos, table[col])]
         else:
             shown[col] = [None if sh.missing(v) else 100 * v for v in table[col]]
-    helps = {"teacher_f1": "F1 of subset selection's own labels"}
+    helps = {"recall": "found: share of the true steps' frames found (recall)",
+             "precision": "right: share of the found frames that are right (precision)",
+             "f1": "balance of found and right (F1)", "iou": "overlap of found and true steps (IoU)",
+             "accuracy": "share of the videos whose task is guessed right",
+             "teacher_f1": "F1 of the clustering's suggestion the network learned from (the paper's teacher)"}
     config = {col: (st.column_config.TextColumn(label, help=helps.get(col)) if unscored and col != "accuracy"
                     else st.column_config.NumberColumn(label, format="%.1f", help=helps.get(col)))
               for col, label in labels.items()}
-    st.dataframe(shown, hide_index=True, width="stretch", column_config=config)
-    st.caption("Scores in %: key-step localization (recall, precision, F1, IoU; each task's frames matched to "
-               "ground-truth steps by one Hungarian matching, averaged over tasks) and task accuracy."
+    config["dataset"] = st.column_config.TextColumn("dataset", help="The dataset's spec (--dataset SPEC).")
+    st.dataframe(shown.assign(dataset=[words.dataset_name(d) for d in shown["dataset"]]), hide_index=True,
+                 width="stretch", column_config=config)
+    st.caption("Scores in %: how well the steps found match the true ones (R, P, F1, IoU: each found step paired "
+               "one to one with a true step per task, averaged over tasks) and how often the task is guessed "
+               "right (Acc)."
                + (f" *not annotated*: {', '.join(unscored)} ran on videos without ground truth, so only task "
                   "accuracy is scored." if unscored else ""))
 
@@ -78,18 +86,19 @@ if infos:
             rows_t = []
             if not (outs[0]["gt"] == -2).all():
                 rows_t.append(explore.gt_row(outs[0]["gt"], infos[0].step_names(task)))
+            same = [(i, o) for i, o in zip(infos, outs) if len(o["states"]) == len(outs[0]["states"])]
             for i, o in zip(infos, outs):
                 if len(o["states"]) != len(outs[0]["states"]):
                     st.caption(f"{i.name} sampled this video differently ({len(o['states'])} frames): not stacked.")
-                    continue
-                colors = i.state_colors(task, o["states"])
+            palettes = explore.stacked_state_colors([i for i, _ in same], [o["states"] for _, o in same], task)
+            for (i, o), colors in zip(same, palettes):
                 rows_t.append(explore.state_row(f"{i.name} (k={i.config.get('k')})", o["states"], colors, i, task))
             st.plotly_chart(viz.timeline_figure(rows_t, outs[0]["times"]), key="cmp_timelines",
                             config={"displayModeBar": False})
             st.caption("Each run's states take the colour of the ground-truth step they matched in that run."
                        if infos[0].annotated else
-                       "Each run's states have their own colours and the names given to them on Key-steps (no "
-                       "ground truth: the runs' states are not matched to steps).")
+                       "Each run's steps have colours no other run's have, and the names given to them on "
+                       "Key-steps (no ground truth: the steps of different runs are not matched to each other).")
 
     st.subheader("Downloads")
     for i in infos:

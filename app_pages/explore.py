@@ -7,7 +7,8 @@ from procl import explore, viz
 
 st.title("Explore a video")
 info = sh.require_finished_run()
-st.caption(f"Run **{info.name}** on `{info.config.get('dataset')}` — {sh.describe_features(info.config)}")
+st.caption(f"Run **{info.name}** on **{sh.dataset_label(info.config.get('dataset'))}** — "
+           f"{sh.describe_features(info.config)}", help=f"Dataset spec: `{info.config.get('dataset')}`")
 
 
 def _pick_video() -> str | None:
@@ -31,7 +32,7 @@ def _pick_video() -> str | None:
              for r in rows.itertuples()}
     key = f"ex_video_{info.name}"
     if st.session_state.get(key) not in marks:
-        st.session_state.pop(key, None)
+        st.session_state[key] = explore.default_video(rows)  # a correctly classified one when there is one
     return c4.selectbox("Video", list(marks), format_func=marks.get, key=key)
 
 
@@ -102,7 +103,8 @@ def frame_viewer(video_id: str, out: dict, task: str, pred_task: str, reader, fr
         opacity = 0.0
         if grid is not None:
             opacity = st.slider("Attention opacity", 0.0, 1.0, 0.45, 0.05, key="ex_opacity",
-                                help="Spatial attention alpha of the SAN (Eq. 1), red = high.")
+                                help="Where the network looks in the frame, red = most (the paper's spatial "
+                                     "attention alpha, Eq. 1).")
         steps = info.step_names(task)
         gt = int(out["gt"][i])
         state, teacher = int(out["states"][i]), int(out["teacher"][i])
@@ -110,7 +112,8 @@ def frame_viewer(video_id: str, out: dict, task: str, pred_task: str, reader, fr
         if gt != -2:
             lines.append("ground truth: **" + ("background" if gt < 0 else (steps[gt] if gt < len(steps)
                                                                             else f"step {gt + 1}")) + "**")
-        lines += [f"prediction: **{info.state_text(task, state)}**", f"teacher: {info.state_text(task, teacher)}"]
+        lines += [f"prediction: **{info.state_text(task, state)}**",
+                  f"clustering's suggestion: {info.state_text(task, teacher)}"]
         st.markdown("  \n".join(lines))
     with left:
         image = None
@@ -128,29 +131,32 @@ def frame_viewer(video_id: str, out: dict, task: str, pred_task: str, reader, fr
         if grid is None:
             st.caption("No attention heatmap: these features have no spatial grid (R = 1, one vector per "
                        "frame), so the attention network has a single cell and weighs the whole frame.")
-    rows = explore.timeline_rows(info, out, task, teacher=True)
+    colors = explore.video_colors(info, out, task, pred_task)  # one state, one colour, on every chart
+    rows = explore.timeline_rows(info, out, task, teacher=True, colors=colors)
     fig = viz.timeline_figure(rows, times, current=float(times[i]))
     chart_key = f"ex_timeline_{info.name}_{video_id}"
     st.plotly_chart(fig, key=chart_key, on_select=lambda: _on_timeline_click(chart_key, frame_key),
                     selection_mode="points", config={"displayModeBar": False})
     if rows and rows[0]["name"] == "ground truth":
-        st.caption("Ground truth above the prediction and the teacher (subset selection's labels). A state takes "
-                   "the colour of the step it matched (the run's Hungarian matching for this task); unmatched "
-                   "states have colours of their own; background is grey. Click a segment to jump to it.")
+        st.caption("Ground truth above the prediction (the network's steps) and the suggestion (the steps the "
+                   "clustering suggested, which the network learned from: the paper's teacher). A step takes the "
+                   "colour of the true step it was paired with (one to one, per task); unpaired ones have colours "
+                   "of their own; background is grey. Click a segment to jump to it.",
+                   help="Pairing: the paper's Hungarian matching of states to ground-truth steps, per task.")
     else:
-        st.caption("The prediction (the network's key-steps) above the teacher (subset selection's labels); each "
-                   "state has its own colour and the name you gave it on **Key-steps**; background is grey. "
-                   "Click a segment to jump to it.")
+        st.caption("The prediction (the network's steps) above the suggestion (the steps the clustering "
+                   "suggested, which the network learned from: the paper's teacher); each step has its own colour "
+                   "and the name you gave it on **Key-steps**; background is grey. Click a segment to jump to it.")
     strength = explore.keystep_strength(out, info.selected(pred_task))
     if strength is not None:
         values, best = strength
-        colors = next((r["colors"] for r in rows if r["name"] == "prediction"), {})  # as on the timeline
         labels = {s: info.state_text(pred_task, s) for s in info.selected(pred_task)}
         st.plotly_chart(viz.strength_figure(times, values, best, colors, labels, current=float(times[i])),
                         key=f"ex_strength_{info.name}_{video_id}", config={"displayModeBar": False})
-        st.caption(f"Key-step strength for the predicted task **{pred_task}** (the paper's Fig. 4): at each frame, "
-                   "the probability of its most probable key-step times that key-step's pooling weight beta; "
-                   "dots take the key-step's colour. Peaks are where the network sees a key-step it relies on.")
+        st.caption(f"Step strength for the guessed task **{pred_task}**: at each frame, how sure the network is "
+                   "of its most likely step times how much the task guess relies on that step; dots take the "
+                   "step's colour. Peaks are where the network sees a step it relies on (the paper's Fig. 4: "
+                   "p × pooling weight beta).")
     else:
         st.caption("No key-step strength: this run has no pooling weights (single-task setting).")
 
@@ -195,21 +201,22 @@ with sh.guard(f"Run {info.name}"):
                             key="ex_task_probs", config={"displayModeBar": False})
             st.caption(explore.task_probs_caption(info.config))
 
-        st.subheader("Pooling weights")
+        st.subheader("How much the task guess relies on each kind of moment")
         if out["beta"].size == 0:
             st.caption("This run has no pooling weights (single-task setting: no task classifier).")
         else:
             pred = row["pred_task"]
             selected = info.selected(pred)
-            colors = info.state_colors(pred)
+            colors = explore.video_colors(info, out, row["task"], pred)  # as on the timeline
             st.plotly_chart(viz.pooling_weights_figure(out["beta"], selected, info.state_names(pred), colors),
                             key="ex_beta", config={"displayModeBar": False})
             learn = "learned" if info.config.get("learnable_pooling") else "uniform (learnable pooling off)"
-            named = ("named by the name you gave them, else the step they matched in its matching" if info.annotated
+            named = ("named by the name you gave them, else the true step they were paired with" if info.annotated
                      else "named by the name you gave them on **Key-steps**")
-            st.caption(f"beta over the M = {len(out['beta'])} states for this video ({learn}, Eq. 5); the k states "
-                       f"selected for the predicted task **{pred}** are outlined, coloured and {named}."
-                       + explore.pooling_role(info.config))
+            st.caption(f"How much the task guess relies on each of the {len(out['beta'])} kinds of moment in this "
+                       f"video ({learn}); the steps of the guessed task **{pred}** are outlined, coloured as on the "
+                       f"timeline and {named}." + explore.pooling_role(info.config),
+                       help="The paper's learnable key-step pooling weights beta over the M latent states (Eq. 5).")
 
     st.subheader("Downloads")
     sh.download_buttons(info, "ex_dl")

@@ -14,9 +14,10 @@ st.title("procl: procedure learning from instructional videos")
 st.markdown(
     "procl finds the **key-steps** of a task (say *boil water → add tea bag → pour water*) from instructional "
     "videos of several tasks at once, knowing only each video's task, never its key-steps. "
-    "It scores image regions with spatial attention, groups frames into latent states, lets subset selection "
-    "pick k states per task as pseudo-labels, and trains a network to localize them and recognise the task "
-    "(Elhamifar & Huynh, ECCV 2020). "
+    "It learns where to look in each frame, groups frames that look alike into kinds of moment, lets a "
+    "clustering suggest k of them as each task's steps, and trains a network that finds those steps in a video "
+    "and guesses its task (Elhamifar & Huynh, ECCV 2020; the sidebar's *Words and the paper's terms* maps "
+    "these words to the paper's). "
     "This app prepares datasets, trains runs in the background, and shows what a run found, frame by frame."
 )
 
@@ -46,7 +47,8 @@ elif not any(e["name"].startswith("demo-k") for e in sh.all_runs()):
 st.header("Datasets")
 rows = []
 for spec in sh.known_specs():
-    row = {"dataset": spec, "state": "", "tasks": None, "videos": None, "annotated": "", "features": ""}
+    row = {"name": sh.dataset_label(spec), "dataset": spec, "state": "", "tasks": None, "videos": None,
+           "annotated": "", "features": ""}
     try:
         ds = sh.dataset(spec)
         n_annotated = sum(v.annotated for v in ds.videos)
@@ -59,7 +61,9 @@ for spec in sh.known_specs():
         row["state"] = "not generated" if spec == sh.BUILTIN and not sh.builtin_ready() else str(err)
     rows.append(row)
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-             column_config={"state": st.column_config.TextColumn(width="medium")})
+             column_config={"state": st.column_config.TextColumn(width="medium"),
+                            "dataset": st.column_config.TextColumn(
+                                "spec", help="How the command line names it (--dataset SPEC)")})
 st.caption("Built-in, those used by runs, the folders under `data/` (made from uploads) and paths added below. "
            "*features*: the feature caches (backbone-fps: videos cached / videos).")
 
@@ -134,7 +138,12 @@ current = sh.current_run()
 default = (current or {}).get("config", {}).get("dataset")
 if default not in specs and not sh.builtin_ready() and len(specs) > 1:
     default = specs[1]  # a dataset that exists rather than the built-in one not generated yet
-spec = st.selectbox("Dataset", specs, index=specs.index(default) if default in specs else 0, key="home_spec")
+if st.session_state.get("home_spec") not in specs:  # first visit, or a dataset gone: the default
+    st.session_state["home_spec"] = default if default in specs else specs[0]
+# the value lives in the session state alone (no index=): a dataset just created is chosen by setting it there,
+# and Streamlit warns (a traceback in the terminal) about a widget given both
+spec = st.selectbox("Dataset", specs, key="home_spec", format_func=sh.dataset_label,
+                    help="Datasets by their folder's name; the Datasets table above gives each one's spec.")
 if spec == sh.BUILTIN and not sh.builtin_ready():
     st.info("The built-in dataset is not generated yet: generate it above, or create a dataset from your own "
             "videos.", icon=":material/info:")

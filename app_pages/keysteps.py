@@ -6,7 +6,8 @@ from procl import ProclError, explore, names, procedure, viz
 
 st.title("Key-steps")
 info = sh.require_finished_run()
-st.caption(f"Run **{info.name}** on `{info.config.get('dataset')}` — {sh.describe_features(info.config)}")
+st.caption(f"Run **{info.name}** on **{sh.dataset_label(info.config.get('dataset'))}** — "
+           f"{sh.describe_features(info.config)}", help=f"Dataset spec: `{info.config.get('dataset')}`")
 
 
 def save_name(key: str, task: str, state: int) -> None:
@@ -37,14 +38,16 @@ with sh.guard(f"Run {info.name}"):
     seen = table[table["videos"] > 0]
     if len(seen):
         st.markdown(" → ".join(f"**{r.order}.** {info.state_label(task, r.state)}" for r in seen.itertuples()))
-    st.markdown(f"The **{len(table)} key-steps** subset selection (Eq. 2) chose for **{task}**, in their typical "
+    st.markdown(f"The **{len(table)} steps** the clustering suggested for **{task}**, in their typical "
                 f"order in the task's {len(outs)} videos: *at* is the median, over the videos where the network "
                 "predicts the key-step, of where it happens (0% = the start, 100% = the end); *occurs in* is the "
                 "share of the videos where it is predicted and *typical duration* its median length in them; "
                 "*shared with* lists other tasks that selected the same state"
                 + (" (none in a single-task run: each task has its own network and states)."
                    if info.config.get("setting") == "single" else ".")
-                + (" *step* is the ground-truth key-step it matched and *IoU* their overlap." if info.annotated
+                + " *reliance* is how much the task guess relies on the step; *suggested as* is the order in "
+                  "which the clustering picked it."
+                + (" *step* is the true step it was paired with and *IoU* their overlap." if info.annotated
                    else " Name the key-steps below: the names show on every page and in the downloads."))
     shown = table.assign(
         name=[info.given_name(task, s) or "" for s in table["state"]],
@@ -54,12 +57,18 @@ with sh.guard(f"Run {info.name}"):
         iou=[sh.pct(v) for v in table["iou"]],
         beta=["–" if sh.missing(b) else f"{b:.4f}" for b in table["beta"]],
     ).rename(columns={"occurs_in": "occurs in", "duration": "typical duration", "shared_with": "shared with",
-                      "beta": "mean beta", "pick": "picked"})
+                      "beta": "reliance", "pick": "suggested as"})
     columns = ["order", "state", "name", "step", "iou", "at", "occurs in", "typical duration", "shared with",
-               "mean beta", "picked"]
+               "reliance", "suggested as"]
     if not info.annotated:
         columns = [c for c in columns if c not in ("step", "iou")]
-    st.dataframe(shown[columns], hide_index=True, width="stretch")
+    st.dataframe(shown[columns], hide_index=True, width="stretch", column_config={
+        "state": st.column_config.NumberColumn("state", help="The kind of moment (the paper's latent state)."),
+        "reliance": st.column_config.TextColumn("reliance", help="The paper's mean pooling weight beta (Eq. 5) "
+                                                "over the task's videos."),
+        "suggested as": st.column_config.NumberColumn("suggested as", help="Pick order of the paper's subset "
+                                                      "selection (Eq. 2), the teacher of the pseudo-labels."),
+    })
     d1, d2, d3 = st.columns(3)
     d1.download_button("procedure.csv (every task)", data=lambda: procedure.procedure_csv(run_procedure_table()),
                        file_name=f"{info.name}-procedure.csv", mime="text/csv", key="ks_dl_csv",
@@ -103,14 +112,14 @@ with sh.guard(f"Run {info.name}"):
             facts = [f"IoU {sh.pct(r.iou)}" if r.step else None,
                      f"at {sh.pct(r.at)} of the video, in {sh.pct(r.occurs_in)} of the videos, typically "
                      f"{r.duration:.1f} s" if r.videos else "never predicted for this task",
-                     f"subset selection's pick #{r.pick}",
-                     None if sh.missing(r.beta) else f"mean pooling weight {r.beta:.4f}",
+                     f"the clustering's suggestion #{r.pick}",
+                     None if sh.missing(r.beta) else f"reliance {r.beta:.4f}",
                      f"also selected by: {r.shared_with}" if r.shared_with else "selected by this task only"]
             head.caption(" · ".join(f for f in facts if f))
             best = explore.representative_frames(outs, state, n)
             if not best:
                 best = explore.representative_frames(outs, state, n, field="teacher")
-                st.caption("The network never predicts this state; frames the teacher gave it:" if best
+                st.caption("The network never predicts this step; frames the clustering suggested for it:" if best
                            else "Neither the network nor the teacher gives this state to any frame.")
                 if not best:
                     continue
@@ -132,4 +141,4 @@ with sh.guard(f"Run {info.name}"):
     if grid is None:
         st.caption("These features have no spatial grid (R = 1), so frames are shown without attention.")
     else:
-        st.caption("Frames show the spatial attention overlaid (red = high).")
+        st.caption("Frames show where the network looks (red = most; the paper's spatial attention).")

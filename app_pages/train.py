@@ -1,8 +1,6 @@
 """Train: a validated form that launches a background training job, live progress, and every run."""
-import time
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as sh
@@ -42,7 +40,7 @@ current = sh.current_run()
 preferred = (st.session_state.get("new_dataset") or (sh.BUILTIN if sh.builtin_ready() else None)
              or ((current or {}).get("config") or {}).get("dataset") or next(iter(explore.local_datasets()), None))
 choice = c1.selectbox("Dataset", specs + [other], index=specs.index(preferred) if preferred in specs else 0,
-                      key="tr_dataset",
+                      key="tr_dataset", format_func=lambda s: s if s == other else sh.dataset_label(s),
                       help="The built-in synthetic dataset, one used by a run, or a folder (only read).")
 if choice == other:
     f1, f2 = c2.columns([1, 3])
@@ -69,19 +67,27 @@ setting = c1.radio("Setting", ["multi", "single"], horizontal=True, key="tr_sett
                    help="multi: one network for all tasks (train/test split, task classifier). "
                         "single: one network per task on all its videos, no classifier (the paper's Table 1).")
 multi = setting == "multi"
-k = c2.number_input("k (key-steps per task)", 1, 100, 7, key="tr_k")
+# no min/max on k, M, λ and epochs: a value out of range stays in the field, gets a message and blocks the
+# launch (bounds would make the field keep its last valid value and launch that)
+k = c2.number_input("Steps per task (k)", value=7, step=1, key="tr_k",
+                    help="How many steps to look for in each task (the paper's k key-steps, at most M). Not sure? "
+                         "Try several below and compare them on **Compare**.")
 k_slot = c2.empty()
-M = c3.number_input("M (latent states)", 1, 500, default_M(setting), key=f"tr_M_{setting}")
+M = c3.number_input("Kinds of moment (M)", value=default_M(setting), step=1, key=f"tr_M_{setting}",
+                    help="How many kinds of moment (latent states) the frames are grouped into; each task's "
+                         "k steps are chosen among them (the paper's M).")
 M_slot = c3.empty()
-lam = c4.number_input("λ (task loss weight)", 0.0, 100.0, default_lam(setting), 0.1, key=f"tr_lam_{setting}",
-                      help="L = L_rank + λ L_ce (Eq. 6); 0 in the single-task setting.")
+lam = c4.number_input("Weight of the task guess (λ)", value=default_lam(setting), step=0.1,
+                      key=f"tr_lam_{setting}",
+                      help="How much guessing the task counts in training against learning the clustering's "
+                           "suggestion (the paper's L = L_rank + λ L_ce, Eq. 6); 0 with one network per task.")
 lam_slot = c4.empty()
 
 c1, c2, c3, c4 = st.columns(4)
 recipe = c1.radio("Recipe", sorted(RECIPES, key=lambda r: r != "default"), horizontal=True, key="tr_recipe",
                   help="default: procl's recipe; paper: the method as published (every lever of procl off). "
                        "Each lever can be changed below.")
-epochs = c2.number_input("Epochs (0: automatic)", 0, 1000, 0, key="tr_epochs",
+epochs = c2.number_input("Epochs (0: automatic)", value=0, step=1, key="tr_epochs",
                          help=f"0: {DEFAULT_EPOCHS}, or more on a small dataset so that the networks see at least "
                               "the recipe's minimum number of videos.")
 seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed")
@@ -117,9 +123,11 @@ with st.expander("Features and network"):
     a1, a2, a3, a4 = st.columns(4)
     backbone = a1.selectbox("Backbone", BACKBONES, key="tr_backbone")
     fps = a2.number_input("Frames per second", 0.5, 10.0, DEFAULTS.fps, 0.5, key="tr_fps")
-    width = a3.number_input("KLN width", 4, 1024, DEFAULTS.width, key="tr_width")
-    refresh = a4.number_input("Refresh teacher every N videos", 0, 100000, 0, key="tr_refresh",
-                              help="0: once per epoch.")
+    width = a3.number_input("Network width", 4, 1024, DEFAULTS.width, key="tr_width",
+                            help="Channels of the network that finds the steps (the paper's KLN width).")
+    refresh = a4.number_input("Renew the suggestion every N videos", 0, 100000, 0, key="tr_refresh",
+                              help="How often the clustering's suggestion (the paper's teacher) is worked out "
+                                   "again; 0: once per epoch.")
     weights = st.text_input("CNN weights", key="tr_weights", disabled=backbone == "default",
                             placeholder="ImageNet weights (torchvision's, downloaded once into its cache)",
                             help="Empty or 'imagenet': torchvision's ImageNet weights, downloaded into torch hub's "
@@ -131,8 +139,9 @@ with st.expander("Features and network"):
     batch_size = b1.number_input("Batch size (videos per step)", 1, 1024, DEFAULTS.batch_size, key="tr_batch",
                                  help="Videos per optimizer step, padded to the longest and masked. 1 is the "
                                       "paper's one video per step; more is faster on a GPU.")
-    ranking = b2.toggle("Subset-selection supervision", DEFAULTS.ranking, key="tr_ranking",
-                        help="Off: task labels only, no ranking loss (the paper's Fig. 2 ablation; needs λ > 0).")
+    ranking = b2.toggle("Learn the suggestion", DEFAULTS.ranking, key="tr_ranking",
+                        help="Off: task labels only (no ranking loss on the subset-selection teacher: the paper's "
+                             "Fig. 2 ablation; needs λ > 0).")
     device = b3.selectbox("Device", DEVICES, key="tr_device",
                           help="Where features are extracted and the networks train: auto takes a GPU when "
                                "this machine has one (CUDA), else the CPU.")
@@ -262,18 +271,16 @@ entries = sh.all_runs()
 if not entries:
     st.caption("No run yet.")
 else:
-    rows = []
-    for e in entries:
-        c, s, m = e.get("config") or {}, e.get("status") or {}, e.get("metrics") or {}
-        rows.append({
-            "run": e["name"], "state": s.get("state", "?"),
-            "dataset": c.get("dataset"), "setting": c.get("setting"), "k": c.get("k"), "M": c.get("M"),
-            "epochs": c.get("epochs"), "backbone": (c.get("features") or {}).get("backbone", c.get("backbone")),
-            "F1 %": None if m.get("f1") is None else round(100 * m["f1"], 1),
-            "Acc %": None if m.get("accuracy") is None else round(100 * m["accuracy"], 1),
-            "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(e.get("mtime", 0))),
-        })
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    table = explore.runs_table(entries)
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "run": st.column_config.TextColumn("run", width="medium"),
+        "state": st.column_config.TextColumn("state", width="small"),
+        "dataset": st.column_config.TextColumn("dataset", width="medium",
+                                               help="The dataset's name (its folder); the spec is in the sidebar."),
+        "F1 %": st.column_config.TextColumn("F1 %", help="How well the steps found match the annotated ones "
+                                            "(needs annotations: *not annotated* otherwise)."),
+        "Acc %": st.column_config.TextColumn("Acc %", help="Share of test videos whose task is guessed right."),
+    })
     broken = [e for e in entries if (e.get("status") or {}).get("state") in ("failed", "cancelled")][:10]
     for e in broken:
         s = e.get("status") or {}

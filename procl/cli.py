@@ -1,7 +1,7 @@
-"""The command line (a contract: docs/design.md; every option: docs/cli.md): data synth, features, train, evaluate, predict, procedure, bench.
+"""The command line (a contract: docs/design.md; every option: docs/cli.md).
 
-Each command's arguments and work live in the module that owns it; this file only
-wires sub-commands to them, so `python -m procl --help` lists everything.
+data synth, features, train, evaluate, predict, procedure, bench: each command's
+arguments and work live in the module that owns it; this module wires them together.
 """
 from __future__ import annotations
 
@@ -14,8 +14,25 @@ from procl.data import synth
 from procl.features import cache
 
 
+DESCRIPTION = """\
+procl finds the steps of a task (say: boil water, add tea bag, pour water) in videos of
+several tasks, knowing only each video's task.
+
+typical use:
+  procl data synth --out data/synthetic      make the built-in example videos
+  procl train --dataset synthetic --k 7      learn 7 steps per task (a run)
+  procl evaluate --run NAME                  scores of a run
+  procl procedure --run NAME                 each task's steps in their usual order
+  streamlit run app.py                       the app: upload videos, train, look
+
+`procl` is installed by `make install` (or `pip install -e .`); `python -m procl` is the
+same from procl's folder. `procl COMMAND --help` says more about a command; docs/cli.md
+describes every option."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m procl", description=__doc__)
+    parser = argparse.ArgumentParser(prog="procl", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="dataset utilities")

@@ -207,7 +207,7 @@ class TrainConfig:
         if self.k < 1:
             raise bad("k", f"k={self.k}: the number of key-steps must be at least 1")
         if self.k > self.M:
-            raise bad("k", f"k={self.k} is larger than M={self.M}: k key-steps are chosen among M states")
+            raise bad("k", f"k = {self.k} is larger than M = {self.M}: the k key-steps are chosen among the M states")
         if self.lam is None or self.lam < 0 or not math.isfinite(self.lam):
             raise bad("lam", f"lambda={self.lam} must be a number >= 0")
         if self.epochs is not None and self.epochs < 1:

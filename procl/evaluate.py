@@ -104,6 +104,9 @@ def format_scores(result: dict, split: str) -> str:
         r = result[who]
         at = r.get("f1_at") or {}
         lines.append(f"{who:8} " + " ".join(f"{fmt(at.get(k) if k.isdigit() else r.get(k)):>6}" for _, k in cols))
+    if not metrics.annotated(result):
+        lines.append("not annotated: these videos have no ground-truth key-steps, so the key-step scores are '-'; "
+                     "Acc is the task classifier against the videos' task names (the dataset's task folders)")
     return "\n".join(lines)
 
 
@@ -144,7 +147,7 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
 def main_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(args.run, args.split, args.device)
     if args.json:
-        out = {**headline(result["student"]), "split": result["split"],
+        out = {"annotated": metrics.annotated(result), **headline(result["student"]), "split": result["split"],
                "per_task": result["student"].get("per_task", {}),
                "per_class_accuracy": result["student"]["task"]["per_class"],
                "per_video": result["student"].get("per_video"), "teacher": headline(result["teacher"])}

@@ -20,8 +20,10 @@ from procl.config import config_from_saved
 from procl.data import Dataset, VideoRecord
 from procl.features.video import FrameReader
 from procl.io import read_json
+from procl.metrics import annotated
 from procl.names import NAMES_FILE, names_by_task, read_names, unit_of
 from procl.paths import data_dir, slug
+from procl.words import dataset_name
 
 RUN_FILES = ("config.json", "status.json", "metrics.json", "selected.json", "predictions.csv", NAMES_FILE)
 PLAYER_MAX_BYTES = 200 * 1024 * 1024  # larger files are not embedded in the page (it would read them whole)
@@ -29,7 +31,7 @@ PLAYER_MAX_BYTES = 200 * 1024 * 1024  # larger files are not embedded in the pag
 
 def scored(metrics: dict | None) -> bool:
     """Whether a run's metrics.json holds localization scores (its videos had ground truth)."""
-    return bool(((metrics or {}).get("student") or {}).get("per_task"))
+    return annotated(metrics or {})
 
 
 @dataclass
@@ -256,7 +258,7 @@ def task_probs_caption(config: dict) -> str:
     fit = (f", weighed with how well each task's key-steps fit the frames (task evidence {weight:g}: docs/method.md)"
            if weight else "")
     who = ("The state classifier's probabilities (from how much of the video each state takes)"
-           if cfg.state_classifier else "The classifier's probabilities (Eq. 5)")
+           if cfg.state_classifier else "The network's task guess (its classifier's probabilities)")
     return f"{who}{fit}; the video's true task in green."
 
 
@@ -281,20 +283,43 @@ def video_scores(outputs: dict[str, np.ndarray], mapping: dict) -> dict | None:
     return {**scores, **metrics.segmental_summary([metrics.segmental_scores(gt, outputs["states"], mapping)])}
 
 
+def video_colors(info: RunInfo, outputs: dict[str, np.ndarray], task: str, pred_task: str | None = None
+                 ) -> dict[int, str]:
+    """One colour per state for everything drawn of one video (its timelines, its key-step
+    strength, its pooling bars): `RunInfo.state_colors` of its true task over the states
+    the network and the teacher give its frames and the predicted task's selection (on a
+    misclassified video the pooling bars show the predicted task's states)."""
+    extra = [np.asarray(outputs["states"]).reshape(-1), np.asarray(outputs["teacher"]).reshape(-1)]
+    if pred_task is not None:
+        extra.append(np.asarray(info.selected(pred_task), dtype=int))
+    return info.state_colors(task, np.concatenate(extra))
+
+
+def default_video(table: pd.DataFrame) -> str | None:
+    """The video a page opens on: the first whose task was predicted right, else the first."""
+    if table.empty:
+        return None
+    right = table[table["correct"].astype(bool)]
+    return str((right if len(right) else table)["video"].iloc[0])
+
+
 def timeline_rows(info: RunInfo, outputs: dict[str, np.ndarray], task: str, teacher: bool = True,
-                  label: str = "prediction") -> list[dict]:
+                  label: str = "prediction", colors: dict[int, str] | None = None) -> list[dict]:
     """Rows for `viz.timeline_figure`: ground truth, then the prediction (and the teacher).
 
     Colours agree through the run's matching for `task` (the video's true task): a state
     matched to step j takes step j's colour and its legend entry; background is grey.
+    `colors` (say `video_colors`) replaces the colours worked out here.
     """
     steps = info.step_names(task)
     rows = []
     gt = outputs["gt"]
     if not (gt == -2).all():
         rows.append(gt_row(gt, steps))
-    kinds = [(label, outputs["states"])] + ([("teacher", outputs["teacher"])] if teacher else [])
-    colors = info.state_colors(task, np.concatenate([s for _, s in kinds]))
+    # the teacher's row reads "suggestion": the clustering's suggestion the network learned from
+    kinds = [(label, outputs["states"])] + ([("suggestion", outputs["teacher"])] if teacher else [])
+    if colors is None:
+        colors = info.state_colors(task, np.concatenate([s for _, s in kinds]))
     for name, labels in kinds:
         rows.append(state_row(name, labels, colors, info, task))
     return rows
@@ -315,6 +340,24 @@ def state_row(name: str, labels: np.ndarray, colors: dict[int, str], info: RunIn
     names = {s: info.state_text(task, s) for s in present}
     legend = {s: info.state_label(task, s) for s in present}
     return {"name": name, "labels": labels, "colors": colors, "names": names, "legend": legend, "rank_offset": 1000}
+
+
+def stacked_state_colors(infos: list[RunInfo], labels: list[np.ndarray], task: str) -> list[dict[int, str]]:
+    """Colours of several runs' states stacked on one chart (Compare): a state matched to a
+    ground-truth step takes the step's colour (the same meaning in every run); every other
+    state has a colour no other run's state has (without ground truth states of different runs
+    are not the same thing). The first run's colours are its colours on the other pages."""
+
+    spare = max((len(i.step_names(task)) for i in infos), default=0)
+    out = []
+    for info, states in zip(infos, labels):
+        sel = sorted(info.selected(task))
+        order = sel + sorted({int(s) for s in np.asarray(states).reshape(-1) if int(s) >= 0} - set(sel))
+        mapping = info.mapping(task)
+        colors = viz.state_colors(mapping, order, 0, spare=spare)
+        spare += sum(1 for s in order if mapping.get(str(s), mapping.get(s)) is None)
+        out.append(colors)
+    return out
 
 
 def state_table(info: RunInfo, outputs: dict[str, dict[str, np.ndarray]], task: str) -> pd.DataFrame:
@@ -435,6 +478,37 @@ def compare_row(info: RunInfo) -> dict:
 
 
 # ---------------------------------------------------------------- datasets
+
+def runs_table(entries: list[dict]) -> pd.DataFrame:
+    """The Train page's "All runs": one row per `runs.list_runs()` entry, every cell text so
+    that nothing reads `None`: scores in % with one decimal ("75.0"), "not annotated" for
+    F1 of a run without ground truth, "–" for what is not there yet (a queued run's
+    accuracy), "auto" for epochs not decided yet; the dataset by its name."""
+    import time
+
+
+    def pct(v) -> str:
+        return "–" if v is None or v != v else f"{100 * float(v):.1f}"
+
+    def num(v) -> str:
+        return "–" if v is None else str(v)
+
+    rows = []
+    for e in entries:
+        c, s, m = e.get("config") or {}, e.get("status") or {}, e.get("metrics") or {}
+        state = s.get("state", "?")
+        f1 = ("not annotated" if m and not annotated(m) else pct(m.get("f1")))
+        rows.append({
+            "run": e["name"], "state": state, "dataset": dataset_name(c.get("dataset")),
+            "setting": c.get("setting") or "–", "k": num(c.get("k")), "M": num(c.get("M")),
+            "epochs": num(c.get("epochs")) if c.get("epochs") is not None else ("auto" if c else "–"),
+            "backbone": (c.get("features") or {}).get("backbone", c.get("backbone")) or "–",
+            "F1 %": f1, "Acc %": pct(m.get("accuracy")),
+            "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(e.get("mtime", 0))),
+        })
+    return pd.DataFrame(rows, columns=["run", "state", "dataset", "setting", "k", "M", "epochs", "backbone", "F1 %",
+                                       "Acc %", "created"])
+
 
 def dataset_summary(dataset: Dataset) -> pd.DataFrame:
     """One row per task: videos, train, test, annotated videos, key-steps."""

@@ -266,6 +266,13 @@ def evaluate_localization(
     return result
 
 
+def annotated(result: Mapping) -> bool:
+    """Whether a scored result (`infer.evaluate`'s, or a run's metrics.json) holds key-step
+    scores, i.e. its videos had ground truth. Task accuracy is there either way: it is
+    against the videos' task names."""
+    return bool((result.get("student") or {}).get("per_task"))
+
+
 def task_accuracy(true: Mapping[str, str], pred: Mapping[str, str]) -> dict:
     """Share of videos whose predicted task is right, overall and per true task.
 

@@ -250,10 +250,24 @@ def _resumable(run: str) -> tuple[str, dict]:
         status = runs.read_status(path)
         if status.get("state") == "running" and status.get("pid") != os.getpid():
             raise ProclError(f"run {run!r} is still running (pid {status.get('pid')}); cancel it first")
+        if status.get("state") != "queued":
+            # a stop left by an earlier cancel: resuming means going on. A queued job's STOP is a
+            # cancel clicked while it prepared: kept, and honoured before training (`_cancelled_early`)
+            (path / "STOP").unlink(missing_ok=True)
     except BaseException:
         runs.unlock_run(path)
         raise
     return str(path), saved
+
+
+def _cancelled_early(path: Path) -> bool:
+    """A queued job cancelled while it prepared (STOP written before training began): its
+    status says cancelled and it does not train."""
+    if not runs.stop_requested(path):
+        return False
+    runs.write_status(path, {**runs.read_status(path), "state": "cancelled",
+                             "error": "stopped on request before training began"})
+    return True
 
 
 def train(
@@ -312,6 +326,8 @@ def _train(cfg: TrainConfig, run: str | None, resume: bool, queued: bool, progre
         if saved and main and before.get("state") != "done":  # a launched job: say why in its status, not only
             runs.write_status(path, {**before, "state": "failed", "error": str(err)})  # in train.log
         raise
+    if saved and dist.main_only(lambda: _cancelled_early(path), "reading the stop request"):
+        return path
     config = _run_config(cfg, dataset, features, units)
     if not fresh:
         _check_same_run(run, saved, config, features)
@@ -447,8 +463,7 @@ class _Progress:
             del hist[name][kept:]
         for name in ("epoch_seconds", "teacher_seconds"):
             del self.status[name][epoch:]
-        if self.main:
-            (self.path / "STOP").unlink(missing_ok=True)
+        if self.main:  # a STOP already there (cancel while queued) is honoured at the first step
             runs.write_status(self.path, self.status)
             if self.progress:
                 from tqdm import tqdm

@@ -4,9 +4,11 @@
 layout of procl/data/folder.py, no annotations) after checking everything first:
 the dataset's and the tasks' names, that every file is a video OpenCV can decode,
 that no two files share a video id, and that every task has at least three videos
-(the seeded 70/30 split keeps two to train on and one to test). Any problem refuses the whole dataset with one message per
-problem (`UploadError.problems`) and writes nothing: the files are written into a
-hidden temporary folder that is renamed into place only when all of them decode.
+(the seeded 70/30 split keeps two to train on and one to test). Every file is checked,
+whatever else is wrong, so that one round lists every problem. Any problem refuses the
+whole dataset with one message per problem (`UploadError.problems`) and writes nothing:
+the files are written into a hidden temporary folder that is renamed into place only
+when all of them decode.
 """
 from __future__ import annotations
 
@@ -110,13 +112,14 @@ def create_dataset(name: str, groups: Sequence[tuple[str, Sequence[tuple[str, Co
     if not given:
         problems.append(f"no videos: type a task's name and add at least {MIN_VIDEOS} of its videos")
     seen: dict[str, str] = {}
+    readable: list[tuple[str, str, Content]] = []  # (task, file name, content) to decode
     for task, files in tasks.items():
         if len(files) < MIN_VIDEOS:
             have = ("no video" if not files else f"one video ({Path(files[0][0]).name})" if len(files) == 1
                     else f"{len(files)} videos")
             problems.append(f"the task {task!r} has {have}: procl needs at least {MIN_VIDEOS} videos per task "
                             "(two to train on, one to test): add more")
-        for file_name, _ in files:
+        for file_name, content in files:
             base = Path(file_name).name
             stem, ext = Path(base).stem, Path(base).suffix.lower()
             shown = f"{base} (task {task!r})"
@@ -132,21 +135,19 @@ def create_dataset(name: str, groups: Sequence[tuple[str, Sequence[tuple[str, Co
                                 "(file names without extension) must be unique in a dataset; rename one")
                 continue
             seen[stem] = task
-    if problems:
-        raise UploadError(problems)
+            readable.append((task, base, content))
 
+    # every file whose name is fine is decoded, whatever else is wrong: all problems in one round
     root = data_dir()
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.", suffix=".tmp"))
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".upload.", suffix=".tmp"))
     try:
-        for task, files in tasks.items():
-            for file_name, content in files:
-                base = Path(file_name).name
-                path = tmp / "videos" / task / base
-                write_bytes(path, content)
-                problem = _video_problem(path, f"{base} (task {task!r})")
-                if problem:
-                    problems.append(problem)
+        for task, base, content in readable:
+            path = tmp / "videos" / task / base
+            write_bytes(path, content)
+            problem = _video_problem(path, f"{base} (task {task!r})")
+            if problem:
+                problems.append(problem)
         if problems:
             raise UploadError(problems)
         final = dataset_folder(name)

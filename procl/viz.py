@@ -26,16 +26,30 @@ def step_color(step: int) -> str:
     return BACKGROUND_COLOR if step < 0 else PALETTE[step % len(PALETTE)]
 
 
-def state_colors(mapping: dict, states: Sequence[int], n_steps: int) -> dict[int, str]:
+def spare_color(i: int) -> str:
+    """The i-th colour of the palette, then colours of their own past it (golden-angle hues),
+    so that many unmatched states of several runs never share one."""
+    if i < len(PALETTE):
+        return PALETTE[i]
+    import colorsys
+
+    hue = ((i - len(PALETTE)) * 0.618034 + 0.11) % 1.0
+    lightness = (0.38, 0.52, 0.64)[(i // 7) % 3]
+    r, g, b = colorsys.hls_to_rgb(hue, lightness, 0.65)
+    return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+
+
+def state_colors(mapping: dict, states: Sequence[int], n_steps: int, spare: int | None = None) -> dict[int, str]:
     """Colour per predicted state: its matched step's colour, else a colour past the steps'
-    (given out in the order the states first appear in `states`)."""
-    colors, spare = {}, n_steps
+    (given out in the order the states first appear in `states`, from the `spare`-th on:
+    n_steps by default)."""
+    colors, spare = {}, n_steps if spare is None else spare
     for s in dict.fromkeys(int(s) for s in np.asarray(states).reshape(-1) if int(s) >= 0):
         step = mapping.get(str(s), mapping.get(s))
         if step is not None:
             colors[s] = step_color(int(step))
         else:
-            colors[s] = PALETTE[spare % len(PALETTE)]
+            colors[s] = spare_color(spare) if spare < 200 else PALETTE[spare % len(PALETTE)]
             spare += 1
     return colors
 
@@ -161,7 +175,7 @@ def pooling_weights_figure(
     highlighted (in their timeline colour when `colors` is given) and named."""
     sel = set(int(s) for s in selected)
     colors = colors or {}
-    x = [f"{m}: {names[m]}" if m in names else str(m) for m in range(len(beta))]
+    x = [f"{m}: {short(names[m])}" if m in names else str(m) for m in range(len(beta))]
     bar_colors = [colors.get(m, "#d62728") if m in sel else "#c6dbef" for m in range(len(beta))]
     fig = go.Figure(go.Bar(x=x, y=[float(b) for b in beta], marker_color=bar_colors,
                            marker_line_color=["#000000" if m in sel else "rgba(0,0,0,0)" for m in range(len(beta))],
@@ -169,18 +183,25 @@ def pooling_weights_figure(
                            hovertemplate="state %{x}<br>beta %{y:.4f}<extra></extra>"))
     fig.add_hline(y=1.0 / max(len(beta), 1), line_dash="dot", line_color="#888888",
                   annotation_text="uniform 1/M", annotation_position="top right")
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="pooling weight beta",
-                      xaxis=dict(tickangle=-60, type="category"))
+    # room for the slanted labels (automargin), which are kept short: the full name is in Key-steps
+    fig.update_layout(height=360, margin=dict(l=60, r=10, t=10, b=10), yaxis_title="pooling weight beta",
+                      xaxis=dict(tickangle=-60, type="category", automargin=True), yaxis=dict(automargin=True))
     return fig
+
+
+def short(text: str, most: int = 22) -> str:
+    """`text` cut to `most` characters (an ellipsis marks the cut): an axis label that fits."""
+    return text if len(text) <= most else text[: most - 1].rstrip() + "…"
 
 
 def loss_figure(history: dict) -> go.Figure:
     fig = go.Figure()
     steps = history.get("step", [])
+    labels = {"loss": "loss (all)", "rank": "learning the suggestion (rank)", "ce": "task guess (ce)"}
     for name in ("loss", "rank", "ce"):
         values = history.get(name, [])
         if values:
-            fig.add_trace(go.Scatter(x=steps, y=smooth(values), mode="lines", name=name))
+            fig.add_trace(go.Scatter(x=steps, y=smooth(values), mode="lines", name=labels[name]))
     fig.update_layout(height=260, margin=dict(l=10, r=10, t=10, b=30), xaxis_title="step (videos)",
                       yaxis_title="loss (smoothed)")
     return fig
@@ -195,8 +216,13 @@ def smooth(values: Sequence[float], window: int = 10) -> list[float]:
     return np.concatenate([head, np.convolve(v, kernel, mode="valid")]).tolist()
 
 
+K_SCORES = (("recall", "found (recall, R)", "#1f77b4"), ("precision", "right (precision, P)", "#ff7f0e"),
+            ("f1", "F1", "#2ca02c"), ("accuracy", "task guessed right (accuracy)", "#9467bd"))
+
+
 def metrics_vs_k_figure(rows: list[dict]) -> go.Figure:
-    """rows: {"run", "k", "recall", "precision", "f1", "accuracy"}; one line per metric.
+    """rows: {"run", "k", "recall", "precision", "f1", "accuracy"} (fractions); one line per
+    score, in %, named in the legend; the x axis ticks the k values of the runs only.
 
     When several runs share a k (ablations), points are not joined by lines.
     """
@@ -204,13 +230,14 @@ def metrics_vs_k_figure(rows: list[dict]) -> go.Figure:
     rows = sorted(rows, key=lambda r: r["k"])
     ks = [r["k"] for r in rows]
     mode = "lines+markers" if len(set(ks)) == len(ks) else "markers"
-    for key, label, color in (("recall", "R", "#1f77b4"), ("precision", "P", "#ff7f0e"), ("f1", "F1", "#2ca02c"),
-                              ("accuracy", "Acc", "#9467bd")):
-        pts = [r for r in rows if r.get(key) is not None]
+    for key, label, color in K_SCORES:
+        pts = [r for r in rows if r.get(key) is not None and r.get(key) == r.get(key)]
         if pts:
-            fig.add_trace(go.Scatter(x=[r["k"] for r in pts], y=[r[key] for r in pts], mode=mode,
+            fig.add_trace(go.Scatter(x=[r["k"] for r in pts], y=[100 * r[key] for r in pts], mode=mode,
                                      name=label, text=[r["run"] for r in pts], marker_size=9, line_color=color,
-                                     hovertemplate="%{text}<br>k=%{x}: %{y:.3f}<extra></extra>"))
-    fig.update_layout(height=340, margin=dict(l=10, r=10, t=10, b=40), xaxis=dict(title="k", dtick=1),
-                      yaxis=dict(range=[0, 1], title="score"))
+                                     hovertemplate=f"%{{text}}<br>k=%{{x}}: {label} %{{y:.1f}}%<extra></extra>"))
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=10, b=40), showlegend=True,
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                      xaxis=dict(title="k (steps per task)", tickmode="array", tickvals=sorted(set(ks))),
+                      yaxis=dict(range=[0, 100], title="score (%)"))
     return fig

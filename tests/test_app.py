@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -94,6 +95,12 @@ def test_every_page_renders_cleanly(app_env, page):
     assert sidebar_run.value == "tiny-k3" and set(sidebar_run.options) >= {"tiny-k2 · done", "tiny-k3 · done",
                                                                            "own-k3 · done"}
     assert "backbone **default**" in "\n".join(c.value for c in at.sidebar.caption)
+    glossary = next(e for e in at.sidebar.expander if e.label == "Words and the paper's terms")
+    words = "\n".join(m.value for m in glossary.markdown)
+    assert "the clustering's suggestion" in words and "teacher" in words and "pooling weight beta" in words
+    shown = "\n".join(str(m.value) for m in [*at.main.markdown, *at.main.caption, *at.main.subheader])
+    for jargon in ("mean beta", "Eq. 2", "Eq. 5", "Hungarian matching,", "`folder:"):
+        assert jargon not in shown, f"{jargon!r} on {page}: plain words on the page, the paper's in tooltips"
 
 
 # ---------------------------------------------------------------- Home
@@ -161,7 +168,7 @@ def test_train_form_validates_next_to_the_fields(app_env):
     assert not at.button(key="tr_launch").disabled
 
     at.number_input(key="tr_k").set_value(60).run()
-    assert "larger than M=50" in field_errors(at) and at.button(key="tr_launch").disabled
+    assert "larger than M = 50" in field_errors(at) and at.button(key="tr_launch").disabled
     at.number_input(key="tr_k").set_value(3).run()
     at.text_input(key="tr_run").input("tiny-k3").run()
     assert "exists already" in field_errors(at) and at.button(key="tr_launch").disabled
@@ -181,6 +188,44 @@ def test_train_form_validates_next_to_the_fields(app_env):
     assert_clean(at)
     table = at.dataframe[0].value
     assert set(table["run"]) == {"tiny-k2", "tiny-k3", "own-k3"} and set(table["state"]) == {"done"}
+
+
+def test_train_all_runs_table_never_says_none(app_env):
+    """F1 of an unannotated run says so; a queued run's epochs and accuracy are not `None`;
+    scores have one decimal; the dataset is named by its folder."""
+    path = fake_run(app_env["checkpoints"], "queued-job", {"state": "queued", "created": time.time()})
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, "epochs": None}))
+    try:
+        at = open_page("app_pages/train.py")
+        assert_clean(at)
+        table = at.dataframe[0].value.set_index("run")
+        assert "None" not in table.astype(str).to_numpy().ravel().tolist()
+        assert table.loc["own-k3", "F1 %"] == "not annotated"
+        assert table.loc["queued-job", "epochs"] == "auto" and table.loc["queued-job", "Acc %"] == "–"
+        for v in table.loc[["tiny-k2", "tiny-k3", "own-k3"], "Acc %"]:
+            assert re.fullmatch(r"\d+\.\d", v), v
+        assert table.loc["tiny-k3", "dataset"] == Path(app_env["dataset"].split(":", 1)[1]).name
+    finally:
+        shutil.rmtree(path)
+
+
+def test_train_an_invalid_k_is_said_and_never_launched(app_env):
+    """Whatever k the field shows is what launches, or nothing does and a message says why."""
+    at = open_page("app_pages/train.py")
+    for bad, message in ((0, "k=0: the number of key-steps must be at least 1"),
+                         (-3, "k=-3: the number of key-steps must be at least 1"),
+                         (150, "k = 150 is larger than M = 50")):
+        at.number_input(key="tr_k").set_value(bad).run()
+        assert not at.exception
+        assert at.number_input(key="tr_k").value == bad, "the field keeps what was typed"
+        assert message in field_errors(at) and at.button(key="tr_launch").disabled
+    at.number_input(key="tr_M_multi").set_value(0).run()
+    assert "M=0" in field_errors(at) and at.button(key="tr_launch").disabled
+    at.number_input(key="tr_M_multi").set_value(50).run()
+    at.number_input(key="tr_k").set_value(5).run()
+    assert_clean(at)
+    assert not at.button(key="tr_launch").disabled
 
 
 def test_train_launches_a_background_job_that_finishes(app_env):
@@ -239,7 +284,7 @@ def test_train_shows_live_progress_and_cancels(app_env):
         assert bars and bars[0].proto.value == 50
         assert "step 5/10" in bars[0].proto.text and "ETA 12 s" in bars[0].proto.text
         loss = next(f for f in figures(at) if f["data"] and f["data"][0].get("mode") == "lines")
-        assert {t["name"] for t in loss["data"]} == {"loss", "rank", "ce"}
+        assert {t["name"] for t in loss["data"]} == {"loss (all)", "learning the suggestion (rank)", "task guess (ce)"}
         at.button(key="tr_cancel_running-job").click().run()
         assert (path / "STOP").exists()
         assert at.button(key="tr_cancel_running-job").label == "Stopping…"
@@ -279,7 +324,7 @@ def test_explore_frame_viewer_and_timeline(app_env):
     assert at.get("video"), "the video is playable"
     assert at.get("image"), "the frame is shown"
     fig = timeline(at)
-    assert row_names(fig) == ["ground truth", "prediction", "teacher"]
+    assert row_names(fig) == ["ground truth", "prediction", "suggestion"]
     assert fig["layout"]["shapes"][0]["x0"] == pytest.approx(out["times"][0])
     image = at.get("image")[0].value[0]
 
@@ -334,6 +379,50 @@ def test_explore_filters_change_the_videos(app_env):
         assert f"task **{pred.loc[videos[1], 'task']}**" in texts(at)
 
 
+def test_explore_one_state_one_colour_on_a_misclassified_video(app_env):
+    """On a video whose task is predicted wrong, a state has one colour on the timeline, the
+    key-step strength and the pooling bars; and Explore opens on a correctly classified video."""
+    import pandas as pd
+
+    path = app_env["checkpoints"] / "mis-k3"
+    shutil.copytree(app_env["checkpoints"] / "tiny-k3", path)
+    try:
+        df = pd.read_csv(path / "predictions.csv", dtype={"video": str, "task": str, "pred_task": str},
+                         keep_default_na=False)
+        first = sorted(df.loc[df["split"] == "test", "video"].unique())[0]
+        task = df.loc[df["video"] == first, "task"].iloc[0]
+        other = next(t for t in sorted(df["task"].unique()) if t != task)
+        df.loc[df["video"] == first, "pred_task"] = other
+        df.to_csv(path / "predictions.csv", index=False)
+        at = open_page("app_pages/explore.py", run="mis-k3")
+        assert_clean(at)
+        opened = at.selectbox(key="ex_video_mis-k3").value
+        assert opened != first and df.loc[df["video"] == opened, "pred_task"].iloc[0] == \
+            df.loc[df["video"] == opened, "task"].iloc[0], "Explore opens on a correctly classified video"
+        at.selectbox(key="ex_video_mis-k3").set_value(first).run()
+        assert_clean(at)
+        info = explore.load_run_info(path)
+        out = runs.load_outputs(path, first)
+        colors = explore.video_colors(info, out, task, other)
+        beta = next(f for f in figures(at) if f["data"][0].get("type") == "bar" and f["layout"].get("yaxis", {})
+                    .get("title", {}).get("text") == "pooling weight beta")["data"][0]
+        highlighted = {int(x.split(":")[0]): c for x, c in zip(beta["x"], beta["marker"]["color"]) if ":" in x}
+        assert set(highlighted) == set(info.selected(other))
+        assert highlighted == {s: colors[s] for s in highlighted}
+        strength = next(f for f in figures(at) if f["layout"].get("yaxis", {}).get("title", {}).get("text") == "p × beta")
+        for s in info.selected(other):
+            trace = next((t for t in strength["data"] if t.get("name") == info.state_text(other, s)), None)
+            if trace is not None:
+                assert trace["marker"]["color"] == colors[s]
+        line = timeline(at)
+        for s in {int(v) for v in out["states"] if v >= 0}:
+            trace = next(t for t in line["data"] if t["y"][0] == "prediction"
+                         and t["hovertemplate"].startswith(f"prediction: {info.state_text(task, s)}<br>"))
+            assert trace["marker"]["color"] == colors[s]
+    finally:
+        shutil.rmtree(path)
+
+
 def test_explore_decodes_only_the_frames_it_shows_of_an_hour_long_video(app_env, tmp_path, monkeypatch):
     """An hour of video (7200 samples at 2 fps): opening Explore decodes the one frame it
     shows, each slider move one more, and going back to a frame seen decodes nothing."""
@@ -377,7 +466,7 @@ def test_keysteps_lists_states_with_frames(app_env):
     assert len(at.get("image")) >= 1 and len(at.get("image")[0].proto.imgs) >= 1
     selected = json.loads((runs.run_dir("tiny-k3") / "selected.json").read_text())["all"]
     assert sorted(table["state"]) == sorted(selected["change_tire"])
-    assert [selected["change_tire"][p - 1] for p in table["picked"]] == list(table["state"]), "pick order beside"
+    assert [selected["change_tire"][p - 1] for p in table["suggested as"]] == list(table["state"]), "pick order beside"
     assert {"step", "iou", "at", "occurs in", "typical duration"} <= set(table.columns)
     at.selectbox(key="ks_task_tiny-k3").set_value("make_tea").run()
     assert_clean(at)
@@ -436,7 +525,7 @@ def test_unannotated_run_on_every_page(app_env):
     the prediction, the teacher and the key-step strength are shown."""
     at = open_page("app_pages/explore.py", run="own-k3")
     assert_clean(at)
-    assert row_names(timeline(at)) == ["prediction", "teacher"]
+    assert row_names(timeline(at)) == ["prediction", "suggestion"]
     shown = texts(at)
     assert "ground truth" not in shown.lower().replace("no ground truth", "")
     assert "not annotated" in shown
@@ -483,9 +572,12 @@ def test_home_creates_a_dataset_from_uploaded_videos(app_env, tiny_synth):
     at.text_input(key="up_name_0").input("my-videos")
     at.text_input(key="up_task_0_0").input("change tire")
     at.text_input(key="up_task_0_1").input("make tea")
-    # bad uploads: a text file, one video only for the second task, the same id twice
+    # bad uploads, all said in one round: a text file, a text file renamed .mp4, a zero-byte .mp4, one video
+    # only for the second task, the same id twice
     at.file_uploader(key="up_files_0_0").set_value([_upload(v1[0]), _upload(v1[1]), _upload(v1[2]),
-                                                    ("notes.txt", b"hello", "text/plain")])
+                                                    ("notes.txt", b"hello", "text/plain"),
+                                                    ("renamed.mp4", b"hello\n", "video/mp4"),
+                                                    ("zero.mp4", b"", "video/mp4")])
     at.file_uploader(key="up_files_0_1").set_value([_upload(v1[0])])
     at.run()
     at.button(key="up_create").click().run()
@@ -494,6 +586,8 @@ def test_home_creates_a_dataset_from_uploaded_videos(app_env, tiny_synth):
     assert "notes.txt (task 'change tire') is not a video" in message
     assert "'make tea' has one video" in message
     assert f"video id {v1[0].stem!r}" in message
+    assert "renamed.mp4 (task 'change tire') is not a video OpenCV can decode" in message
+    assert "zero.mp4 (task 'change tire') is empty" in message
     assert not (data_dir() / "my-videos").exists(), "nothing is written"
     assert at.text_input(key="up_task_0_0").value == "change tire", "what was typed is kept"
     # a file named like a video that is not one
@@ -538,8 +632,9 @@ def test_compare_stacks_runs(app_env):
     assert set(at.multiselect(key="cmp_runs").value) == {"tiny-k2", "tiny-k3"}
     table = at.dataframe[0].value
     assert sorted(table["k"]) == [2, 3]
-    vs_k = next(f for f in figures(at) if f["layout"].get("xaxis", {}).get("title", {}).get("text") == "k")
-    assert {t["name"] for t in vs_k["data"]} >= {"R", "P", "F1"} and vs_k["data"][0]["x"] == [2, 3]
+    vs_k = next(f for f in figures(at) if f["layout"].get("xaxis", {}).get("title", {}).get("text") == "k (steps per task)")
+    assert {t["name"] for t in vs_k["data"]} >= {"found (recall, R)", "right (precision, P)", "F1"}
+    assert vs_k["data"][0]["x"] == [2, 3] and vs_k["layout"]["xaxis"]["tickvals"] == [2, 3]
     assert row_names(timeline(at)) == ["ground truth", "tiny-k3 (k=3)", "tiny-k2 (k=2)"]
     assert len(at.get("download_button")) == 4
     at.multiselect(key="cmp_runs").unselect("tiny-k2").run()
@@ -624,7 +719,7 @@ def test_single_task_run_has_no_classifier_views(app_env, tiny_synth):
         at.switch_page("app_pages/keysteps.py").run()
         assert_clean(at)
         assert (at.dataframe[0].value["shared with"] == "").all(), "single-task networks share no state"
-        assert at.dataframe[0].value["mean beta"].eq("–").all()
+        assert at.dataframe[0].value["reliance"].eq("–").all()
     finally:
         shutil.rmtree(app_env["checkpoints"] / "single")
 
@@ -639,7 +734,7 @@ def test_features_without_grid_explain_the_missing_heatmap(app_env):
         assert_clean(at)
         assert "no spatial grid (R = 1" in texts(at)
         assert not at.get("image") and "no video files" in texts(at)
-        assert row_names(timeline(at)) == ["ground truth", "prediction", "teacher"]
+        assert row_names(timeline(at)) == ["ground truth", "prediction", "suggestion"]
         at.switch_page("app_pages/keysteps.py").run()
         assert_clean(at)
         assert "precomputed features" in texts(at)
@@ -677,7 +772,7 @@ def test_task_probs_caption_says_what_the_bars_show():
     assert "task evidence 10" in explore.task_probs_caption({"setting": "multi", "task_evidence": 10.0})
     assert explore.task_probs_caption({"setting": "multi", "task_evidence": 2.0, "state_classifier": True}).startswith(
         "The state classifier's probabilities")
-    assert "Eq. 5" in explore.task_probs_caption({"setting": "multi", "state_classifier": False})
+    assert "the network's task guess" in explore.task_probs_caption({"setting": "multi", "state_classifier": False}).lower()
     assert "state classifier" in explore.pooling_role({"setting": "multi", "state_classifier": True})
     assert explore.pooling_role({"setting": "multi"}) == ""  # runs saved before the lever: the network decides
     assert "weighed" not in explore.task_probs_caption({"setting": "multi"})  # runs saved before the lever

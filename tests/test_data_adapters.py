@@ -517,7 +517,8 @@ def test_uploaded_videos_make_a_folder_dataset(tiny_synth, tmp_path, monkeypatch
     def problems(name, groups) -> str:
         with pytest.raises(UploadError) as err:
             create_dataset(name, groups)
-        assert not (tmp_path / "data" / name.strip()).exists() or name.strip() in ("taken", "mine")
+        assert not name.strip() or not (tmp_path / "data" / name.strip()).exists() or name.strip() in ("taken", "mine")
+        assert not [p for p in (tmp_path / "data").glob("*") if p.name not in ("taken", "mine")], "nothing is written"
         assert not list((tmp_path / "data").glob(".*.tmp")), "the temporary folder is removed"
         return "\n".join(err.value.problems)
 
@@ -540,6 +541,12 @@ def test_uploaded_videos_make_a_folder_dataset(tiny_synth, tmp_path, monkeypatch
                            ("b", files[3:6])])
     assert "broken.mp4 (task 'a') is not a video OpenCV can decode" in found and "empty.mkv (task 'a') is empty" in found
     assert not (tmp_path / "data" / "x").exists(), "one bad file: nothing is written"
+    # every problem in one round: names, counts and ids, and the files that do not decode
+    found = problems("x", [("a", [*files[:2], ("notes.txt", b"hi"), ("text.mp4", b"just text\n"), ("zero.mp4", b"")]),
+                           ("b", [files[0]])])
+    for part in ("notes.txt (task 'a') is not a video", "text.mp4 (task 'a') is not a video OpenCV can decode",
+                 "zero.mp4 (task 'a') is empty", "'b' has one video", f"video id {Path(files[0][0]).stem!r}"):
+        assert part in found, (part, found)
 
     root = create_dataset(" mine ", [("change  tire", files[:3]), ("", []), ("make tea", files[3:6])])
     assert root == tmp_path / "data" / "mine"

@@ -18,7 +18,7 @@ PACKAGE = ROOT / "procl"
 
 # Each module's layer, lowest first; a module may import from layers <= its own.
 LAYERS = [
-    ["procl", "procl.io", "procl.paths", "procl.metrics"],
+    ["procl", "procl.io", "procl.paths", "procl.metrics", "procl.words"],
     ["procl.data"],
     ["procl.features", "procl.dist"],
     ["procl.model", "procl.selection", "procl.decode", "procl.task_head"],
@@ -66,7 +66,8 @@ def layer(name: str) -> int:
     best = None
     for i, group in enumerate(LAYERS):
         for prefix in group:
-            if (name == prefix or name.startswith(prefix + ".")) and (best is None or len(prefix) > best[1]):
+            covers = name == prefix or (prefix != "procl" and name.startswith(prefix + "."))  # the package alone
+            if covers and (best is None or len(prefix) > best[1]):
                 best = (i, len(prefix))
     assert best is not None, f"{name} is in no layer of tests/test_structure.py: add it where it belongs"
     return best[0]

@@ -109,6 +109,9 @@ def test_run_folder_contract(trained):
 def test_evaluate_json_and_predict_csv(env, trained, capsys, tmp_path):
     assert cli(["evaluate", "--run", "tiny", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
+    assert out["annotated"] is True
+    assert cli(["evaluate", "--run", "tiny"]) == 0
+    assert "not annotated" not in capsys.readouterr().out
     for key in ("recall", "precision", "f1", "accuracy", "per_task", "edit", "f1_at"):
         assert key in out
     assert set(out["f1_at"]) == {"10", "25", "50"} and all(0 <= v <= 1 for v in out["f1_at"].values())
@@ -133,6 +136,25 @@ def test_evaluate_json_and_predict_csv(env, trained, capsys, tmp_path):
     assert np.allclose(df[df.frame == 1]["time"], 0.5)  # 2 fps samples
 
 
+def test_evaluate_says_when_a_run_is_not_annotated(env, tiny_unannotated, capsys):
+    train(TrainConfig(dataset=f"folder:{tiny_unannotated}", k=3, M=8, epochs=1, width=8), run="own",
+          progress=False)
+    assert cli(["evaluate", "--run", "own", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["annotated"] is False and out["f1"] is None and out["accuracy"] is not None
+    assert cli(["evaluate", "--run", "own"]) == 0
+    table = capsys.readouterr().out
+    assert "not annotated" in table and "task names" in table
+
+
+def test_help_speaks_to_users(capsys):
+    with pytest.raises(SystemExit):
+        cli(["--help"])
+    text = capsys.readouterr().out
+    assert "typical use" in text and "train --dataset synthetic --k 7" in text
+    assert "wires sub-commands" not in text, "the help speaks to users, not to developers"
+
+
 def test_single_task_setting(env):
     path = train(TrainConfig(dataset=env["spec"], setting="single", k=3, M=6, epochs=1, width=16),
                  run="tiny-single", progress=False)
@@ -142,7 +164,7 @@ def test_single_task_setting(env):
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(k=0), "k=0"), (dict(k=9, M=8), "k=9 is larger than M=8"), (dict(M=0), "M=0"),
+    (dict(k=0), "k=0"), (dict(k=9, M=8), "k = 9 is larger than M = 8"), (dict(M=0), "M=0"),
     (dict(lam=-1.0), "lambda=-1.0"), (dict(epochs=0), "epochs=0"), (dict(setting="both"), "setting"),
     (dict(batch_size=0), "batch size 0 must be at least 1"),
 ])
@@ -232,6 +254,20 @@ def test_cancel_then_resume_equals_uninterrupted(env, trained):
     b = torch.load(path / "model.pt", weights_only=True)
     for key in a:
         torch.testing.assert_close(a[key], b[key])
+
+
+def test_cancel_while_queued_is_honoured(env):
+    """A job cancelled while it prepares (queued, STOP written) ends cancelled without training;
+    resuming it afterwards trains it (the stop was for that attempt)."""
+    cfg = TrainConfig(dataset=env["spec"], seed=0, k=3, M=8, epochs=1, width=8)
+    path = runs.create_run("queued-cancel", {**dataclasses.asdict(cfg), "launched": True})
+    runs.request_stop(path)
+    train(TrainConfig(), run="queued-cancel", resume=True, progress=False)
+    status = runs.read_status(path)
+    assert status["state"] == "cancelled" and "before training" in status["error"]
+    assert not (path / "model.pt").exists() and not (path / "resume.pt").exists()
+    train(TrainConfig(), run="queued-cancel", resume=True, progress=False)
+    assert runs.read_status(path)["state"] == "done" and not (path / "STOP").exists()
 
 
 def test_kill_9_is_reported_and_resumable(env):

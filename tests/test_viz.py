@@ -92,17 +92,39 @@ def test_metrics_vs_k_sorts_by_k_and_skips_missing():
             {"run": "a", "k": 7, "recall": 0.4, "precision": 0.3, "f1": 0.35, "accuracy": 0.9}]
     fig = viz.metrics_vs_k_figure(rows)
     traces = {t.name: t for t in fig.data}
-    assert list(traces["R"].x) == [7, 10] and list(traces["R"].y) == [0.4, 0.5]
-    assert list(traces["Acc"].x) == [7]
+    recall, acc = traces["found (recall, R)"], traces["task guessed right (accuracy)"]
+    assert list(recall.x) == [7, 10] and list(recall.y) == pytest.approx([40, 50]), "in %, as the table"
+    assert list(acc.x) == [7]
     assert traces["F1"].mode == "lines+markers"
+    assert fig.layout.showlegend and fig.layout.yaxis.title.text == "score (%)" and list(fig.layout.yaxis.range) == [0, 100]
+    assert list(fig.layout.xaxis.tickvals) == [7, 10], "ticks at the runs' k only"
     rows.append({"run": "c", "k": 7, "recall": 0.1, "precision": 0.1, "f1": 0.1, "accuracy": 0.1})
     assert viz.metrics_vs_k_figure(rows).data[0].mode == "markers"
+
+
+def test_stacked_runs_never_share_a_colour_for_different_states(tiny_run):
+    """On Compare's stacked timelines, two runs' unmatched states never share a colour; matched
+    states take their step's colour; the first run keeps its colours of the other pages."""
+    import dataclasses
+
+    info = explore.load_run_info(tiny_run)
+    task = info.tasks[0]
+    bare = dataclasses.replace(info, metrics={})  # no matching: every state unmatched
+    labels = [np.array(info.selected(task))] * 3
+    palettes = explore.stacked_state_colors([bare, bare, bare], labels, task)
+    seen = [c for p in palettes for c in p.values()]
+    assert len(seen) == len(set(seen)) == 3 * len(info.selected(task))
+    assert palettes[0] == bare.state_colors(task)
+    both = explore.stacked_state_colors([info, info], labels[:2], task)
+    for s, step in info.mapping(task).items():
+        if int(s) in both[0]:
+            assert both[0][int(s)] == both[1][int(s)] == viz.step_color(step)
 
 
 def test_loss_figure_smooths_each_curve():
     history = {"step": list(range(1, 31)), "loss": [float(i % 2) for i in range(30)], "rank": [], "ce": []}
     fig = viz.loss_figure(history)
-    assert [t.name for t in fig.data] == ["loss"]
+    assert [t.name for t in fig.data] == ["loss (all)"]
     assert max(fig.data[0].y[10:]) < 0.6  # the alternation is smoothed away
 
 
@@ -146,7 +168,7 @@ def test_timeline_rows_and_video_scores(tiny_run):
     vid, task = explore.video_table(info).iloc[0][["video", "task"]]
     out = runs.load_outputs(tiny_run, vid)
     rows = explore.timeline_rows(info, out, task)
-    assert [r["name"] for r in rows] == ["ground truth", "prediction", "teacher"]
+    assert [r["name"] for r in rows] == ["ground truth", "prediction", "suggestion"]
     for s, step in info.mapping(task).items():
         if int(s) in rows[1]["colors"]:
             assert rows[1]["colors"][int(s)] == viz.step_color(step)
@@ -398,3 +420,16 @@ def test_state_colours_are_the_same_on_every_page(tiny_run):
     assert set(base) == set(info.selected(task))
     with_extra = info.state_colors(task, np.array([99, -1, *info.selected(task)]))
     assert all(with_extra[s] == c for s, c in base.items()), "extra states never change a selected state's colour"
+
+
+def test_plain_words_name_a_dataset_and_map_to_the_paper():
+    from procl import words
+
+    assert words.dataset_name("folder:data/own5") == "own5"
+    assert words.dataset_name("folder:/x/y/own5/") == "own5"
+    assert words.dataset_name("synthetic") == "built-in (synthetic)"
+    assert words.dataset_name("crosstask:/data/CrossTask") == "CrossTask (crosstask)"
+    terms = " ".join(term for _, term, _ in words.GLOSSARY)
+    for paper in ("teacher", "beta", "Hungarian", "KLN", "λ", "M, latent states", "ranking loss"):
+        assert paper in terms
+    assert words.glossary_markdown().count("\n|") == len(words.GLOSSARY) + 1

@@ -150,13 +150,13 @@ def visit(pg, url: str, title: str) -> None:
 
 def launch_training(pg, run: str, k: int, M: int, epochs: int, width: int, timeout_ms: int = 120_000) -> None:
     """On the Train page: fill the form (the dataset as it is), launch, wait for the job to end."""
-    for label, value in (("k (key-steps per task)", k), ("M (latent states)", M), ("Epochs (0: automatic)", epochs)):
+    for label, value in (("Steps per task (k)", k), ("Kinds of moment (M)", M), ("Epochs (0: automatic)", epochs)):
         box = pg.get_by_label(label, exact=True)
         box.fill(str(value))
         box.press("Enter")
         settle(pg)
     pg.get_by_text("Features and network").click()
-    for label, value in (("KLN width", width), ("Run name", run)):
+    for label, value in (("Network width", width), ("Run name", run)):
         box = pg.get_by_label(label, exact=True)
         box.fill(str(value))
         box.press("Enter")

@@ -53,7 +53,7 @@ def test_every_page_in_a_browser(server, page):
 
     visit(pg, url, "procl")
     assert pg.get_by_text("Ground-truth timelines").count() == 1
-    assert pg.locator(".js-plotly-plot").count() >= 1
+    pg.locator(".js-plotly-plot").first.wait_for()  # drawn after the script ends
     shoot(pg, "home")
 
     # Explore: pick a video, move the frame slider, click a timeline segment
@@ -103,3 +103,82 @@ def test_every_page_in_a_browser(server, page):
     shoot(pg, "compare")
     print(f"browser test: {time.time() - start:.1f} s")
 
+
+
+def test_newcomer_faults_in_a_browser(server, page, tiny_synth):
+    """Issue 18 in a browser: an invalid k is said and never launched; a cancel while the job
+    is queued is honoured; every upload problem in one round; creating a dataset while the
+    sidebar's run uses another one leaves no traceback in the terminal; Compare names its scores."""
+    pg, url = page, server["url"]
+    visit(pg, f"{url}/train", "Train")
+    box = pg.get_by_label("Steps per task (k)", exact=True)
+    for bad, message in (("0", "must be at least 1"), ("150", "k = 150 is larger than M = 50")):
+        box.fill(bad)
+        box.press("Enter")
+        settle(pg)
+        assert pg.get_by_text(message).count() >= 1 and box.input_value() == bad
+        assert pg.get_by_role("button", name="Launch training").is_disabled()
+    shoot(pg, "train-invalid-k")
+
+    # cancel while queued: the job ends cancelled, never done
+    for label, value in (("Steps per task (k)", 2), ("Kinds of moment (M)", 6), ("Epochs (0: automatic)", 30)):
+        field = pg.get_by_label(label, exact=True)
+        field.fill(str(value))
+        field.press("Enter")
+        settle(pg)
+    name = pg.get_by_label("Run name", exact=True)
+    name.fill("queued-cancel")
+    name.press("Enter")
+    settle(pg)
+    pg.get_by_role("button", name="Launch training").click()
+    pg.get_by_role("button", name="Cancel").first.click()
+    job = server["checkpoints"] / "queued-cancel"
+    deadline = time.time() + 90
+    while runs.read_status(job).get("state") not in runs.TERMINAL and time.time() < deadline:
+        time.sleep(0.5)
+    assert runs.read_status(job)["state"] == "cancelled", (job / "train.log").read_text()[-2000:]
+    assert not (job / "model.pt").exists()
+
+    # uploads: every problem in one round, then a dataset made while the sidebar's run uses another
+    visit(pg, url, "procl")
+    videos = {}
+    for video in sorted((tiny_synth / "videos").rglob("*.mp4")):
+        videos.setdefault(video.parent.name, []).append(video)
+    (first, v1), (second, v2) = list(videos.items())[:2]
+    bad = server["root"] / "bad"
+    bad.mkdir(exist_ok=True)
+    (bad / "renamed.mp4").write_text("a text file\n")
+    (bad / "zero.mp4").write_bytes(b"")
+    pg.get_by_text("Create a dataset from your own videos (upload)").click()
+    pg.get_by_label("Dataset name", exact=True).fill("uploaded")
+    pg.get_by_label("Task 1", exact=True).fill(first)
+    pg.get_by_label("Task 2", exact=True).fill(second)
+    pg.get_by_label("Task 2", exact=True).press("Tab")
+    settle(pg)
+    inputs = pg.locator('[data-testid="stFileUploaderDropzoneInput"]')
+    inputs.nth(0).set_input_files([str(p) for p in v1[:3]] + [str(bad / "renamed.mp4"), str(bad / "zero.mp4")])
+    settle(pg)
+    inputs.nth(1).set_input_files([str(v2[0])])
+    settle(pg)
+    pg.get_by_role("button", name="Create the dataset").click()
+    pg.get_by_text("The dataset was not created").first.wait_for()
+    settle(pg)
+    for message in ("renamed.mp4 (task", "zero.mp4 (task", f"'{second}' has one video"):
+        assert pg.get_by_text(message, exact=False).count() >= 1, message
+    shoot(pg, "home-upload-problems")
+    for f in ("renamed.mp4", "zero.mp4"):
+        pg.get_by_role("button", name=f"Remove {f}").click()
+        settle(pg)
+    inputs.nth(1).set_input_files([str(p) for p in v2[1:3]])  # added to the one already there
+    settle(pg)
+    pg.get_by_role("button", name="Create the dataset").click()
+    pg.get_by_text(re.compile(r"Created folder:.*uploaded")).first.wait_for()
+    settle(pg)
+    no_exception(pg)
+    log = (server["root"] / "streamlit.log").read_text()
+    assert "Session State API" not in log and "Traceback" not in log, log[-3000:]
+
+    visit(pg, f"{url}/compare", "Compare runs")
+    chart = pg.locator(".js-plotly-plot").filter(has_text="score (%)").first
+    assert "found (recall, R)" in chart.inner_text() and "F1" in chart.inner_text()
+    shoot(pg, "compare-k")
