@@ -5,6 +5,7 @@ frames (None: all real); every statistic over a video's frames is over its real 
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -24,10 +25,23 @@ def center_regions(y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.T
     real frames) and come out 0.
     """
     if mask is None:
-        return y - y.median(1, keepdim=True).values
+        return y - median_over_frames(y)
     real = frames_of(mask, y)
     median = y.masked_fill(~real, float("nan")).nanmedian(1, keepdim=True).values  # [B, 1, R, D]
     return zero_padding(y - median, mask)
+
+
+def median_over_frames(y: torch.Tensor) -> torch.Tensor:
+    """y.median(1, keepdim=True).values (the lower median of each column over dim 1), by
+    numpy's selection (np.partition) where it can: the same element, about 5x faster on
+    one thread than torch's median over a middle dimension, which was most of a 100-frame
+    video's forward pass. torch's own where a gradient, another device or NaN (which
+    torch's median returns and selection would sort away) is involved."""
+    if (y.device.type != "cpu" or y.requires_grad or y.dtype not in (torch.float32, torch.float64)
+            or y.dim() < 2 or y.shape[1] == 0 or bool(torch.isnan(y).any())):
+        return y.median(1, keepdim=True).values
+    kth = (y.shape[1] - 1) // 2
+    return torch.from_numpy(np.partition(y.numpy(), kth, axis=1)[:, kth : kth + 1])
 
 
 def change_energy(y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
