@@ -33,6 +33,7 @@ import os
 import sys
 import time
 import traceback
+import weakref
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
@@ -48,6 +49,7 @@ from procl.data import Dataset
 from procl.features.types import FeatureSet
 from procl.io import write_json
 from procl.model import NetConfig, ProcedureNet, classification_loss, pad_videos, ranking_loss
+from procl.model.attention import median_over_frames
 from procl.paths import slug
 from procl.decode import order_by_places, state_places
 from procl.selection import (
@@ -248,10 +250,31 @@ def attention_features(net: ProcedureNet, ys: dict[str, torch.Tensor], ids: list
         chunk = ids[start : start + batch_size]
         y, mask = pad_videos([ys[vid] for vid in chunk])  # [B, T, R, D], [B, T]
         mask = None if mask is None else mask.to(device)
-        x = net.teacher_space(net.attend(y.to(device), mask)[0], mask).cpu().numpy()  # [B, T, D']
+        y = y.to(device)
+        median = _frame_median(ys[chunk[0]], y) if len(chunk) == 1 and net.cfg.region_center else None
+        x = net.teacher_space(net.attend(y, mask, median)[0], mask).cpu().numpy()  # [B, T, D']
         for b, vid in enumerate(chunk):
             out[vid] = x[b, : len(ys[vid])]
     return out
+
+
+_MEDIANS: dict[int, tuple] = {}  # id of a video's features -> (weak reference, version, median)
+
+
+def _frame_median(video: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """`median_over_frames(y)` of y [1, T, R, D], one video's features `video` [T, R, D]
+    as a batch: the median `center_regions` subtracts, kept from one teacher refresh to
+    the next while the tensor lives unchanged (its version counter), since it depends on
+    the input alone (it was a third of the teacher's pass). R x D numbers per video."""
+    hit = _MEDIANS.get(id(video))
+    if hit is not None and hit[0]() is video and hit[1] == video._version and hit[2].device == y.device:
+        return hit[2]
+    median = median_over_frames(y)
+    if len(_MEDIANS) > 4 * 4096:  # forget the videos gone
+        for key in [key for key, (ref, _, _) in _MEDIANS.items() if ref() is None]:
+            del _MEDIANS[key]
+    _MEDIANS[id(video)] = (weakref.ref(video), video._version, median)
+    return median
 
 
 def refresh_teacher(
