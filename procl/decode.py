@@ -19,24 +19,28 @@ def viterbi(logp: np.ndarray, switch_cost: float) -> np.ndarray:
 
     O(T K): at each frame a label either stays (no cost) or comes from the best label
     of the previous frame (minus the cost). switch_cost = 0 gives the per-frame argmax.
+    The frame loop carries the scores alone (max(stay, best - cost) is the score whichever
+    wins); the back-pointers are the same comparisons made afterwards on every frame at
+    once (stay on a tie, the first best label), so the path is the one a loop that also
+    kept them would find.
     """
     logp = np.asarray(logp, dtype=np.float64)
     T, K = logp.shape
     if T == 0:
         return np.zeros(0, dtype=np.int64)
-    back = np.zeros((T, K), dtype=np.int64)  # [T, K] previous label of the best path
-    score = logp[0].copy()  # [K]
-    labels = np.arange(K)
+    S = np.empty((T, K))  # [T, K] best score of a path ending in each label at each frame
+    S[0] = logp[0]
     for t in range(1, T):
-        best = int(score.argmax())
-        switch = score[best] - switch_cost
-        stay = score >= switch
-        back[t] = np.where(stay, labels, best)
-        score = np.where(stay, score, switch) + logp[t]
+        np.maximum(S[t - 1], S[t - 1].max() - switch_cost, out=S[t])
+        S[t] += logp[t]
+    prev = S[:-1]  # [T-1, K] the scores each frame's step starts from
+    best = prev.argmax(1)  # [T-1]
+    switch = prev[np.arange(T - 1), best] - switch_cost
+    back = np.where(prev >= switch[:, None], np.arange(K), best[:, None])  # [T-1, K]: back[t-1] for frame t
     path = np.empty(T, dtype=np.int64)
-    path[-1] = int(score.argmax())
+    path[-1] = int(S[-1].argmax())
     for t in range(T - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
+        path[t - 1] = back[t - 1, path[t]]
     return path
 
 
@@ -65,6 +69,29 @@ def decode_states(
             scores = np.concatenate([scores, bg[:, None]], 1)
         z = viterbi(scores, switch_cost) if switch_cost > 0 else scores.argmax(1)
     return np.append(selected, -1)[z]
+
+
+def decode_states_batch(problems: list[tuple[np.ndarray, list[int], bool]], background: list[int] = (),
+                        switch_cost: float = 0.0) -> list[np.ndarray]:
+    """`decode_states(logp, selected, background, switch_cost, ordered)` of each problem
+    (logp, selected, ordered), the same labels; the ordered ones of the same T and k in
+    one `viterbi_ordered_batch` (prediction decodes each task's key-steps on the same
+    frames, and the teacher's)."""
+    out: list[np.ndarray | None] = [None] * len(problems)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (logp, selected, ordered) in enumerate(problems):
+        if ordered and len(logp):
+            groups.setdefault((len(logp), len(selected)), []).append(i)
+        else:
+            out[i] = decode_states(logp, selected, background, switch_cost, ordered=ordered)
+    for members in groups.values():
+        sel = [np.asarray(problems[i][1], dtype=np.int64) for i in members]
+        scores = np.stack([problems[i][0][:, s] for i, s in zip(members, sel)])  # [B, T, k]
+        bgs = [background_score(problems[i][0], background) for i in members]
+        z = viterbi_ordered_batch(scores, None if bgs[0] is None else np.stack(bgs), switch_cost)
+        for row, (i, s) in enumerate(zip(members, sel)):
+            out[i] = np.append(s, -1)[z[row]]
+    return out
 
 
 def background_score(logp: np.ndarray, background: list[int]) -> np.ndarray | None:
@@ -124,51 +151,82 @@ def viterbi_ordered(scores: np.ndarray, background: np.ndarray | None, switch_co
     background [T] or None: the background label's score. Returns [T] labels in 0..k-1,
     or k for background. The states of the lattice are "in key-step j" and "in
     background after key-step j" (j = -1 before the first); a move forward costs
-    `switch_cost`, staying is free. O(T k) with running maxima.
+    `switch_cost`, staying is free. O(T k) with running maxima (`viterbi_ordered_batch`).
     """
     scores = np.asarray(scores, dtype=np.float64)
-    T, k = scores.shape
-    if T == 0:
+    if len(scores) == 0:
         return np.zeros(0, dtype=np.int64)
-    bgs = np.full(T, -np.inf) if background is None else np.asarray(background, dtype=np.float64)
-    NEG = -np.inf
-    # lattice columns: 0..k-1 = key-step j; k..2k = background after step j-1 (k + 0 = before any)
+    bg = None if background is None else np.asarray(background, dtype=np.float64)[None]
+    return viterbi_ordered_batch(scores[None], bg, switch_cost)[0]
+
+
+def viterbi_ordered_batch(scores: np.ndarray, background: np.ndarray | None, switch_cost: float) -> np.ndarray:
+    """`viterbi_ordered` of B problems of the same size at once: scores [B, T, k],
+    background [B, T] or None -> [B, T] labels, each row the labels `viterbi_ordered`
+    gives it alone.
+
+    Why: the frame loop is the cost of the decoding (a few small array operations per
+    frame); prediction decodes every task's key-steps and the teacher's, so doing them in
+    one loop costs about what one did. The lattice's states are laid out in their order
+    (background before any step, step 0, background after it, step 1, ...), so the best
+    state a key-step can be entered from is a running maximum over the states before it.
+    The loop carries the scores alone (a state's new score is max(stay, best entry)
+    whichever wins, the same floating-point numbers); the back-pointers are each frame's
+    comparisons made afterwards on every frame at once, with the rules of the frame-by-frame
+    decoding: stay unless an entry is strictly better; among tied entries the earliest
+    state, a key-step before the background that follows it; at the last frame the first
+    best in the order key-steps, then the backgrounds. Ties are decided as before.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    B, T, k = scores.shape
+    if T == 0:
+        return np.zeros((B, 0), dtype=np.int64)
+    bgs = np.full((B, T), -np.inf) if background is None else np.asarray(background, dtype=np.float64)
+    # lattice states in their order: 0 = background before any step; 2j + 1 = key-step j;
+    # 2j + 2 = background after key-step j
     n = 2 * k + 1
-    emit = np.concatenate([scores, np.repeat(bgs[:, None], k + 1, 1)], 1)  # [T, n]
-    score = np.full(n, NEG)
-    score[:k] = scores[0]
-    score[k] = bgs[0]
-    back = np.zeros((T, n), dtype=np.int64)
-    idx = np.arange(n)
+    emit = np.empty((T, B, n))  # [T, B, n]
+    emit[:, :, 1::2] = scores.transpose(1, 0, 2)
+    emit[:, :, 0::2] = bgs.T[:, :, None]
+    S = np.empty((T, B, n))  # [T, B, n] best score of a path ending in each state
+    S[0] = emit[0]
+    S[0, :, 2::2] = -np.inf  # no background after a step before any step
+    # background before any step only stays: its running sum (add.accumulate adds in order)
+    np.add.accumulate(emit[:, :, 0], axis=0, out=S[:, :, 0])
+    best = np.empty((B, n))
+    into_bg = np.empty((B, k))
     for t in range(1, T):
-        new = score.copy()  # staying
-        arg = idx.copy()
-        # best "finished up to step j" = max over key-step j' <= j and background after j' <= j
-        done = np.maximum(score[:k], score[k + 1:])  # [k]: in step j, or in background after step j
-        done_arg = np.where(score[:k] >= score[k + 1:], np.arange(k), np.arange(k) + k + 1)
-        # entering key-step j from anything finished before j (or from the start background)
-        prev = np.concatenate([[score[k]], done[:-1]])  # [k]: best state that lets step j come next
-        prev_arg = np.concatenate([[k], done_arg[:-1]])
-        run_max = np.maximum.accumulate(prev)
-        first = np.maximum.accumulate(  # where each running maximum was first reached (argmax's tie rule)
-            np.where(prev > np.concatenate([[NEG], run_max[:-1]]), np.arange(k), 0))
-        run_arg = prev_arg[first]
-        enter = run_max - switch_cost
-        better = enter > new[:k]
-        new[:k] = np.where(better, enter, new[:k])
-        arg[:k] = np.where(better, run_arg, arg[:k])
-        # entering background after step j from key-step j
-        into_bg = score[:k] - switch_cost
-        better = into_bg > new[k + 1:]
-        new[k + 1:] = np.where(better, into_bg, new[k + 1:])
-        arg[k + 1:] = np.where(better, np.arange(k), arg[k + 1:])
-        back[t] = arg
-        score = new + emit[t]
-    path = np.empty(T, dtype=np.int64)
-    path[-1] = int(np.argmax(score))
+        s, new = S[t - 1], S[t]
+        np.maximum.accumulate(s, axis=1, out=best)  # best[:, i]: the best state up to i
+        enter = best[:, 0 : 2 * k : 2]  # [B, k]: the best state key-step j may follow
+        if switch_cost:
+            enter = np.subtract(enter, switch_cost)
+            np.subtract(s[:, 1::2], switch_cost, out=into_bg)
+            np.maximum(s[:, 2::2], into_bg, out=new[:, 2::2])  # background after j, from key-step j
+        else:  # x - 0.0 is x: the same numbers without the subtractions
+            np.maximum(s[:, 2::2], s[:, 1::2], out=new[:, 2::2])
+        np.maximum(s[:, 1::2], enter, out=new[:, 1::2])
+        new[:, 1:] += emit[t, :, 1:]
+    # back-pointers of frames 1..T-1 from the scores each started from
+    P = S[:-1]  # [T-1, B, n]
+    pos = np.arange(n)
+    best = np.maximum.accumulate(P, -1)  # [T-1, B, n]
+    # the first state where each running maximum is reached (argmax's tie rule)
+    before = np.concatenate([np.full(P.shape[:2] + (1,), -np.inf), best[..., :-1]], -1)
+    first = np.maximum.accumulate(np.where(P > before, pos, 0), -1)
+    steps = P[..., 1::2]  # [T-1, B, k]
+    back = np.empty(P.shape, dtype=np.int64)  # back[t - 1]: the state before frame t
+    back[..., 0] = 0
+    back[..., 1::2] = np.where(best[..., 0 : 2 * k : 2] - switch_cost > steps, first[..., 0 : 2 * k : 2], pos[1::2])
+    back[..., 2::2] = np.where(steps - switch_cost > P[..., 2::2], pos[1::2], pos[2::2])
+    # the last frame's best state, ties to the first in the order key-steps, backgrounds
+    listed = np.concatenate([pos[1::2], pos[0::2]])  # the states in that order
+    path = np.empty((T, B), dtype=np.int64)
+    path[-1] = listed[S[-1][:, listed].argmax(1)]
+    rows = np.arange(B)
     for t in range(T - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
-    return np.where(path < k, path, k)
+        path[t - 1] = back[t - 1, rows, path[t]]
+    return np.ascontiguousarray(np.where(path % 2 == 1, path // 2, k).T)
 
 
 def bias_background(logp: np.ndarray, background: list[int], bias: float) -> np.ndarray:

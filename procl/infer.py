@@ -22,7 +22,7 @@ from torch import nn
 from procl import ProclError, runs
 from procl.config import TrainConfig, config_from_saved, net_config
 from procl.data import Dataset
-from procl.decode import bias_background, decide_task, decode_states, distance_loglik, fit_bound, path_fit
+from procl.decode import bias_background, decide_task, decode_states_batch, distance_loglik, fit_bound, path_fit
 from procl.dist import resolve_device
 from procl.features.types import FeatureSet
 from procl.model import NetOutput, ProcedureNet
@@ -134,18 +134,42 @@ def predict_video(
     bg = list(background_states) if background == "shared" else []
 
     logp_decode = bias_background(logp, bg, background_bias)
+    x = out.x.numpy()  # the teacher's space
+    dist = pairwise_distances(x, centers)  # [T, M]
+
+    def keysteps(task: str) -> np.ndarray:  # task's selected states, in typical order when decoded so
+        return np.array(order.get(task, selected[task]))
+
+    decoded: dict[str, np.ndarray] = {}  # task -> the student's labels with task's key-steps
+    teachers: dict[str, np.ndarray] = {}  # task -> the teacher's labels with task's key-steps
+
+    def decode(student: list[str], teacher: str | None = None) -> None:
+        """The student's labels with each of these tasks' key-steps, and the teacher's with
+        `teacher`'s (those not decoded yet), in one batched decoding."""
+        student = [t for t in dict.fromkeys(student) if t not in decoded]
+        teacher = teacher if teacher is not None and teacher not in teachers else None
+        problems = [(logp_decode, keysteps(t), t in order) for t in student]
+        if teacher is not None:
+            problems.append((distance_loglik(dist, keysteps(teacher), bg), keysteps(teacher), teacher in order))
+        labels = decode_states_batch(problems, bg, switch_cost)
+        decoded.update(zip(student, labels))
+        if teacher is not None:
+            teachers[teacher] = labels[-1]
 
     def localize(task: str) -> np.ndarray:  # [T] the student's labels with task's key-steps
-        return decode_states(logp_decode, np.array(order.get(task, selected[task])), bg, switch_cost,
-                             ordered=task in order)
+        decode([task])
+        return decoded[task]
 
-    decoded = {}
+    known_teacher = true_task if true_task in selected else None  # else the predicted task's
     if out.logits is not None:
         probs = np.exp(task_head.logprob(p)) if task_head is not None else torch.softmax(out.logits, 0).numpy()
         if task_evidence > 0 and len(tasks) > 1:
+            # decide_task decodes the tasks that can come near the best: decoding them all
+            # (and the teacher) in one batch costs about what one did
+            decode(list(tasks), known_teacher)
+
             def fit(a: int) -> float:
-                decoded[tasks[a]] = localize(tasks[a])
-                return path_fit(logp, decoded[tasks[a]], bg)
+                return path_fit(logp, localize(tasks[a]), bg)
 
             bound = np.array([fit_bound(logp, order.get(a, selected[a]), bg) for a in tasks])
             probs, _ = decide_task(np.log(np.maximum(probs, 1e-30)), fit, bound, task_evidence)
@@ -154,13 +178,10 @@ def predict_video(
         probs = np.array([1.0 if t == true_task else 0.0 for t in tasks])
         pred_task = true_task
     task = true_task if given_task and true_task in selected else pred_task
-    states = decoded[task] if task in decoded else localize(task)
-    x = out.x.numpy()  # the teacher's space
-    teacher_task = true_task if true_task in selected else pred_task
-    teacher_sel = np.array(order.get(teacher_task, selected[teacher_task]))
-    dist = pairwise_distances(x, centers)  # [T, M]
-    teacher = decode_states(distance_loglik(dist, teacher_sel, bg), teacher_sel, bg, switch_cost,
-                            ordered=teacher_task in order)
+    teacher_task = known_teacher or pred_task
+    teacher_sel = keysteps(teacher_task)
+    decode([task], teacher_task)
+    states, teacher = decoded[task], teachers[teacher_task]
     if background == "unselected":
         states = np.where(np.isin(p.argmax(1), selected[task]), states, -1)
         teacher = np.where(np.isin(dist.argmin(1), teacher_sel), teacher, -1)

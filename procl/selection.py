@@ -42,6 +42,7 @@ def fit_states(
         random_state=seed,
         max_iter=20 if init is None else 5,
         reassignment_ratio=0.0 if init is not None else 0.01,
+        compute_labels=False,  # labels_ and inertia_ are never read (the centers are the same)
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sklearn warns about few distinct points on tiny data
@@ -219,7 +220,7 @@ def select_tasks(videos: dict[str, list[np.ndarray]], centers: np.ndarray, k: in
         sels = {task: select(vids, centers, k, background=background) for task, vids in videos.items()}
         if not background:
             return [], sels
-        counts = torch.tensor([[float(sum(np.isin(lab, background).sum() for lab in sel.labels)),
+        counts = torch.tensor([[float(np.isin(np.concatenate(sel.labels), background).sum() if sel.labels else 0),
                                 float(sum(len(lab) for lab in sel.labels))] for sel in sels.values()],
                               dtype=torch.float64)  # [A, 2] background frames, frames
         if distributed:

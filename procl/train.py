@@ -52,6 +52,7 @@ from procl.features.cache import load_or_extract
 from procl.features.types import FeatureSet
 from procl.io import write_json
 from procl.model import ProcedureNet, classification_loss, pad_videos, ranking_loss
+from procl.model.attention import median_over_frames
 from procl.paths import slug
 from procl.selection import (
     background_states,
@@ -120,12 +121,21 @@ def build_networks(cfg: TrainConfig, features: FeatureSet, units: list[Unit]) ->
     return nets.to(resolve_device(cfg.device))
 
 
+def video_medians(cfg: TrainConfig, ys: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+    """Each video's median over its frames [1, 1, R, D], the one `center_regions`
+    subtracts (region centring), computed once per training: it depends on the input
+    alone, and was a third of every teacher refresh. None without region centring."""
+    if not cfg.region_center:
+        return None
+    return {vid: median_over_frames(y[None]) for vid, y in ys.items()}
+
+
 @torch.no_grad()
 def attention_features(net: ProcedureNet, ys: dict[str, torch.Tensor], ids: list[str],
-                       batch_size: int = 1) -> dict[str, np.ndarray]:
+                       batch_size: int = 1, medians: dict[str, torch.Tensor] | None = None) -> dict[str, np.ndarray]:
     """Each video's frames in the teacher's space [T, D'] (the SAN's attention features,
     `ProcedureNet.teacher_space`), `batch_size` videos at a time (of similar lengths:
-    little padding)."""
+    little padding); `medians`: `video_medians`, when the caller kept them."""
     net.eval()
     device = next(net.parameters()).device
     out = {}
@@ -135,7 +145,8 @@ def attention_features(net: ProcedureNet, ys: dict[str, torch.Tensor], ids: list
         chunk = ids[start : start + batch_size]
         y, mask = pad_videos([ys[vid] for vid in chunk])  # [B, T, R, D], [B, T]
         mask = None if mask is None else mask.to(device)
-        x = net.teacher_space(net.attend(y.to(device), mask)[0], mask).cpu().numpy()  # [B, T, D']
+        median = medians[chunk[0]].to(device) if medians is not None and len(chunk) == 1 else None
+        x = net.teacher_space(net.attend(y.to(device), mask, median)[0], mask).cpu().numpy()  # [B, T, D']
         for b, vid in enumerate(chunk):
             out[vid] = x[b, : len(ys[vid])]
     return out
@@ -143,7 +154,7 @@ def attention_features(net: ProcedureNet, ys: dict[str, torch.Tensor], ids: list
 
 def refresh_teacher(
     cfg: TrainConfig, net: ProcedureNet, unit: Unit, ys: dict[str, torch.Tensor], task_of: dict[str, str],
-    distributed: bool | None = None,
+    distributed: bool | None = None, medians: dict[str, torch.Tensor] | None = None,
 ) -> dict:
     """Attention features -> k-means refresh -> background states -> subset selection per
     task -> pseudo-labels (a background state's frames keep it as their label).
@@ -155,7 +166,7 @@ def refresh_teacher(
     place of mini-batch k-means): what any number of ranks computes on the same frames.
     """
     distributed = dist.is_distributed() if distributed is None else distributed
-    f = attention_features(net, ys, unit.videos, cfg.batch_size)
+    f = attention_features(net, ys, unit.videos, cfg.batch_size, medians)
     X = np.concatenate([f[v] for v in unit.videos])  # [N, D'] this rank's frames
     fit = fit_states_distributed if distributed else fit_states
     unit.centers = fit(X, cfg.M, init=unit.centers, seed=cfg.seed)
@@ -541,6 +552,7 @@ class _Loop:
     models: dict[str, nn.Module]
     opts: dict[str, torch.optim.Optimizer]
     ys: dict[str, torch.Tensor]  # video -> [T, R, D] region features
+    medians: dict[str, torch.Tensor] | None  # video -> its median over frames (video_medians)
     task_of: dict[str, str]
     rec: _Progress
 
@@ -555,7 +567,7 @@ def _train_unit_epoch(loop: _Loop, u: Unit, videos: list[str], epoch: int) -> tu
     for i in range(0, len(videos), B):
         if cfg.refresh_every and i and (i * world) // cfg.refresh_every != ((i - B) * world) // cfg.refresh_every:
             t = time.time()
-            refresh_teacher(cfg, loop.nets[u.key], u, loop.ys, loop.task_of)
+            refresh_teacher(cfg, loop.nets[u.key], u, loop.ys, loop.task_of, medians=loop.medians)
             teacher_s += time.time() - t
         ids = videos[i : i + B]
         y, mask = pad_videos([loop.ys[vid] for vid in ids])  # [B, T, R, D], [B, T]
@@ -584,7 +596,8 @@ def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_prog
     start_epoch = _load_resume(path, nets, opts, units, rec) if resume else 0
     # the SAN's scores get no gradient when there is one cell (or no attention): DDP must know
     models = {u.key: dist.ddp(nets[u.key], find_unused=not (cfg.attention and features.R > 1)) for u in units}
-    loop = _Loop(cfg, path, nets, models, opts, ys, task_of, rec)
+    medians = video_medians(cfg, ys)
+    loop = _Loop(cfg, path, nets, models, opts, ys, medians, task_of, rec)
     rec.start(start_epoch, start_epoch * steps_per_epoch)
     try:
         for epoch in range(start_epoch, cfg.epochs):
@@ -594,7 +607,7 @@ def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_prog
             teacher_s = 0.0
             for u in units:
                 t = time.time()
-                refresh_teacher(cfg, nets[u.key], u, ys, task_of)
+                refresh_teacher(cfg, nets[u.key], u, ys, task_of, medians=medians)
                 teacher_s += time.time() - t
                 videos = epoch_videos(every[u.key], u.videos, per_rank[u.key], rng)
                 spent, stop = _train_unit_epoch(loop, u, videos, epoch)

@@ -7,7 +7,8 @@ import itertools
 import numpy as np
 
 from procl.decode import (
-    bias_background, decide_task, decode_states, fit_bound, path_fit, task_posterior, viterbi, viterbi_ordered,
+    bias_background, decide_task, decode_states, decode_states_batch, fit_bound, path_fit, task_posterior, viterbi,
+    viterbi_ordered, viterbi_ordered_batch,
 )
 
 
@@ -96,3 +97,89 @@ def test_task_decision_decodes_only_the_tasks_that_can_win():
         assert np.allclose(probs, want, rtol=0, atol=A * 2.1e-9)
         skipped += A - len(decoded)
     assert skipped > 0  # the cap does leave tasks out
+
+
+def _viterbi_frame_by_frame(logp: np.ndarray, switch_cost: float) -> np.ndarray:
+    """`viterbi` as first written: back-pointers kept in the frame loop (the reference)."""
+    T, K = logp.shape
+    back, score, labels = np.zeros((T, K), dtype=np.int64), logp[0].copy(), np.arange(K)
+    for t in range(1, T):
+        best = int(score.argmax())
+        switch = score[best] - switch_cost
+        stay = score >= switch
+        back[t] = np.where(stay, labels, best)
+        score = np.where(stay, score, switch) + logp[t]
+    path = np.empty(T, dtype=np.int64)
+    path[-1] = int(score.argmax())
+    for t in range(T - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
+def _viterbi_ordered_frame_by_frame(scores: np.ndarray, bgs: np.ndarray | None, switch_cost: float) -> np.ndarray:
+    """`viterbi_ordered` as first written (lattice: key-steps 0..k-1, then background
+    before any step, after step 0, ...; back-pointers kept in the frame loop)."""
+    T, k = scores.shape
+    bgs = np.full(T, -np.inf) if bgs is None else bgs
+    n = 2 * k + 1
+    emit = np.concatenate([scores, np.repeat(bgs[:, None], k + 1, 1)], 1)
+    score = np.full(n, -np.inf)
+    score[:k], score[k] = scores[0], bgs[0]
+    back, idx = np.zeros((T, n), dtype=np.int64), np.arange(n)
+    for t in range(1, T):
+        new, arg = score.copy(), idx.copy()
+        done = np.maximum(score[:k], score[k + 1:])
+        done_arg = np.where(score[:k] >= score[k + 1:], np.arange(k), np.arange(k) + k + 1)
+        prev = np.concatenate([[score[k]], done[:-1]])
+        prev_arg = np.concatenate([[k], done_arg[:-1]])
+        run_max = np.maximum.accumulate(prev)
+        first = np.maximum.accumulate(np.where(prev > np.concatenate([[-np.inf], run_max[:-1]]), np.arange(k), 0))
+        enter = run_max - switch_cost
+        better = enter > new[:k]
+        new[:k], arg[:k] = np.where(better, enter, new[:k]), np.where(better, prev_arg[first], arg[:k])
+        into_bg = score[:k] - switch_cost
+        better = into_bg > new[k + 1:]
+        new[k + 1:], arg[k + 1:] = np.where(better, into_bg, new[k + 1:]), np.where(better, np.arange(k), arg[k + 1:])
+        back[t] = arg
+        score = new + emit[t]
+    path = np.empty(T, dtype=np.int64)
+    path[-1] = int(np.argmax(score))
+    for t in range(T - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return np.where(path < k, path, k)
+
+
+def test_decodings_pick_what_the_frame_by_frame_loops_picked_ties_included():
+    """The vectorised decodings (scores in the frame loop, back-pointers afterwards; B
+    problems in one loop) give exactly the labels of the frame-by-frame loops, also
+    where paths tie (integer scores, switch cost 0)."""
+    rng = np.random.default_rng(7)
+    for case in range(600):
+        T, k, B = int(rng.integers(1, 40)), int(rng.integers(1, 9)), int(rng.integers(1, 4))
+        if case % 2:
+            scores, bg = rng.integers(-3, 1, size=(B, T, k)).astype(float), rng.integers(-3, 1, size=(B, T)).astype(float)
+        else:
+            scores, bg = rng.normal(size=(B, T, k)), rng.normal(size=(B, T))
+        bg = None if case % 5 == 0 else bg
+        cost = float(rng.choice([0.0, 0.5, 1.0, 2.0]))
+        batch = viterbi_ordered_batch(scores, bg, cost)
+        for b in range(B):
+            want = _viterbi_ordered_frame_by_frame(scores[b], None if bg is None else bg[b], cost)
+            assert batch[b].tolist() == want.tolist()
+            assert viterbi_ordered(scores[b], None if bg is None else bg[b], cost).tolist() == want.tolist()
+            assert viterbi(scores[b], cost).tolist() == _viterbi_frame_by_frame(scores[b], cost).tolist()
+    assert viterbi_ordered(np.zeros((0, 3)), None, 1.0).tolist() == []
+
+
+def test_decode_states_batch_is_decode_states_of_each():
+    rng = np.random.default_rng(8)
+    for case in range(100):
+        T, M = int(rng.integers(0, 30)), 12
+        logp = rng.integers(-3, 1, size=(T, M)).astype(float) if case % 2 else rng.normal(size=(T, M))
+        bg = [10, 11] if case % 3 else []
+        problems = [(logp if i % 2 else -logp, list(rng.choice(10, size=int(rng.choice([3, 4])), replace=False)),
+                     bool(i % 3)) for i in range(5)]
+        for cost in (0.0, 1.0):
+            got = decode_states_batch(problems, bg, cost)
+            for (lp, sel, ordered), labels in zip(problems, got):
+                assert labels.tolist() == decode_states(lp, sel, bg, cost, ordered=ordered).tolist()

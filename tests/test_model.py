@@ -153,3 +153,19 @@ def test_classification_loss_is_the_batch_mean():
     task = torch.tensor([0, 0, 1])
     each = [float(classification_loss(logits[i : i + 1], task[i : i + 1])) for i in range(3)]
     assert float(classification_loss(logits, task)) == pytest.approx(np.mean(each))
+
+
+def test_median_over_frames_is_torchs_median():
+    """center_regions' median by selection: the element torch's median picks (the lower
+    one of an even count), ties, infinities and NaN included."""
+    from procl.model.attention import median_over_frames
+
+    g = torch.Generator().manual_seed(0)
+    for T in (1, 2, 3, 10, 11, 100):
+        y = torch.randint(-3, 3, (1, T, 5, 4), generator=g).float()  # many ties
+        y[0, 0, 0, 0] = float("inf")
+        assert torch.equal(median_over_frames(y), y.median(1, keepdim=True).values)
+        z = torch.randn(2, T, 3, 4, generator=g, dtype=torch.float64)
+        assert torch.equal(median_over_frames(z), z.median(1, keepdim=True).values)
+    y[0, 0, 1, 1] = float("nan")
+    assert torch.equal(median_over_frames(y).isnan(), y.median(1, keepdim=True).values.isnan())

@@ -340,3 +340,22 @@ def test_a_finished_run_decides_tasks_with_its_state_classifier(env, trained):
     for p in predict_dataset(run, dataset, features, split="test"):
         logits = net(torch.from_numpy(np.asarray(features.videos[p.video_id].feats, dtype=np.float32))[None]).logits[0]
         np.testing.assert_allclose(p.task_probs, torch.softmax(logits, 0).detach().numpy(), atol=1e-6)
+
+
+def test_kept_medians_give_the_same_teacher_features():
+    """The teacher's pass with each video's median computed once (video_medians, as the
+    training loop keeps them) equals the pass that computes it anew, to the last bit."""
+    from procl.config import net_config
+    from procl.model import ProcedureNet
+    from procl.train import attention_features, video_medians
+
+    cfg = TrainConfig(k=3, M=6, width=8).resolved()
+    assert cfg.region_center, "the default recipe centres regions"
+    torch.manual_seed(0)
+    net = ProcedureNet(net_config(cfg, D=5, n_tasks=2))
+    ys = {f"v{i}": torch.randn(7 + i, 9, 5) for i in range(4)}
+    medians = video_medians(cfg, ys)
+    kept = attention_features(net, ys, list(ys), medians=medians)
+    anew = attention_features(net, ys, list(ys))
+    assert all(np.array_equal(kept[v], anew[v]) for v in ys)
+    assert video_medians(TrainConfig(recipe="paper").resolved(), ys) is None

@@ -68,7 +68,8 @@ class ProcedureNet(nn.Module):
             else None
         )
 
-    def attend(self, y: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def attend(self, y: torch.Tensor, mask: torch.Tensor | None = None,
+               median: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, T, R, D] -> attention features [B, T, D] and attention [B, T, R].
 
         With `region_center`, each cell's median over the video is subtracted before
@@ -78,10 +79,12 @@ class ProcedureNet(nn.Module):
         through a video (its scene, lighting, still clutter) cannot define a latent state,
         so k-means and subset selection see what changes, the key-steps. (Feeding the TCN
         the uncentred features instead was tried and scored lower on the built-in set.)
+
+        `median` (mask None): `median_over_frames(y)` kept by the caller (input only).
         """
         y = zero_padding(y, mask)  # whatever the padding held never enters
         if self.cfg.region_center:
-            y = center_regions(y, mask)
+            y = center_regions(y, mask, median)
         f, alpha = self.san(y, mask)
         if self.cfg.center:
             f = zero_padding(f - frame_mean(f, mask), mask)
