@@ -12,6 +12,7 @@ single-task setting the video's own task's network is used (the task is given).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,20 @@ class VideoPrediction:
     gt: np.ndarray | None  # [T] ground-truth step, -1 background
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """How `predict_video` turns a video's scores into labels: a run's decoding levers
+    (procl.config, stage "decode") and what its training left for them."""
+
+    background: str = "none"  # none | unselected | shared
+    background_states: Sequence[int] = ()  # "shared": the states all tasks use alike
+    switch_cost: float = 0.0  # Viterbi's cost of a change of key-step (0: per-frame argmax)
+    order: dict[str, list[int]] | None = None  # task -> its key-steps in typical order (ordered decoding)
+    task_evidence: float = 0.0  # weight of the key-steps' fit in the task decision
+    background_bias: float = 0.0  # log-probability taken off the background label
+    task_head: TaskHead | None = None  # the state classifier, deciding in place of the network's
+
+
 @dataclass
 class LoadedRun:
     path: Path
@@ -59,14 +74,14 @@ class LoadedRun:
     train_config: TrainConfig  # the run's settings, resolved (old runs: the paper's recipe)
     task_heads: dict[str, TaskHead] = field(default_factory=dict)  # unit -> state classifier (task_head.npz)
 
-    def decoding(self, unit: str) -> dict:
+    def decoding(self, unit: str) -> Decoding:
         """How predict_video turns scores into labels for this run's network `unit`."""
         cfg = self.train_config
         d = self.decoding_states.get(unit, {})
-        return {"background": cfg.background, "background_states": d.get("background", []),
-                "switch_cost": cfg.switch_cost, "order": d.get("order") if cfg.ordered else None,
-                "task_evidence": cfg.task_evidence, "background_bias": cfg.background_bias,
-                "task_head": self.task_heads.get(unit) if cfg.state_classifier else None}
+        return Decoding(background=cfg.background, background_states=d.get("background", []),
+                        switch_cost=cfg.switch_cost, order=d.get("order") if cfg.ordered else None,
+                        task_evidence=cfg.task_evidence, background_bias=cfg.background_bias,
+                        task_head=self.task_heads.get(unit) if cfg.state_classifier else None)
 
     def unit_of(self, task: str) -> str:
         for key, tasks in self.units.items():
@@ -106,19 +121,17 @@ def video_outputs(net: ProcedureNet, y: np.ndarray) -> NetOutput:
 @torch.no_grad()
 def predict_video(
     net: ProcedureNet, y: np.ndarray, tasks: list[str], selected: dict[str, list[int]],
-    centers: np.ndarray, true_task: str, background: str = "none", background_states: list[int] = (),
-    switch_cost: float = 0.0, order: dict[str, list[int]] | None = None, given_task: bool = False,
-    task_evidence: float = 0.0, background_bias: float = 0.0, task_head: TaskHead | None = None,
+    centers: np.ndarray, true_task: str, decoding: Decoding = Decoding(), given_task: bool = False,
 ) -> dict:
     """The network's outputs for one video's region features y [T, R, D], and its labels.
 
     Student: log p over the predicted task's selected states (and the background
     states, pooled into one background label); teacher: -distance to the true task's
     ones (`procl.decode.distance_loglik`). Both decoded by `procl.decode.decode_states`
-    (Viterbi with `switch_cost`; 0 is the per-frame argmax of the paper; with `order`,
-    task -> its selected states in typical order, the key-steps keep that order).
-    Task probabilities: the classifier's, combined with how well each task's decoded
-    key-steps fit the frames when `task_evidence` > 0 (`procl.decode.task_posterior`,
+    as `decoding` says (Viterbi with `switch_cost`; 0 is the per-frame argmax of the
+    paper; with `order`, task -> its selected states in typical order, the key-steps keep
+    that order). Task probabilities: the classifier's, combined with how well each task's
+    decoded key-steps fit the frames when `task_evidence` > 0 (`procl.decode.task_posterior`,
     computed by `decide_task`, which decodes only the tasks that can come near the best).
     `task_head`: the run's state classifier (`procl.task_head`), whose probabilities stand
     in for the network's classifier's when given.
@@ -127,13 +140,14 @@ def predict_video(
     `given_task`: the student localizes with the true task's key-steps instead of the
     predicted task's (a diagnostic: what task errors cost; the teacher always does).
     """
+    background, switch_cost, task_evidence = decoding.background, decoding.switch_cost, decoding.task_evidence
+    task_head, order = decoding.task_head, decoding.order or {}
     out = video_outputs(net, y)
     p = out.p.numpy()  # [T, M]
     logp = np.log(np.maximum(p, 1e-30))
-    order = order or {}
-    bg = list(background_states) if background == "shared" else []
+    bg = list(decoding.background_states) if background == "shared" else []
 
-    logp_decode = bias_background(logp, bg, background_bias)
+    logp_decode = bias_background(logp, bg, decoding.background_bias)
     x = out.x.numpy()  # the teacher's space
     dist = pairwise_distances(x, centers)  # [T, M]
 
@@ -212,7 +226,7 @@ def predict_dataset(
         unit = loaded.unit_of(video.task) if video.task in all_tasks else next(iter(loaded.units))
         tasks = loaded.units[unit]
         r = predict_video(loaded.nets[unit], vf.feats, tasks, loaded.selected[unit], loaded.centers[unit],
-                          video.task, given_task=given_task, **loaded.decoding(unit))
+                          video.task, loaded.decoding(unit), given_task=given_task)
         probs = np.zeros(len(all_tasks))
         probs[[all_tasks.index(t) for t in tasks]] = r["task_probs"]
         out.append(VideoPrediction(

@@ -306,13 +306,13 @@ def test_task_decision_weighs_each_tasks_key_step_fit(env, trained):
     run.train_config = dataclasses.replace(run.train_config, task_evidence=0.0)
     alone = predict_dataset(run, dataset, features)
     dec = run.decoding("all")
-    bg = dec["background_states"] if dec["background"] == "shared" else []
+    bg = dec.background_states if dec.background == "shared" else []
     changed = 0
     for a, j in zip(alone, joint):
         logp = np.log(np.maximum(a.p, 1e-30))
-        biased = bias_background(logp, bg, dec["background_bias"])  # the decoding's; the fit reads the plain p
-        fit = np.array([path_fit(logp, decode_states(biased, (dec["order"] or run.selected["all"])[t], bg,
-                                                     ordered=bool(dec["order"])), bg) for t in run.units["all"]])
+        biased = bias_background(logp, bg, dec.background_bias)  # the decoding's; the fit reads the plain p
+        fit = np.array([path_fit(logp, decode_states(biased, (dec.order or run.selected["all"])[t], bg,
+                                                     ordered=bool(dec.order)), bg) for t in run.units["all"]])
         want = a.task_probs * np.exp(2.0 * (fit - fit.max()))
         assert np.allclose(j.task_probs, want / want.sum(), atol=1e-6)
         assert j.pred_task == run.units["all"][int(j.task_probs.argmax())]

@@ -133,7 +133,7 @@ def inference_speed(b: Bench) -> dict:
     for n in sorted({b.train_threads, b.cores}):
         with threads(n):
             times = _timed(lambda: predict_video(loaded.nets[unit], y, tasks, loaded.selected[unit],
-                                                 loaded.centers[unit], tasks[0], **loaded.decoding(unit)),
+                                                 loaded.centers[unit], tasks[0], loaded.decoding(unit)),
                            b.plan.timing_reps)
         ms[n] = 1000 * statistics.median(times)
     return {"frames": len(y), "ms": ms[b.train_threads], "threads": b.train_threads, "ms_by_threads": ms,
