@@ -133,7 +133,8 @@ def outputs(info: explore.RunInfo, video_id: str) -> dict[str, np.ndarray]:
     try:
         mtime = path.stat().st_mtime_ns
     except OSError as err:
-        raise ProclError(f"{path} is missing ({err.strerror}): the run's outputs were removed or never written") from err
+        raise ProclError(f"{path} is missing ({err.strerror}): the run's outputs were removed or never "
+                         "written") from err
     return _outputs(str(info.path), video_id, explore.run_stamp(info.path), mtime)
 
 
@@ -168,7 +169,8 @@ def require_finished_run() -> explore.RunInfo:
             st.warning(f"Run **{info.name}** is marked done but has no metrics.json: re-run "
                        f"`python -m procl evaluate --run {info.name}` or retrain it.", icon=":material/warning:")
         else:
-            st.error(f"Run **{info.name}** is {info.state}: {status.get('error', 'no error recorded')}", icon=":material/warning:")
+            st.error(f"Run **{info.name}** is {info.state}: {status.get('error', 'no error recorded')}",
+                     icon=":material/warning:")
         st.stop()
     return info
 
@@ -177,7 +179,8 @@ def describe_features(config: dict) -> str:
     f = config.get("features") or {}
     grid = f.get("grid")
     cells = f"{grid[0]}x{grid[1]} grid" if grid and (f.get("R") or 1) > 1 else "no grid (R = 1)"
-    return f"backbone **{f.get('backbone', '?')}** (weights: {f.get('weights') or 'n/a'}), D = {f.get('D', '?')}, {cells}, {f.get('fps', '?')} fps"
+    return (f"backbone **{f.get('backbone', '?')}** (weights: {f.get('weights') or 'n/a'}), D = {f.get('D', '?')}, "
+            f"{cells}, {f.get('fps', '?')} fps")
 
 
 def describe_run(config: dict) -> str:

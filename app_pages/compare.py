@@ -9,7 +9,8 @@ st.title("Compare runs")
 
 entries = [e for e in sh.all_runs() if e.get("status", {}).get("state") == "done" and e.get("metrics")]
 if not entries:
-    st.info("No finished run yet: train some on the **Train** page (e.g. the same dataset at several k).", icon=":material/info:")
+    st.info("No finished run yet: train some on the **Train** page (e.g. the same dataset at several k).",
+            icon=":material/info:")
     st.stop()
 
 names = [e["name"] for e in entries]

@@ -6,9 +6,9 @@ import streamlit as st
 
 from app_pages import _shared as sh
 from procl import ProclError, explore, jobs, viz
-from procl.upload import UploadError, create_dataset
 from procl.features.backbones import fetch_imagenet, imagenet_cache_file
 from procl.train import TrainConfig
+from procl.upload import UploadError, create_dataset
 
 st.title("procl: procedure learning from instructional videos")
 st.markdown(
@@ -24,7 +24,8 @@ st.markdown(
 # ---------------------------------------------------------------- first start
 
 if not sh.builtin_ready():
-    st.warning("The built-in synthetic dataset is not generated yet (about a minute on two cores).", icon=":material/science:")
+    st.warning("The built-in synthetic dataset is not generated yet (about a minute on two cores).",
+               icon=":material/science:")
     if st.button("Generate the built-in dataset", type="primary", key="home_generate"):
         from procl.data.synth import ensure_synthetic
 

@@ -5,9 +5,9 @@ import streamlit as st
 
 from app_pages import _shared as sh
 from procl import ProclError, explore, jobs, runs, viz
+from procl.config import DEFAULT_EPOCHS, LEVER_SPECS, RECIPES, Lever, TrainConfig, default_lam, default_M
 from procl.data.specs import normalise_spec
 from procl.dist import DEVICES
-from procl.config import DEFAULT_EPOCHS, LEVER_SPECS, RECIPES, Lever, TrainConfig, default_lam, default_M
 from procl.features.backbones import NAMES as BACKBONES
 from procl.train import training_videos_problem
 
@@ -295,4 +295,5 @@ else:
                 st.caption("Traceback (last lines)")
                 st.code("\n".join(s["traceback"].strip().splitlines()[-8:]), language=None)
             if s.get("state") == "cancelled" or "resume" in str(s.get("error", "")):
-                st.caption(f"Continue it from its last completed epoch: `python -m procl train --run {e['name']} --resume`")
+                st.caption("Continue it from its last completed epoch: "
+                           f"`python -m procl train --run {e['name']} --resume`")

@@ -38,7 +38,8 @@ def uniform_labels(T: int, k: int) -> np.ndarray:
     return np.minimum((np.arange(T) * k) // max(T, 1), k - 1)
 
 
-def kmeans_labels(dataset: Dataset, features: FeatureSet, k: int, fit_ids: list[str], ids: list[str], seed: int = 0) -> dict[str, np.ndarray]:
+def kmeans_labels(dataset: Dataset, features: FeatureSet, k: int, fit_ids: list[str], ids: list[str],
+                  seed: int = 0) -> dict[str, np.ndarray]:
     out = {}
     for task in dataset.tasks:
         fit = [v for v in fit_ids if dataset.video(v).task == task]
@@ -54,7 +55,8 @@ def kmeans_labels(dataset: Dataset, features: FeatureSet, k: int, fit_ids: list[
     return out
 
 
-def subset_selection_labels(dataset: Dataset, features: FeatureSet, k: int, M: int, fit_ids: list[str], ids: list[str], seed: int = 0) -> dict[str, np.ndarray]:
+def subset_selection_labels(dataset: Dataset, features: FeatureSet, k: int, M: int, fit_ids: list[str],
+                            ids: list[str], seed: int = 0) -> dict[str, np.ndarray]:
     f = {v: mean_pooled(features, v) for v in set(fit_ids) | set(ids)}
     centers = fit_states(np.concatenate([f[v] for v in fit_ids]), M, seed=seed)
     out = {}

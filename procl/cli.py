@@ -13,7 +13,6 @@ from procl import train as train_mod
 from procl.data import synth
 from procl.features import cache
 
-
 DESCRIPTION = """\
 procl finds the steps of a task (say: boil water, add tea bag, pour water) in videos of
 several tasks, knowing only each video's task.

@@ -294,7 +294,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="task labels only: no subset-selection supervision (the paper's Fig. 2 ablation)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--backbone", default=d.backbone, help="feature backbone (default: the weight-free one)")
-    p.add_argument("--weights", default=None, help="backbone weights: imagenet, a state_dict path, or 'none' for random")
+    p.add_argument("--weights", default=None,
+                   help="backbone weights: imagenet, a state_dict path, or 'none' for random")
     p.add_argument("--fps", type=float, default=d.fps)
     p.add_argument("--width", type=int, default=d.width, help="KLN channels")
     p.add_argument("--refresh-every", type=int, default=d.refresh_every,

@@ -540,7 +540,8 @@ def spawn(fn: Callable, nprocs: int, args: tuple = (), timeout: float = 120.0,
         if p.is_alive():
             p.kill()
             p.join()
-            results[r].error = results[r].error or f"killed after {'timeout' if failed_at is None else 'another rank failed'}"
+            why = "timeout" if failed_at is None else "another rank failed"
+            results[r].error = results[r].error or f"killed after {why}"
         results[r].exitcode = p.exitcode
         if p.exitcode != 0 and results[r].error is None:
             results[r].error = f"exited with code {p.exitcode}"

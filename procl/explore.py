@@ -556,7 +556,8 @@ def feature_caches(spec: str) -> list[dict]:
     return out
 
 
-def preview_labels(video: VideoRecord, duration: float | None, fps: float = 2.0) -> tuple[np.ndarray, np.ndarray] | None:
+def preview_labels(video: VideoRecord, duration: float | None,
+                   fps: float = 2.0) -> tuple[np.ndarray, np.ndarray] | None:
     """(times [T], ground truth [T]) of a video sampled at `fps`, or None when not annotated.
 
     duration: the video's length in seconds; None takes the end of its last segment.

@@ -1,8 +1,9 @@
-"""Predictions of a trained run: one video, a split, and the `evaluate` / `predict` commands.
+"""Predictions of a trained run for one video or a split (scores: procl.evaluate).
 
-For a video (Sec. 2.1, docs/design.md, "The method", step 9): the TCN gives task probabilities (with
-`state_classifier`, the run's `procl.task_head` instead; with `task_evidence`, weighed
-with how well each task's key-steps fit the frames: `procl.decode.task_posterior`); each frame gets the argmax of p restricted to the
+For a video (Sec. 2.1; docs/design.md, "The method", step 9): the TCN gives task
+probabilities (with `state_classifier`, the run's `procl.task_head` instead; with
+`task_evidence`, weighed with how well each task's key-steps fit the frames:
+`procl.decode.task_posterior`); each frame gets the argmax of p restricted to the
 predicted task's k selected states (decoded by `procl.decode.decode_states`). With
 background "unselected" a frame whose argmax over all M states is not one of them is
 background (-1). The teacher's labels (each frame's nearest selected state of the
@@ -12,8 +13,8 @@ single-task setting the video's own task's network is used (the task is given).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -104,7 +105,8 @@ def load_run(run: str | Path, device: str = "cpu") -> LoadedRun:
     try:
         nets.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:
-        raise ProclError(f"{path / 'model.pt'} does not fit run {path.name}'s config ({err}); is it from another run?") from err
+        raise ProclError(f"{path / 'model.pt'} does not fit run {path.name}'s config ({err}); "
+                         "is it from another run?") from err
     nets.eval().to(resolve_device(device))
     return LoadedRun(path, config, nets, config["units"], centers, selected, runs.load_decoding(path), cfg,
                      runs.load_task_heads(path))

@@ -15,8 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from procl import runs
-from procl.io import write_json
 from procl.config import TrainConfig
+from procl.io import write_json
 from procl.train import default_run_name
 
 

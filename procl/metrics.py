@@ -340,7 +340,8 @@ def segmental_scores(
     longest = max(len(p_lab), len(g_lab))
     edit = 1.0 - _levenshtein(p_lab, g_lab) / longest if longest else 1.0
     counts = {}
-    g_start = np.array([s[1] for s in g_segs]); g_end = np.array([s[2] for s in g_segs])
+    g_start = np.array([s[1] for s in g_segs])
+    g_end = np.array([s[2] for s in g_segs])
     g_lab_arr = np.array(g_lab)
     for tau in overlaps:
         hit = np.zeros(len(g_segs), dtype=bool)

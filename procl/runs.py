@@ -385,7 +385,8 @@ def load_task_heads(run: Path) -> dict[str, TaskHead]:
         units = {k.split("/", 1)[1] for k in z}
         return {u: TaskHead(z[f"weight/{u}"], z[f"bias/{u}"]) for u in units}
     except (OSError, ValueError, KeyError) as err:
-        raise ProclError(f"{path} is damaged ({err}); delete it (the network's classifier then decides) or train the run again") from err
+        raise ProclError(f"{path} is damaged ({err}); delete it (the network's classifier then decides) "
+                         "or train the run again") from err
 
 
 def outputs_path(run: Path, video_id: str) -> Path:

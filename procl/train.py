@@ -373,7 +373,8 @@ def _run_config(cfg: TrainConfig, dataset: Dataset, features: FeatureSet, units:
         "tasks": list(dataset.tasks),
         "steps": {t: list(s) for t, s in dataset.steps.items()},
         "units": {u.key: u.tasks for u in units},
-        "features": {k: features.manifest.get(k) for k in ("backbone", "weights", "fps", "R", "D", "grid", "fingerprint")},
+        "features": {k: features.manifest.get(k)
+                     for k in ("backbone", "weights", "fps", "R", "D", "grid", "fingerprint")},
         "train_videos": sorted(v for u in units for v in u.videos),
     }
     if dist.is_distributed():
@@ -693,7 +694,8 @@ def main(args: argparse.Namespace) -> int:
     config = runs.read_config(path)
     status = runs.read_status(path)
     feats = config["features"]
-    print(f"backbone: {feats['backbone']} (weights: {feats['weights']}), R={feats['R']}, D={feats['D']}", file=sys.stderr)
+    print(f"backbone: {feats['backbone']} (weights: {feats['weights']}), R={feats['R']}, D={feats['D']}",
+          file=sys.stderr)
     if status["state"] != "done":
         print(f"run ended: {status['state']}", file=sys.stderr)
     else:

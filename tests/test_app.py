@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SAMPLES
 from streamlit.testing.v1 import AppTest
 
-from conftest import SAMPLES
 from procl import explore, runs
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -350,7 +350,8 @@ def test_explore_frame_viewer_and_timeline(app_env):
     beta = next(f for f in figures(at) if f["data"][0].get("type") == "bar" and f["layout"].get("yaxis", {})
                 .get("title", {}).get("text") == "pooling weight beta")
     assert len(beta["data"][0]["x"]) == 8 and sum(":" in x for x in beta["data"][0]["x"]) == 3
-    assert {b.proto.label for b in at.get("download_button")} == {"predictions.csv of tiny-k3", "metrics.json of tiny-k3"}
+    labels = {b.proto.label for b in at.get("download_button")}
+    assert labels == {"predictions.csv of tiny-k3", "metrics.json of tiny-k3"}
     assert [m.label for m in at.metric] == ["Recall", "Precision", "F1", "IoU", "Edit", "F1@50"]
 
 
@@ -409,7 +410,8 @@ def test_explore_one_state_one_colour_on_a_misclassified_video(app_env):
         highlighted = {int(x.split(":")[0]): c for x, c in zip(beta["x"], beta["marker"]["color"]) if ":" in x}
         assert set(highlighted) == set(info.selected(other))
         assert highlighted == {s: colors[s] for s in highlighted}
-        strength = next(f for f in figures(at) if f["layout"].get("yaxis", {}).get("title", {}).get("text") == "p × beta")
+        strength = next(f for f in figures(at)
+                        if f["layout"].get("yaxis", {}).get("title", {}).get("text") == "p × beta")
         for s in info.selected(other):
             trace = next((t for t in strength["data"] if t.get("name") == info.state_text(other, s)), None)
             if trace is not None:
@@ -632,7 +634,8 @@ def test_compare_stacks_runs(app_env):
     assert set(at.multiselect(key="cmp_runs").value) == {"tiny-k2", "tiny-k3"}
     table = at.dataframe[0].value
     assert sorted(table["k"]) == [2, 3]
-    vs_k = next(f for f in figures(at) if f["layout"].get("xaxis", {}).get("title", {}).get("text") == "k (steps per task)")
+    vs_k = next(f for f in figures(at)
+                if f["layout"].get("xaxis", {}).get("title", {}).get("text") == "k (steps per task)")
     assert {t["name"] for t in vs_k["data"]} >= {"found (recall, R)", "right (precision, P)", "F1"}
     assert vs_k["data"][0]["x"] == [2, 3] and vs_k["layout"]["xaxis"]["tickvals"] == [2, 3]
     assert row_names(timeline(at)) == ["ground truth", "tiny-k3 (k=3)", "tiny-k2 (k=2)"]
@@ -772,7 +775,8 @@ def test_task_probs_caption_says_what_the_bars_show():
     assert "task evidence 10" in explore.task_probs_caption({"setting": "multi", "task_evidence": 10.0})
     assert explore.task_probs_caption({"setting": "multi", "task_evidence": 2.0, "state_classifier": True}).startswith(
         "The state classifier's probabilities")
-    assert "the network's task guess" in explore.task_probs_caption({"setting": "multi", "state_classifier": False}).lower()
+    caption = explore.task_probs_caption({"setting": "multi", "state_classifier": False})
+    assert "the network's task guess" in caption.lower()
     assert "state classifier" in explore.pooling_role({"setting": "multi", "state_classifier": True})
     assert explore.pooling_role({"setting": "multi"}) == ""  # runs saved before the lever: the network decides
     assert "weighed" not in explore.task_probs_caption({"setting": "multi"})  # runs saved before the lever

@@ -14,8 +14,8 @@ from procl.bench.plan import RECIPE_LABELS, RECIPES
 from procl.bench.report import format_scale
 from procl.bench.trainings import LEVER_ON, RECIPE_LEVERS, dedupe, estimate, plan_jobs, planned_shapes
 from procl.cli import build_parser
-from procl.io import read_json
 from procl.config import LEVERS, config_from_saved
+from procl.io import read_json
 from procl.train import train
 
 NUMBER = r"-?\d+\.\d+"

@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
-
 from conftest import SAMPLES
+
 from procl import ProclError
-from procl.data import specs
-from procl.data import BACKGROUND, Segment, load_feature_array, open_dataset, parse_spec
+from procl.data import BACKGROUND, Segment, load_feature_array, open_dataset, parse_spec, specs
 from procl.data.folder import seeded_split
 from procl.data.records import VideoRecord
 
@@ -538,7 +537,8 @@ def test_uploaded_videos_make_a_folder_dataset(tiny_synth, tmp_path, monkeypatch
     assert f"{files[0][0]} (task 'b') has the video id {Path(files[0][0]).stem!r} of another file in task 'a'" in found
     found = problems("x", [("a", [*files[:2], ("broken.mp4", b"\x00" * 999), ("empty.mkv", b"")]),
                            ("b", files[3:6])])
-    assert "broken.mp4 (task 'a') is not a video OpenCV can decode" in found and "empty.mkv (task 'a') is empty" in found
+    assert "broken.mp4 (task 'a') is not a video OpenCV can decode" in found
+    assert "empty.mkv (task 'a') is empty" in found
     assert not (tmp_path / "data" / "x").exists(), "one bad file: nothing is written"
     # every problem in one round: names, counts and ids, and the files that do not decode
     found = problems("x", [("a", [*files[:2], ("notes.txt", b"hi"), ("text.mp4", b"just text\n"), ("zero.mp4", b"")]),

@@ -7,8 +7,16 @@ import itertools
 import numpy as np
 
 from procl.decode import (
-    bias_background, decide_task, decode_states, decode_states_batch, fit_bound, path_fit, task_posterior, viterbi,
-    viterbi_ordered, viterbi_ordered_batch,
+    bias_background,
+    decide_task,
+    decode_states,
+    decode_states_batch,
+    fit_bound,
+    path_fit,
+    task_posterior,
+    viterbi,
+    viterbi_ordered,
+    viterbi_ordered_batch,
 )
 
 
@@ -54,7 +62,8 @@ def test_task_posterior_weighs_the_key_steps_fit():
     assert np.allclose(task_posterior(logprob, np.array([-5.0, -1.0]), 0.0), [0.6, 0.4])  # weight 0: the classifier
     post = task_posterior(logprob, np.array([-2.0, -1.0]), 10.0)  # task 1 fits 1 nat per frame better
     assert post.argmax() == 1 and abs(post.sum() - 1) < 1e-12
-    assert np.allclose(post, np.exp([np.log(0.6) - 20, np.log(0.4) - 10]) / np.exp([np.log(0.6) - 20, np.log(0.4) - 10]).sum())
+    want = np.exp([np.log(0.6) - 20, np.log(0.4) - 10])
+    assert np.allclose(post, want / want.sum())
 
 
 def test_path_fit_scores_the_decoded_labels():
@@ -157,7 +166,8 @@ def test_decodings_pick_what_the_frame_by_frame_loops_picked_ties_included():
     for case in range(600):
         T, k, B = int(rng.integers(1, 40)), int(rng.integers(1, 9)), int(rng.integers(1, 4))
         if case % 2:
-            scores, bg = rng.integers(-3, 1, size=(B, T, k)).astype(float), rng.integers(-3, 1, size=(B, T)).astype(float)
+            scores = rng.integers(-3, 1, size=(B, T, k)).astype(float)
+            bg = rng.integers(-3, 1, size=(B, T)).astype(float)
         else:
             scores, bg = rng.normal(size=(B, T, k)), rng.normal(size=(B, T))
         bg = None if case % 5 == 0 else bg

@@ -12,15 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import TEST_LEVERS as LEVERS
+
 from procl import ProclError, dist
 from procl.bench.scale import compare_caches, features_command
 from procl.cli import main as cli_main
 from procl.decode import order_by_places, state_places, typical_order
 from procl.features.cache import load_or_extract
 from procl.selection import (
-    fit_states, fit_states_distributed, pairwise_distances, subset_selection, subset_selection_distributed,
+    fit_states,
+    fit_states_distributed,
+    pairwise_distances,
+    subset_selection,
+    subset_selection_distributed,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,8 +144,8 @@ def _refresh_case(ids: list[str]) -> dict:
     """Two warm-started teacher refreshes of a fixed network on fixed region features of 3
     tasks, with background states: `ids` are the videos this rank holds. (A cold start
     seeds k-means++ with a sample of each rank's frames, which depends on the split.)"""
-    from procl.train import TrainConfig, Unit, attention_features, net_config, refresh_teacher
     from procl.model import ProcedureNet
+    from procl.train import TrainConfig, Unit, attention_features, net_config, refresh_teacher
 
     rng = np.random.default_rng(5)
     looks = rng.normal(scale=3.0, size=(12, 6))  # 3 per task, 3 shared by all
@@ -467,7 +471,8 @@ def test_train_ranks_started_with_different_settings_get_a_clear_message(tiny_sy
     outs = [p.communicate(timeout=120) for p in procs]
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == 2, err
-        assert "rank 1 was started with different training settings than rank 0 (k: 2 on rank 1, 3 on rank 0)" in err, err
+        want = "rank 1 was started with different training settings than rank 0 (k: 2 on rank 1, 3 on rank 0)"
+        assert want in err, err
     assert not (tmp_path / "ck").exists() and not (tmp_path / "features").exists()  # nothing was done
 
 
@@ -491,5 +496,6 @@ def test_training_scale_measures_batch_sizes(tiny_synth, tmp_path, monkeypatch):
     assert not (tmp_path / "ck").exists()  # the runs went to a temporary folder
     cfg = TrainConfig(dataset="synthetic", k=3, epochs=2, seed=1, device="cpu", **settings)
     args = build_parser().parse_args(train_arguments(cfg, 4, settings))
-    parsed = TrainConfig(**{k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None})
+    parsed = TrainConfig(**{k: v for k, v in vars(args).items()
+                            if k in TrainConfig.__dataclass_fields__ and v is not None})
     assert parsed == TrainConfig(**{**cfg.__dict__, "batch_size": 4})

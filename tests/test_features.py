@@ -8,8 +8,8 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 import pytest
-
 from conftest import SAMPLES
+
 from procl import ProclError
 from procl.data.records import Dataset, VideoRecord
 from procl.features import backbones, cache

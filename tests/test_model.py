@@ -2,8 +2,17 @@ import numpy as np
 import pytest
 import torch
 
-from procl.model import (KeyStepLocalizer, NetConfig, ProcedureNet, SpatialAttention, TaskClassifier,
-                         classification_loss, keystep_features, pad_videos, ranking_loss)
+from procl.model import (
+    KeyStepLocalizer,
+    NetConfig,
+    ProcedureNet,
+    SpatialAttention,
+    TaskClassifier,
+    classification_loss,
+    keystep_features,
+    pad_videos,
+    ranking_loss,
+)
 
 
 def test_attention_is_a_convex_combination_and_identity_for_one_cell():
@@ -74,7 +83,9 @@ def test_network_trains_on_a_toy_problem():
     first = None
     for _ in range(60):
         loss = ranking_loss(net(y).s, r)
-        opt.zero_grad(); loss.backward(); opt.step()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
         first = first if first is not None else loss.item()
     assert loss.item() < 0.5 * first
 

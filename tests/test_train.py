@@ -14,14 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import TEST_LEVERS
+
 from procl import ProclError, baselines, runs
 from procl.cli import main as cli
 from procl.decode import bias_background, decode_states, path_fit
 from procl.evaluate import evaluate
 from procl.infer import PREDICT_COLUMNS, load_run, predict_dataset
-from procl.train import TrainConfig, config_from_saved, train, load_inputs
+from procl.train import TrainConfig, config_from_saved, load_inputs, train
 
 TINY = dict(k=3, M=16, epochs=30, width=32)  # M well above tasks x k: the tiny set has 3 x 3 steps
 
@@ -102,7 +102,8 @@ def test_run_folder_contract(trained):
     assert list(df.columns[: len(PREDICT_COLUMNS)]) == PREDICT_COLUMNS
     video = df["video"].iloc[0]
     o = runs.load_outputs(trained, video)
-    assert o["alpha"].shape[1] == 49 and o["p"].shape[1] == TINY["M"] and len(o["states"]) == (df["video"] == video).sum()
+    assert o["alpha"].shape[1] == 49 and o["p"].shape[1] == TINY["M"]
+    assert len(o["states"]) == (df["video"] == video).sum()
     np.testing.assert_allclose(o["alpha"].astype(float).sum(1), 1.0, atol=1e-2)
 
 
@@ -169,10 +170,11 @@ def test_single_task_setting(env):
     (dict(batch_size=0), "batch size 0 must be at least 1"),
 ])
 def test_bad_settings_fail_before_any_work(env, change, message):
-    before = set(os.listdir(os.environ["PROCL_CHECKPOINTS"])) if Path(os.environ["PROCL_CHECKPOINTS"]).exists() else set()
+    checkpoints = Path(os.environ["PROCL_CHECKPOINTS"])
+    before = set(os.listdir(checkpoints)) if checkpoints.exists() else set()
     with pytest.raises(ProclError, match=message):
         train(TrainConfig(dataset=env["spec"], **{**TINY, **change}), run="bad", progress=False)
-    after = set(os.listdir(os.environ["PROCL_CHECKPOINTS"])) if Path(os.environ["PROCL_CHECKPOINTS"]).exists() else set()
+    after = set(os.listdir(checkpoints)) if checkpoints.exists() else set()
     assert after == before
 
 

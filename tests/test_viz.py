@@ -10,7 +10,6 @@ import pytest
 
 from procl import ProclError, explore, viz
 
-
 # ---------------------------------------------------------------- viz, pure
 
 def _bars(fig):
@@ -96,7 +95,8 @@ def test_metrics_vs_k_sorts_by_k_and_skips_missing():
     assert list(recall.x) == [7, 10] and list(recall.y) == pytest.approx([40, 50]), "in %, as the table"
     assert list(acc.x) == [7]
     assert traces["F1"].mode == "lines+markers"
-    assert fig.layout.showlegend and fig.layout.yaxis.title.text == "score (%)" and list(fig.layout.yaxis.range) == [0, 100]
+    assert fig.layout.showlegend and fig.layout.yaxis.title.text == "score (%)"
+    assert list(fig.layout.yaxis.range) == [0, 100]
     assert list(fig.layout.xaxis.tickvals) == [7, 10], "ticks at the runs' k only"
     rows.append({"run": "c", "k": 7, "recall": 0.1, "precision": 0.1, "f1": 0.1, "accuracy": 0.1})
     assert viz.metrics_vs_k_figure(rows).data[0].mode == "markers"

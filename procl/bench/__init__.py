@@ -28,16 +28,38 @@ import sys
 import time
 
 from procl.bench import speed
-from procl.dist import threads
 from procl.bench.claims import claims, lever_gains, targets
-from procl.bench.plan import (FULL, QUICK, REAL_DATA, RECIPES, RESULTS_PATH, TINY, Plan, bench_env, combine, compare,
-                              cores, machine, true_k, versions)
-from procl.bench.quality import (ablation_tables, attention_quality, breakfast_tables, builtin_tables, cell_coverage,
-                                 precision_ceiling, robustness_tables, single_task_table, small_data_table,
-                                 variant_tables)
+from procl.bench.plan import (
+    FULL,
+    QUICK,
+    REAL_DATA,
+    RECIPES,
+    RESULTS_PATH,
+    TINY,
+    Plan,
+    bench_env,
+    combine,
+    compare,
+    cores,
+    machine,
+    true_k,
+    versions,
+)
+from procl.bench.quality import (
+    ablation_tables,
+    attention_quality,
+    breakfast_tables,
+    builtin_tables,
+    cell_coverage,
+    precision_ceiling,
+    robustness_tables,
+    single_task_table,
+    small_data_table,
+    variant_tables,
+)
 from procl.bench.report import format_report
 from procl.bench.trainings import Bench, Data, clear, estimate, planned_shapes, prepare, train_all
-from procl.dist import add_device_argument, resolve_device
+from procl.dist import add_device_argument, resolve_device, threads
 from procl.io import write_text
 from procl.paths import data_dir
 
@@ -87,7 +109,8 @@ def run_bench(plan: Plan, progress: bool = True, command: str = "python -m procl
     r["meta"] = {
         "command": command, "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine(),
         "versions": versions(), "plan": plan, "device": str(resolve_device(device)), "workers": min(cores(), n),
-        "trainings": len(set(b.runs.values())), "steps_per_task": {t: len(s) for t, s in b.builtin.dataset.steps.items()},
+        "trainings": len(set(b.runs.values())),
+        "steps_per_task": {t: len(s) for t, s in b.builtin.dataset.steps.items()},
         "minutes": (time.perf_counter() - b.start) / 60, "expected_minutes": expected / 60,
         "load": (load, os.getloadavg()[0]),
     }

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from procl.bench.plan import SMALL_K, STABLE_RANGE, compare, combine, mean_std, values
+from procl.bench.plan import SMALL_K, STABLE_RANGE, combine, compare, mean_std, values
 from procl.bench.quality import Row
 from procl.bench.trainings import LEVER_ON
 
@@ -80,7 +80,8 @@ def claims(r: dict, recipe: str) -> list[dict]:
         span = max(f1s) - min(f1s)
         out.append({
             "id": "C5", "claim": text, "verdict": "holds" if span <= allowed else "does not hold",
-            "evidence": ("F1 of the full model per k: " + ", ".join(f"k={kk} {100 * m:.1f}" for kk, (m, _) in means.items())
+            "evidence": ("F1 of the full model per k: "
+                         + ", ".join(f"k={kk} {100 * m:.1f}" for kk, (m, _) in means.items())
                          + f"; range {100 * span:.1f} points against the allowed {100 * allowed:.1f} "
                          f"(max of {100 * STABLE_RANGE:.0f} points and twice the mean seed std)"),
         })
@@ -129,7 +130,8 @@ def targets(r: dict) -> list[dict]:
     out.append(_target(f"built-in, true k = {k}, default recipe: task accuracy >= 90 (mean)",
                        f"accuracy {100 * acc:.1f}", acc >= 0.9))
     out.append(_target("built-in, true k, default recipe: accuracy std over seeds <= 5",
-                       f"std {100 * acc_sd:.1f} over {n} seed(s)" + (" (one seed: no spread measured)" if n < 2 else ""),
+                       f"std {100 * acc_sd:.1f} over {n} seed(s)"
+                       + (" (one seed: no spread measured)" if n < 2 else ""),
                        acc_sd <= 0.05 if n > 1 else None))
     gaps = {kk: mean_std(_f1(q[kk]["default"]))[0] - mean_std(_f1(q[kk]["uniform"]))[0] for kk in sorted(q)}
     out.append(_target("default F1 >= Uniform + 15 at every k of the grid",
@@ -137,7 +139,8 @@ def targets(r: dict) -> list[dict]:
     real = r["breakfast"]
     if real:
         above = {kk: (mean_std(_f1(rows["default"]))[0] - mean_std(_f1(rows["uniform"]))[0],
-                      mean_std(_f1(rows["default"]))[0] - mean_std(_f1(rows["kmeans"]))[0]) for kk, rows in real.items()}
+                      mean_std(_f1(rows["default"]))[0] - mean_std(_f1(rows["kmeans"]))[0])
+                  for kk, rows in real.items()}
         out.append(_target("Breakfast, single-task, default F1 above Uniform and above k-means at every k",
                            ", ".join(f"k={kk} {100 * u:+.1f} / {100 * m:+.1f}" for kk, (u, m) in above.items())
                            + " (against Uniform / k-means)", all(u > 0 and m > 0 for u, m in above.values())))

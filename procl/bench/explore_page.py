@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import imageio_ffmpeg
 import numpy as np
 import pandas as pd
-
-import imageio_ffmpeg
 
 from procl.bench.plan import bench_env
 from procl.features import video

@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 import procl
+from procl.config import LEVERS
 from procl.data import scene
 from procl.paths import environment
-from procl.config import LEVERS
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS_PATH = REPO / "docs" / "RESULTS.md"

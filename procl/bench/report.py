@@ -86,7 +86,8 @@ def format_quality(r: dict) -> list[str]:
         L += [f"### k = {k}" + (" (true k)" if k == k_true else ""), "", *table(rows), ""]
 
     L += ["## Levers: each one's measured gain (true k)", "",
-          "Each row changes one lever of a recipe (`procl/config.py` LEVER_SPECS): in the default recipe to the paper's "
+          "Each row changes one lever of a recipe (`procl/config.py` LEVER_SPECS): in the default recipe to the "
+          "paper's "
           "value (or, for a lever off in both recipes, on); in the paper recipe to the default's value. Its gain is "
           "the scores with the lever as procl's default has it (or on) minus those with it as the paper has it (or "
           "off), with the claim rule's verdict (holds: a gain beyond the seeds' spread).", ""]
@@ -188,7 +189,8 @@ def format_speed(r: dict) -> list[str]:
     sp, meta = r["speed"], r["meta"]
     L = ["## Speed", "", "Ratios are measured in the same run; absolute times are context only "
          f"(the machine may be shared). Device for the backbones and inference: {meta['device']}.", "",
-         "| backbone | frames | pipeline frames/s | forward-only frames/s | ratio (target >= 0.9) | decode-only frames/s |",
+         "| backbone | frames | pipeline frames/s | forward-only frames/s | ratio (target >= 0.9) "
+         "| decode-only frames/s |",
          "|---|---|---|---|---|---|"]
     for f in sp["features"]:
         L.append(f"| {f['backbone']}{'' if f['backbone'] == 'default' else ' (random weights)'} | {f['frames']} | "
@@ -252,7 +254,8 @@ def format_training_scale(t: dict) -> list[str]:
     first, last = min(t["batch"]), max(t["batch"])  # batch sizes (int keys)
     b1, bn = t["batch"][first], t["batch"][last]
     L = [f"- Training, default recipe, built-in set, {t['epochs']} epochs of {t['train_videos']} videos "
-         f"({t['frames_per_epoch']} frames each) on {t['device_used']}: B = {first} video{'s' if first > 1 else ''} per step "
+         f"({t['frames_per_epoch']} frames each) on {t['device_used']}: "
+         f"B = {first} video{'s' if first > 1 else ''} per step "
          f"{b1['frames_per_s']:.0f} frames/s in the student steps ({b1['epoch_frames_per_s']:.0f} with the teacher's "
          f"refreshes), F1 {100 * b1['f1']:.1f}, accuracy {100 * b1['accuracy']:.1f}; B = {last}: "
          f"{bn['frames_per_s']:.0f} frames/s ({bn['epoch_frames_per_s']:.0f}), F1 {100 * bn['f1']:.1f}, accuracy "

@@ -21,17 +21,17 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from procl.dist import threads
 from procl.bench import scale as scale_runs
 from procl.bench.explore_page import explore_page_time
 from procl.bench.trainings import Bench
+from procl.config import TrainConfig, net_config
+from procl.dist import threads
 from procl.features.backbones import get_backbone
 from procl.features.cache import measure_throughput
 from procl.infer import load_run, predict_video
 from procl.io import read_json
 from procl.model import ProcedureNet
 from procl.selection import subset_selection
-from procl.config import TrainConfig, net_config
 from procl.train import Unit, attention_features, refresh_teacher, train_step, video_medians
 
 

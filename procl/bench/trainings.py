@@ -21,14 +21,24 @@ from pathlib import Path
 import torch
 
 from procl import ProclError, runs
-from procl.bench.plan import (REAL_DATA, REAL_DATA_ENV, RECIPES, SMALL_K, Plan, cores, generator_args,
-                              planned_shape, planned_true_k, true_k)
+from procl.bench.plan import (
+    REAL_DATA,
+    REAL_DATA_ENV,
+    RECIPES,
+    SMALL_K,
+    Plan,
+    cores,
+    generator_args,
+    planned_shape,
+    planned_true_k,
+    true_k,
+)
+from procl.config import DECODE_LEVERS, LEVER_SPECS, LEVERS, TrainConfig
+from procl.config import RECIPES as RECIPE_LEVERS
 from procl.data import Dataset, open_dataset, synth
 from procl.features.cache import load_or_extract
 from procl.features.types import FeatureSet
 from procl.infer import LoadedRun, load_run
-from procl.config import DECODE_LEVERS, LEVER_SPECS, LEVERS, TrainConfig
-from procl.config import RECIPES as RECIPE_LEVERS
 from procl.train import TRAIN_THREADS, train
 
 # Rows that need their own training, as TrainConfig overrides.

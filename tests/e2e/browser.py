@@ -105,7 +105,8 @@ def settle(pg) -> None:
 
 
 def no_exception(pg) -> None:
-    assert pg.locator('[data-testid="stException"]').count() == 0, pg.locator('[data-testid="stException"]').first.inner_text()
+    exceptions = pg.locator('[data-testid="stException"]')
+    assert exceptions.count() == 0, exceptions.first.inner_text()
 
 
 RENDERED = """() => {

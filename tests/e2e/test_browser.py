@@ -15,9 +15,8 @@ import re
 import time
 
 import pytest
+from browser import app_server, browser_page, launch_training, no_exception, require_browser, settle, shoot, visit
 
-from browser import (app_server, browser_page, launch_training, no_exception, require_browser,
-                     settle, shoot, visit)
 from procl import runs
 
 

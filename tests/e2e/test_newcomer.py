@@ -18,9 +18,20 @@ import time
 
 import pandas as pd
 import pytest
+from browser import (
+    ROOT,
+    app_server,
+    browser_page,
+    launch_training,
+    navigate,
+    no_exception,
+    publish_screenshots,
+    require_browser,
+    settle,
+    shoot,
+    visit,
+)
 
-from browser import (ROOT, app_server, browser_page, launch_training, navigate, no_exception, publish_screenshots,
-                     require_browser, settle, shoot, visit)
 from procl import runs
 
 NAME = "loosen nuts"
