@@ -115,7 +115,8 @@ def load_run(run: str | Path, device: str = "cpu") -> LoadedRun:
 @torch.no_grad()
 def video_outputs(net: ProcedureNet, y: np.ndarray) -> NetOutput:
     """The network's outputs (eval mode, on the CPU) for one video's region features y [T, R, D]."""
-    net.eval()
+    if net.training:  # (eval() walks every submodule: a tenth of a short video's time)
+        net.eval()
     out = net(torch.from_numpy(np.asarray(y, dtype=np.float32)).to(next(net.parameters()).device)[None]).video(0)
     return type(out)(**{k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in vars(out).items()})
 
