@@ -1,4 +1,5 @@
-"""The command line (a contract: docs/design.md; every option: docs/cli.md): data synth, features, train, evaluate, predict, procedure, bench.
+"""The command line (a contract: docs/design.md; every option: docs/cli.md): data synth, features, train,
+evaluate, predict, procedure, refine, bench.
 
 Each command's arguments and work live in the module that owns it; this file only
 wires sub-commands to them, so `python -m procl --help` lists everything.
@@ -8,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from procl import ProclError, bench, evaluate, procedure
+from procl import ProclError, bench, evaluate, procedure, refine
 from procl import train as train_mod
 from procl.data import synth
 from procl.features import cache
@@ -43,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("procedure", help="the key-steps of each task in their typical order, from a run")
     procedure.add_arguments(p)
     p.set_defaults(func=procedure.main)
+
+    p = sub.add_parser("refine", help="a new run that learns from a person's corrections of a run; "
+                                                "prints its directory")
+    refine.add_arguments(p)
+    p.set_defaults(func=refine.main)
 
     p = sub.add_parser("bench", help="reproduce the paper's tables and measure speed")
     bench.add_arguments(p)

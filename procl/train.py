@@ -44,6 +44,7 @@ import procl
 from procl import ProclError, dist, runs
 from procl.config import TrainConfig, config_from_args, config_from_saved, net_config
 from procl.config import add_arguments as add_config_arguments
+from procl.corrections import Constraints
 from procl.data import Dataset, open_dataset
 from procl.decode import order_by_places, state_places
 from procl.dist import resolve_device
@@ -78,6 +79,18 @@ class Unit:
     selected: dict[str, list[int]] = field(default_factory=dict)  # task -> k states
     labels: dict[str, torch.Tensor] = field(default_factory=dict)  # video -> [T] pseudo-labels
     background: list[int] = field(default_factory=list)  # states all tasks use alike (background "shared")
+    constraints: Constraints | None = None  # a person's corrections (procl.refine), obeyed by the teacher
+
+
+class TrainHooks:
+    """How a refinement (procl.refine) changes a training: it does nothing here."""
+
+    def prepare(self, cfg: TrainConfig, dataset: Dataset, features: FeatureSet, units: list[Unit]) -> dict:
+        """Before the run folder is made: set the units' constraints; returns more config.json entries."""
+        return {}
+
+    def warm(self, path: Path, nets: nn.ModuleDict, units: list[Unit]) -> None:
+        """The networks and states to start from (and files to write in the new run folder)."""
 
 
 MIN_TRAIN_VIDEOS = 2  # per task, in the multi-task setting
@@ -159,33 +172,45 @@ def refresh_teacher(
     X = np.concatenate([f[v] for v in unit.videos])  # [N, D'] this rank's frames
     fit = fit_states_distributed if distributed else fit_states
     unit.centers = fit(X, cfg.M, init=unit.centers, seed=cfg.seed)
+    con = unit.constraints
+    if con is not None:
+        unit.centers = con.seed_centers(unit.centers, f)
     candidates = []
     if cfg.background == "shared":
         task_index = np.concatenate([np.full(len(f[v]), unit.tasks.index(task_of[v])) for v in unit.videos])
         find = background_states_distributed if distributed else background_states
         candidates = find(nearest_state(X, unit.centers), task_index, len(unit.tasks), cfg.M, cfg.background_threshold)
+    if con is not None:  # the person's background first (kept longest), no anchored state as background
+        taken = {s for anchors in con.anchors.values() for s in anchors}
+        candidates = con.background + [s for s in candidates if s not in con.background and s not in taken]
     by_task = {task: [v for v in unit.videos if task_of[v] == task] for task in unit.tasks}
     unit.background, sels = select_tasks({task: [f[v] for v in ids] for task, ids in by_task.items()},
-                                         unit.centers, cfg.k, candidates, distributed=distributed)
+                                         unit.centers, cfg.k, candidates, distributed=distributed,
+                                         fixed=con.anchors if con is not None else None)
     costs = {}
     for task, sel in sels.items():
         unit.selected[task] = sel.selected
         costs[task] = sel.costs[-1]
+        if con is not None and con.merge_map is not None:  # a merged group is one key-step
+            unit.selected[task] = list(dict.fromkeys(int(con.merge_map[s]) for s in sel.selected))
         for vid, lab in zip(by_task[task], sel.labels):
+            if con is not None:
+                lab = con.labels(vid, f[vid], unit.centers, unit.selected[task], unit.background)
             unit.labels[vid] = torch.from_numpy(lab.astype(np.int64))
     return costs
 
 
 def train_step(
     cfg: TrainConfig, net: nn.Module, opt: torch.optim.Optimizer, y: torch.Tensor, r: torch.Tensor,
-    task: int | torch.Tensor, mask: torch.Tensor | None = None,
+    task: int | torch.Tensor, mask: torch.Tensor | None = None, weight: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """One optimizer step, L = L_rank + lambda * L_ce (Eq. 6) over a batch.
 
     y: [B, T, R, D] region features padded to T frames, r: [B, T] pseudo-labels, task:
     [B] task indices, mask: [B, T] real frames (None: all), as `pad_videos` makes them;
     or one video: y [T, R, D], r [T], task an int. L_rank is each video's mean over its
-    real frames, then the batch mean; L_ce the batch mean. net: a ProcedureNet, or one
+    real frames, then the batch mean; L_ce the batch mean. weight: [B, T] each frame's
+    weight in L_rank (None: 1; a refinement weighs the frames a person labelled more). net: a ProcedureNet, or one
     in DistributedDataParallel (gradients averaged over the ranks in backward).
     """
     if y.dim() == 3:  # one video
@@ -194,8 +219,9 @@ def train_step(
     device = next(net.parameters()).device
     y, r, task = y.to(device), r.to(device), task.to(device)
     mask = None if mask is None else mask.to(device)
+    weight = None if weight is None else weight.to(device)
     out = net(y, mask)
-    rank = ranking_loss(out.s, r, mask) if cfg.ranking else out.s.new_zeros(())
+    rank = ranking_loss(out.s, r, mask, weight=weight) if cfg.ranking else out.s.new_zeros(())
     ce = classification_loss(out.logits, task) if out.logits is not None else out.s.new_zeros(())
     loss = rank + cfg.lam * ce
     opt.zero_grad(set_to_none=True)
@@ -262,23 +288,25 @@ def train(
     resume: bool = False,
     progress: bool = True,
     on_progress: Callable[[dict], None] | None = None,
+    hooks: TrainHooks | None = None,
 ) -> Path:
     """Train (or resume) a run; returns its folder. See the module docstring.
 
     Under torchrun every rank calls it with the same arguments (checked); rank 0 alone
     reads and writes the run folder and reports progress (on_progress, the bar). Rank 0
     holds the run folder's LOCK while it trains (procl.runs.lock_run): one process at a time.
+    hooks: a refinement's changes (`TrainHooks`, procl.refine); None trains as usual.
     """
     held: list[Path] = []  # the run folder whose LOCK this process took
     try:
-        return _train(cfg, run, resume, progress, on_progress, held)
+        return _train(cfg, run, resume, progress, on_progress, held, hooks or TrainHooks())
     finally:
         for path in held:
             runs.unlock_run(path)
 
 
 def _train(cfg: TrainConfig, run: str | None, resume: bool, progress: bool, on_progress: Callable | None,
-           held: list[Path]) -> Path:
+           held: list[Path], hooks: TrainHooks) -> Path:
     dist.check_same_settings({**asdict(cfg), "run": run, "resume": resume}, what="training settings")
     main = dist.is_main()
     if resume:
@@ -298,6 +326,7 @@ def _train(cfg: TrainConfig, run: str | None, resume: bool, progress: bool, on_p
         units = make_units(cfg, dataset, features)
         check_features(features, [v for u in units for v in u.videos])
         cfg = replace(cfg, epochs=cfg.epochs_for(sum(len(u.videos) for u in units)))
+        extra = hooks.prepare(cfg, dataset, features, units)
     except ProclError as err:
         before = runs.read_status(path) if resume and main else {}
         if resume and main and before.get("state") != "done":  # a launched job: say why in its status, not only
@@ -312,6 +341,7 @@ def _train(cfg: TrainConfig, run: str | None, resume: bool, progress: bool, on_p
         "units": {u.key: u.tasks for u in units},
         "features": {k: features.manifest.get(k) for k in ("backbone", "weights", "fps", "R", "D", "grid", "fingerprint")},
         "train_videos": sorted(v for u in units for v in u.videos),
+        **extra,
     }
     if dist.is_distributed():
         config["processes"] = dist.world_size()
@@ -340,12 +370,12 @@ def _train(cfg: TrainConfig, run: str | None, resume: bool, progress: bool, on_p
 
     path = Path(dist.main_only(prepare, "creating the run folder"))
     held.extend([path] if main and not resume else [])
-    return _train_loop(cfg, path, dataset, features, units, resume and not fresh, progress, on_progress)
+    return _train_loop(cfg, path, dataset, features, units, resume and not fresh, progress, on_progress, hooks)
 
 
-def _train_loop(cfg, path, dataset, features, units, resume, progress, on_progress) -> Path:
+def _train_loop(cfg, path, dataset, features, units, resume, progress, on_progress, hooks=None) -> Path:
     with dist.threads(TRAIN_THREADS):
-        return _train_epochs(cfg, path, dataset, features, units, resume, progress, on_progress)
+        return _train_epochs(cfg, path, dataset, features, units, resume, progress, on_progress, hooks)
 
 
 def _shard_units(cfg: TrainConfig, features: FeatureSet, units: list[Unit]) -> tuple[dict, dict]:
@@ -502,8 +532,11 @@ def _train_unit_epoch(cfg: TrainConfig, u: Unit, net: ProcedureNet, model: nn.Mo
         y, mask = pad_videos([ys[vid] for vid in ids])  # [B, T, R, D], [B, T]
         r, _ = pad_videos([u.labels[vid] for vid in ids])  # [B, T]
         task = torch.tensor([u.tasks.index(task_of[vid]) for vid in ids])  # [B]
+        w = None
+        if u.constraints is not None:
+            w, _ = pad_videos([torch.from_numpy(u.constraints.frame_weights(vid, len(ys[vid]))) for vid in ids])
         with dist.guard(f"training step {rec.status['step']} (averaging the gradients)"):
-            losses = train_step(cfg, model, opt, y, r, task, mask)
+            losses = train_step(cfg, model, opt, y, r, task, mask, weight=w)
         losses, stop = _share_step(losses, path if rec.main else None)
         rec.step(epoch, world * len(ids), losses)
         if stop:
@@ -511,9 +544,11 @@ def _train_unit_epoch(cfg: TrainConfig, u: Unit, net: ProcedureNet, model: nn.Mo
     return teacher_s, False
 
 
-def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_progress) -> Path:
+def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_progress, hooks=None) -> Path:
     main, world = dist.is_main(), dist.world_size()
     nets = build_networks(cfg, features, units)
+    if hooks is not None:
+        hooks.warm(path, nets, units)
     opts = _optimizers(cfg, nets)
     task_of = {v.id: v.task for v in dataset.videos}
     every, per_rank = _shard_units(cfg, features, units)
