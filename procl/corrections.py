@@ -115,7 +115,7 @@ def parse(raw: Any, M: int | None = None, durations: dict[str, float] | None = N
         states = []
         for s in group:
             s = _state(s, what, M)
-            if s in seen:
+            if s in seen and seen[s] != i:
                 raise ProclError(f"{what}: state {s} is already in merge[{seen[s]}]: put it in one group")
             seen[s] = i
             if s not in states:

@@ -105,6 +105,7 @@ class RefineHooks(TrainHooks):
         mm = _merge_map(M, corr["merge"] + [g for g in by_name.values() if len(g) > 1])
         background = sorted({int(mm[s]) for s in corr["background"]})
         state_names = {int(mm[s]): n for s, n in names.items()}
+        given = set(state_names)  # states named by the person (names.json, "names")
         anchor_of = {n.lower(): s for s, n in state_names.items() if s not in background}
         shown = {}  # the name as the person wrote it
         segs = [s for s in corr["segments"] if task_of.get(s["video"]) in u.tasks and s["video"] in features.videos]
@@ -145,8 +146,8 @@ class RefineHooks(TrainHooks):
         for task in u.tasks:
             mine = {anchor_of[key] for key, parts in frames.items() if key != BACKGROUND
                     for v, _ in parts if task_of[v] == task}
-            named = {int(mm[s]) for s in loaded.selected[u.key].get(task, []) if int(mm[s]) in state_names}
-            anchors[task] = sorted(mine) + sorted(named - mine - set(background))
+            named = {int(mm[s]) for s in loaded.selected[u.key].get(task, []) if int(mm[s]) in given}
+            anchors[task] = (sorted(mine) + sorted(named - mine - set(background)))[: cfg.k]
         return Constraints(fixed=fixed, merge_map=mm, background=background, anchors=anchors,
                            names={s: n for s, n in state_names.items() if s not in background})
 
@@ -164,8 +165,6 @@ def refine(parent: str | Path, run_name: str, corrections_file: str | Path | Non
            on_progress: Callable[[dict], None] | None = None) -> Path:
     """Train the refined run `run_name` from `parent` and its corrections (module docstring)."""
     path = runs.run_dir(parent)
-    if not (path / "config.json").exists():
-        raise ProclError(f"run {str(parent)!r} does not exist: give a finished run's name (see the app's Train page)")
     status = runs.read_status(path)
     if status.get("state") != "done" or not (path / "model.pt").exists():
         raise ProclError(f"run {path.name!r} has not finished training ({status.get('state')}): refine a finished run")
