@@ -142,3 +142,47 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+HUMAN_DATA = ("builtin", "harder")  # the bench's sets the section measures (each at its true k)
+PER_TASK = (1, 3)
+
+
+def human_table(b) -> dict:
+    """The bench's section: per set of HUMAN_DATA it has, per seed of the plan and per
+    number of labelled videos per task, one `measure` row of the default recipe's
+    training at the true k. The vote baseline and the refinement see the same labels."""
+    out = {}
+    for name in HUMAN_DATA:
+        if name not in b.data:
+            continue
+        k = b.data[name].k_true
+        out[name] = [measure(str(b.run(name, "default", "full", k, seed)), n, seed=seed)
+                     for seed in b.plan.seeds for n in PER_TASK]
+    return out
+
+
+def format_human(h: dict | None) -> list[str]:
+    """The report's "Human in the loop" section: means over seeds, and each row."""
+    L = ["## Human in the loop (issue 21)", ""]
+    if not h:
+        return L + ["Not in this plan.", ""]
+    L += ["A simulated person labels the ground truth of training videos (1, then 3 per task) as corrections; "
+          "`refine` learns from them; scored on the test split. Named F1: a frame is right when its predicted "
+          "step name is the true step's name. Vote: no retraining, each parent state takes the name most of its "
+          "frames have in the labelled videos. Targets: named F1 >= vote + 10; F1 >= parent + 5 (1 video/task), "
+          "+ 10 (3).", ""]
+    for name, rows in h.items():
+        L += [f"### {name}", "", "| labelled / task | named F1 refined | named F1 vote | F1 refined | F1 parent "
+              "| refine s / parent s |", "|---|---|---|---|---|---|"]
+        for n in sorted({r["per_task"] for r in rows}):
+            sub = [r for r in rows if r["per_task"] == n]
+
+            def m(key, sub=sub):
+                vals = [100 * r[key] for r in sub if r[key] is not None]
+                return f"{np.mean(vals):.1f} ± {np.std(vals, ddof=1) if len(vals) > 1 else 0:.1f}" if vals else "-"
+            ratio = np.mean([r["refine_train_s"] / max(r["parent_train_s"], 1e-9) for r in sub])
+            L.append(f"| {n} | {m('refined_named_f1')} | {m('vote_named_f1')} | {m('refined_f1')} | "
+                     f"{m('parent_f1')} | {ratio:.2f} |")
+        L.append("")
+    return L
