@@ -25,20 +25,32 @@ def _message() -> None:
         st.toast(text)
 
 
+def _add_span(info, video_id: str) -> None:
+    """The span typed on Explore (read when the button is clicked)."""
+    get = st.session_state.get
+    span = {"video": video_id, "start": get(f"corr_start_{video_id}"), "end": get(f"corr_end_{video_id}"),
+            "step": get(f"corr_step_{video_id}", "")}
+    corrections.add(info.path, "segments", span, info.config)
+
+
+def _add_state(info, kind: str, key: str) -> None:
+    """A merge (the states picked) or a background state, read when the button is clicked."""
+    corrections.add(info.path, kind, st.session_state.get(key), info.config)
+
+
 def span_form(info, video_id: str, times) -> None:
     """Explore: mark a span of this video as a named step (new or existing) or as background."""
     st.subheader("Correct this video")
     _message()
     end_max = float(times[-1]) if len(times) else 0.0
     c1, c2, c3, c4 = st.columns([1, 1, 2, 1])
-    start = c1.number_input("Start (s)", 0.0, end_max, 0.0, step=0.5, key=f"corr_start_{video_id}")
-    end = c2.number_input("End (s)", 0.0, end_max + 1.0, min(end_max, 2.0), step=0.5, key=f"corr_end_{video_id}")
+    c1.number_input("Start (s)", 0.0, end_max, 0.0, step=0.5, key=f"corr_start_{video_id}")
+    c2.number_input("End (s)", 0.0, end_max + 1.0, min(end_max, 2.0), step=0.5, key=f"corr_end_{video_id}")
     known = sorted({n for states in info.names.values() for n in states.values()})
-    step = c3.text_input("Step (a name, or background)", key=f"corr_step_{video_id}",
+    c3.text_input("Step (a name, or background)", key=f"corr_step_{video_id}",
                          placeholder="e.g. loosen nuts" + (f" (named: {', '.join(known[:5])})" if known else ""))
     c4.button("Mark span", key=f"corr_mark_{video_id}", on_click=_do, icon=":material/bookmark_add:",
-              args=(corrections.add, info.path, "segments",
-                    {"video": video_id, "start": start, "end": end, "step": step}, info.config))
+              args=(_add_span, info, video_id))
     corrections_list(info, key=f"ex_{video_id}")
 
 
@@ -50,11 +62,11 @@ def state_form(info, task: str, states: list[int]) -> None:
     group = c1.multiselect("States that are one step", states, key=f"corr_merge_{task}",
                            format_func=lambda s: info.state_label(task, s))
     c2.button("Merge", key=f"corr_merge_btn_{task}", disabled=len(group) < 2, on_click=_do,
-              args=(corrections.add, info.path, "merge", list(group), info.config), icon=":material/merge:")
-    bg = c3.selectbox("State that is background (idle hands, the scene)", states, key=f"corr_bg_{task}",
+              args=(_add_state, info, "merge", f"corr_merge_{task}"), icon=":material/merge:")
+    c3.selectbox("State that is background (idle hands, the scene)", states, key=f"corr_bg_{task}",
                       format_func=lambda s: info.state_label(task, s))
     c4.button("Mark background", key=f"corr_bg_btn_{task}", on_click=_do,
-              args=(corrections.add, info.path, "background", bg, info.config), icon=":material/block:")
+              args=(_add_state, info, "background", f"corr_bg_{task}"), icon=":material/block:")
     corrections_list(info, key=f"ks_{task}")
     refine_panel(info)
 
