@@ -265,6 +265,22 @@ class Constraints:
     anchors: dict[str, list[int]] = field(default_factory=dict)
     names: dict[int, str] = field(default_factory=dict)
     weight: float = 3.0
+    labelled_tasks: set[str] = field(default_factory=set)  # tasks with a labelled video
+    free_picks: bool = True  # a labelled task also keeps the teacher's other picks
+
+    def excluded(self) -> dict[str, list[int]]:
+        """task -> the states other tasks' named steps hold (not its own): it may not select them."""
+        every = {s for states in self.anchors.values() for s in states}
+        return {task: sorted(every - set(states)) for task, states in self.anchors.items()}
+
+    def selection(self, task: str, selected: list[int]) -> list[int]:
+        """A task's key-steps from the teacher's picks: merged groups as one state; with
+        free_picks off, a labelled task keeps only its anchored steps."""
+        mm = self.merge_map if self.merge_map is not None else np.arange(max(selected, default=0) + 1)
+        out = list(dict.fromkeys(int(mm[s]) for s in selected))
+        if not self.free_picks and task in self.labelled_tasks and self.anchors.get(task):
+            out = [s for s in out if s in self.anchors[task]]
+        return out
 
     def seed_centers(self, centers: np.ndarray, feats: dict[str, np.ndarray]) -> np.ndarray:
         """Each anchored state's center moved to the mean of the frames labelled with it

@@ -16,7 +16,9 @@ The corrections (procl.corrections) are constraints on the teacher and the stude
   with the same name are merged;
 - background states are never selected;
 - named steps keep their names: the refined run's names.json, so its predictions on
-  every other video carry the person's names.
+  every other video carry the person's names. After training, each other selected
+  state takes the name most of its labelled frames have (`name_by_vote`; which ones in
+  voted_names.json).
 
 By default the refinement trains a quarter of the parent's epochs (at least 1): it
 starts from the parent, so it costs at most the parent's training time.
@@ -37,14 +39,15 @@ import torch
 from procl import ProclError, corrections, runs
 from procl.config import config_from_saved
 from procl.corrections import BACKGROUND, Constraints
-from procl.evaluate import format_metrics
-from procl.infer import load_run
+from procl.evaluate import format_metrics, open_for_run
+from procl.infer import load_run, predict_video
 from procl.io import write_json
 from procl.names import NAMES_FILE, read_names
 from procl.selection import nearest_state
 from procl.train import TrainHooks, attention_features, train
 
 EPOCH_SHARE = 0.25  # default epochs: this share of the parent's
+FREE_PICKS = True  # a task with a labelled video also keeps the teacher's other picks
 
 
 def _merge_map(M: int, groups: list[list[int]]) -> np.ndarray:
@@ -149,7 +152,8 @@ class RefineHooks(TrainHooks):
             named = {int(mm[s]) for s in loaded.selected[u.key].get(task, []) if int(mm[s]) in given}
             anchors[task] = (sorted(mine) + sorted(named - mine - set(background)))[: cfg.k]
         return Constraints(fixed=fixed, merge_map=mm, background=background, anchors=anchors,
-                           names={s: n for s, n in state_names.items() if s not in background})
+                           names={s: n for s, n in state_names.items() if s not in background},
+                           labelled_tasks={task_of[v] for v in fixed}, free_picks=FREE_PICKS)
 
     def warm(self, path, nets, units) -> None:
         nets.load_state_dict(self.loaded.nets.state_dict())
@@ -184,7 +188,47 @@ def refine(parent: str | Path, run_name: str, corrections_file: str | Path | Non
     cfg = config_from_saved(config)
     parent_epochs = int(config.get("epochs") or 1)
     cfg = replace(cfg, epochs=epochs or max(1, math.ceil(EPOCH_SHARE * parent_epochs)))
-    return train(cfg, run=run_name, progress=progress, on_progress=on_progress, hooks=RefineHooks(path, raw))
+    hooks = RefineHooks(path, raw)
+    out = train(cfg, run=run_name, progress=progress, on_progress=on_progress, hooks=hooks)
+    if runs.read_status(out).get("state") == "done":
+        name_by_vote(out, hooks.constraints)
+    return out
+
+
+def name_by_vote(path: Path, constraints: dict[str, Constraints]) -> dict[str, dict[int, str]]:
+    """After a refinement: each selected state the person's labels did not name takes the
+    step name most of its frames have among the labelled frames of the refined run's own
+    predictions (background: no name); written into names.json (and, which ones, into
+    voted_names.json). Returns unit -> state -> the name voted."""
+    loaded = load_run(path)
+    dataset, features = open_for_run(loaded.config, None)
+    task_of = {v.id: v.task for v in dataset.videos}
+    names = read_names(path)
+    voted: dict[str, dict[int, str]] = {}
+    for unit, con in constraints.items():
+        have = dict(names.get(unit, {}))
+        anchor_name = {s: n for s, n in con.names.items()}
+        votes: dict[int, Counter] = {}
+        for vid, fixed in con.fixed.items():
+            if vid not in features.videos or task_of.get(vid) not in loaded.units[unit]:
+                continue
+            r = predict_video(loaded.nets[unit], features.videos[vid].feats, loaded.units[unit], loaded.selected[unit],
+                              loaded.centers[unit], task_of[vid], **loaded.decoding(unit))
+            for st, f in zip(r["states"], fixed):
+                if f >= 0 and st >= 0:
+                    votes.setdefault(int(st), Counter())[anchor_name.get(int(f))] += 1
+        chosen = {}
+        for st, c in votes.items():
+            name = c.most_common(1)[0][0]
+            if st not in have and name is not None and st not in con.background:
+                chosen[st] = name
+        if chosen:
+            voted[unit] = chosen
+            names.setdefault(unit, {}).update(chosen)
+    if voted:
+        write_json(path / NAMES_FILE, {u: {str(s): n for s, n in sorted(st.items())} for u, st in names.items()})
+        write_json(path / "voted_names.json", {u: {str(s): n for s, n in v.items()} for u, v in voted.items()})
+    return voted
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

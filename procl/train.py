@@ -186,13 +186,14 @@ def refresh_teacher(
     by_task = {task: [v for v in unit.videos if task_of[v] == task] for task in unit.tasks}
     unit.background, sels = select_tasks({task: [f[v] for v in ids] for task, ids in by_task.items()},
                                          unit.centers, cfg.k, candidates, distributed=distributed,
-                                         fixed=con.anchors if con is not None else None)
+                                         fixed=con.anchors if con is not None else None,
+                                         exclude=con.excluded() if con is not None else None)
     costs = {}
     for task, sel in sels.items():
         unit.selected[task] = sel.selected
         costs[task] = sel.costs[-1]
-        if con is not None and con.merge_map is not None:  # a merged group is one key-step
-            unit.selected[task] = list(dict.fromkeys(int(con.merge_map[s]) for s in sel.selected))
+        if con is not None:  # a merged group is one key-step; a task a person labelled keeps its steps
+            unit.selected[task] = con.selection(task, sel.selected)
         for vid, lab in zip(by_task[task], sel.labels):
             if con is not None:
                 lab = con.labels(vid, f[vid], unit.centers, unit.selected[task], unit.background)

@@ -73,6 +73,8 @@ def test_subset_selection_keeps_fixed_states():
     sel = subset_selection(videos, centers, 3, fixed=[5])
     assert sel.selected[0] == 5 and len(sel.selected) == 3
     assert all(np.diff(sel.costs) <= 1e-6)
+    barred = subset_selection(videos, centers, 3, exclude=[0, 1])
+    assert 0 not in barred.selected and 1 not in barred.selected
 
 
 def test_named_scores():
@@ -131,6 +133,8 @@ def test_refine_learns_names_and_constraints(env, parent, tmp_path, capsys):
     anchors = config["refine"]["anchors"]["all"]
     for task, states in anchors.items():
         assert set(states) <= set(child_sel[task])
+        others = {s for t, st in anchors.items() if t != task for s in st} - set(states)
+        assert not others & set(child_sel[task])  # another task's named steps are not this task's
     # its predictions on other videos carry the names; evaluate --json reports named_f1
     assert cli(["evaluate", "--run", "child", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
