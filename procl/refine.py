@@ -248,3 +248,23 @@ def main(args: argparse.Namespace) -> int:
         print(f"run ended: {status.get('state')}", file=sys.stderr)
     print(path)
     return 0 if status.get("state") == "done" else 1
+
+
+def changed_frames(parent: str | Path, child: str | Path) -> dict:
+    """How a refinement changed the predictions of the videos nobody labelled: the frames
+    (and videos) whose state differs between the parent and the refined run (states keep
+    their ids: the refined run starts from the parent's), from both runs' outputs."""
+    parent, child = runs.run_dir(parent), runs.run_dir(child)
+    labelled = {s["video"] for s in runs.read_config(child).get("corrections", {}).get("segments", [])}
+    frames = changed = videos = 0
+    for f in sorted((child / "outputs").glob("*.npz")):
+        vid = f.stem
+        if vid in labelled or not runs.outputs_path(parent, vid).exists():
+            continue
+        a, b = runs.load_outputs(parent, vid)["states"], runs.load_outputs(child, vid)["states"]
+        if len(a) != len(b):
+            continue
+        diff = int((a != b).sum())
+        frames, changed, videos = frames + len(a), changed + diff, videos + (diff > 0)
+    return {"frames": frames, "changed": changed, "videos_changed": videos, "labelled_videos": len(labelled),
+            "share": changed / frames if frames else None}

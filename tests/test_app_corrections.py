@@ -49,3 +49,8 @@ def test_correct_merge_background_span_undo_and_refine(app_env):  # noqa: F811
     assert runs.read_status(target)["state"] == "done", (path / "refine-tiny-k3-fixed.log").read_text()[-2000:]
     assert runs.read_config(target)["parent"] == "tiny-k3"
     assert "first step" in (target / "names.json").read_text()
+
+    cmp = open_page("app_pages/compare.py")
+    cmp.multiselect(key="cmp_runs").set_value(["tiny-k3", "tiny-k3-fixed"]).run()
+    assert_clean(cmp)
+    assert any("changed step" in i.value and "refines **tiny-k3**" in i.value for i in cmp.info)
