@@ -1,7 +1,7 @@
 """Key-steps: a task's procedure (its key-steps in typical order), naming them, and their frames."""
 import streamlit as st
 
-from app_pages import _corrections
+from app_pages import _corrections, _framemap
 from app_pages import _shared as sh
 from procl import ProclError, explore, names, procedure, viz
 
@@ -135,5 +135,6 @@ with sh.guard(f"Run {info.name}"):
     else:
         st.caption("Frames show the spatial attention overlaid (red = high).")
 
+    _framemap.frame_map(info, task)
     if info.config.get("setting") == "multi":
         _corrections.state_form(info, task, [int(s) for s in table["state"]])

@@ -159,3 +159,12 @@ def test_refine_refuses_bad_input(env, parent, tmp_path, capsys):
     empty.write_text("{}")
     assert cli(["refine", "--run", "parent", "--corrections", str(empty), "--run-name", "bad3"]) == 2
     assert "no corrections" in capsys.readouterr().err
+
+
+def test_frame_map_is_capped_and_labelled(parent):
+    from procl.framemap import frame_map
+
+    data = frame_map(parent, cap=50)
+    assert 0 < len(data) <= 50
+    assert {"x", "y", "video", "task", "time", "frame", "state", "name"} <= set(data.columns)
+    assert data["x"].notna().all() and data["video"].nunique() > 1

@@ -26,7 +26,8 @@ LAYERS = [
     ["procl.corrections"],
     ["procl.infer"],
     ["procl.evaluate", "procl.train"],
-    ["procl.explore", "procl.procedure", "procl.viz", "procl.jobs", "procl.upload", "procl.forms", "procl.refine"],
+    ["procl.explore", "procl.procedure", "procl.viz", "procl.jobs", "procl.upload", "procl.forms", "procl.refine",
+     "procl.framemap"],
     ["procl.bench", "procl.cli", "procl.__main__"],
 ]
 STREAMLIT_ALLOWED = {"procl.bench.explore_page"}
