@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as sh
-from procl import explore, viz, words
+from procl import explore, refine, viz, words
 
 st.title("Compare runs")
 
@@ -66,6 +66,14 @@ if infos:
                "right (Acc)."
                + (f" *not annotated*: {', '.join(unscored)} ran on videos without ground truth, so only task "
                   "accuracy is scored." if unscored else ""))
+    for child in infos:  # a refined run beside its parent: what the corrections changed elsewhere
+        parent = child.config.get("parent")
+        if parent and parent in chosen:
+            with sh.guard(f"Refinement {child.name}"):
+                c = refine.changed_frames(next(i.path for i in infos if i.name == parent), child.path)
+                st.info(f"**{child.name}** refines **{parent}** with your corrections: {c['changed']} of "
+                        f"{c['frames']} frames ({sh.pct(c['share'])}) of the {c['labelled_videos'] and 'other '}"
+                        f"videos changed step, in {c['videos_changed']} videos.", icon=":material/difference:")
 
     st.subheader("Scores against k")
     st.plotly_chart(viz.metrics_vs_k_figure(rows), key="cmp_vs_k", config={"displayModeBar": False})

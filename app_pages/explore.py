@@ -2,6 +2,7 @@
 import numpy as np
 import streamlit as st
 
+from app_pages import _corrections
 from app_pages import _shared as sh
 from procl import explore, viz
 
@@ -182,6 +183,8 @@ with sh.guard(f"Run {info.name}"):
         with sh.guard("Frames"):
             reader, note = _reader_for(record)
         frame_viewer(video_id, out, row["task"], row["pred_task"], reader, note)
+        if info.config.get("setting") == "multi":
+            _corrections.span_form(info, video_id, out["times"])
 
         left, right = st.columns([1, 1], gap="large")
         with left:

@@ -1,6 +1,7 @@
 """Key-steps: a task's procedure (its key-steps in typical order), naming them, and their frames."""
 import streamlit as st
 
+from app_pages import _corrections, _framemap
 from app_pages import _shared as sh
 from procl import ProclError, explore, names, procedure, viz
 
@@ -142,3 +143,7 @@ with sh.guard(f"Run {info.name}"):
         st.caption("These features have no spatial grid (R = 1), so frames are shown without attention.")
     else:
         st.caption("Frames show where the network looks (red = most; the paper's spatial attention).")
+
+    _framemap.frame_map(info, task)
+    if info.config.get("setting") == "multi":
+        _corrections.state_form(info, task, [int(s) for s in table["state"]])

@@ -1,6 +1,6 @@
 """The command line (a contract: docs/design.md; every option: docs/cli.md).
 
-data synth, features, train, evaluate, predict, procedure, bench: each command's
+data synth, features, train, evaluate, predict, procedure, refine, bench: each command's
 arguments and work live in the module that owns it; this module wires them together.
 """
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from procl import ProclError, bench, evaluate, procedure
+from procl import ProclError, bench, evaluate, procedure, refine
 from procl import train as train_mod
 from procl.data import synth
 from procl.features import cache
@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("procedure", help="the key-steps of each task in their typical order, from a run")
     procedure.add_arguments(p)
     p.set_defaults(func=procedure.main)
+
+    p = sub.add_parser("refine", help="a new run that learns from a person's corrections of a run; "
+                                                "prints its directory")
+    refine.add_arguments(p)
+    p.set_defaults(func=refine.main)
 
     p = sub.add_parser("bench", help="reproduce the paper's tables and measure speed")
     bench.add_arguments(p)

@@ -37,6 +37,23 @@ def score(preds: list[VideoPrediction], field: str = "states") -> dict:
 
 
 
+def named_score(preds: list[VideoPrediction], steps: dict[str, list[str]],
+                names: dict[str, dict[int, str]]) -> dict | None:
+    """Named F1 of predictions (`procl.metrics.named_scores`): each frame's state's name
+    (names: task -> state -> name) against its ground-truth step's name (steps: task ->
+    step names). None when no state has a name or no video is annotated."""
+    if not any(names.get(p.task) for p in preds):
+        return None
+    scored = [p for p in preds if p.gt is not None and steps.get(p.task)]
+    if not scored:
+        return None
+    def gt_names(p):
+        return [steps[p.task][g] if 0 <= g < len(steps[p.task]) else None for g in p.gt]
+    return metrics.named_scores({p.video_id: gt_names(p) for p in scored},
+                                {p.video_id: [names.get(p.task, {}).get(int(s)) for s in p.states] for p in scored},
+                                {p.video_id: p.task for p in scored})
+
+
 def default_split(config: dict) -> str:
     return "test" if config["setting"] == "multi" else "all"
 
@@ -133,7 +150,12 @@ def evaluate(run: str, split: str | None = None, device: str = "cpu") -> dict:
     preds = predict_dataset(loaded, dataset, features, split=split)
     if not preds:
         raise ProclError(f"no videos in split {split!r} of {dataset.spec}")
-    return {**headline(score(preds)), "split": split, "student": score(preds), "teacher": score(preds, "teacher")}
+    out = {**headline(score(preds)), "split": split, "student": score(preds), "teacher": score(preds, "teacher")}
+    named = named_score(preds, dataset.steps, names_by_task(loaded.config, read_names(loaded.path)))
+    if named is not None:
+        out["named"] = named
+        out["named_f1"] = named["named_f1"]
+    return out
 
 
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
@@ -151,6 +173,8 @@ def main_evaluate(args: argparse.Namespace) -> int:
                "per_task": result["student"].get("per_task", {}),
                "per_class_accuracy": result["student"]["task"]["per_class"],
                "per_video": result["student"].get("per_video"), "teacher": headline(result["teacher"])}
+        if "named_f1" in result:
+            out["named_f1"] = result["named_f1"]
         print(json.dumps(out, indent=2))
     else:
         def fmt(v):
@@ -160,6 +184,8 @@ def main_evaluate(args: argparse.Namespace) -> int:
         for task, r in result["student"].get("per_task", {}).items():
             print(f"  {task:28} R {fmt(r.get('recall'))}  P {fmt(r.get('precision'))}  F1 {fmt(r.get('f1'))}  "
                   f"Edit {fmt(r.get('edit'))}")
+        if "named_f1" in result:
+            print(f"named F1 {fmt(result['named_f1'])} (frames whose state's name is the true step's name)")
     return 0
 
 

@@ -73,7 +73,7 @@ Every function returns plain dicts of Python ints, floats, strings and None, rea
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -380,3 +380,40 @@ def segmental_summary(rows: list[dict]) -> dict:
     return {"edit": float(np.mean([r["edit"] for r in rows])), "f1_at": f1_at,
             "n_segments": float(np.mean([r["n_segments"] for r in rows])),
             "n_gt_segments": float(np.mean([r["n_gt_segments"] for r in rows]))}
+
+
+def _name_key(name) -> str | None:
+    if name is None:
+        return None
+    name = str(name).strip().lower()
+    return name or None
+
+
+def named_scores(gt: Mapping[str, Sequence], pred: Mapping[str, Sequence], task_of: Mapping[str, str]) -> dict:
+    """Named F1: a frame is right when its predicted step *name* equals its ground-truth
+    step name (compared without case and outer spaces), with no matching.
+
+    gt, pred: video -> per-frame names, None for background (ground truth) or a frame
+    whose state has no name (prediction). Per task: recall = right frames / key-step
+    frames, precision = right frames / frames given a name, F1 = 2PR/(P+R); `named_f1`
+    etc. are the unweighted means over tasks (as the other frame scores).
+    """
+    rows = {}
+    for vid, g in gt.items():
+        p = pred[vid]
+        if len(g) != len(p):
+            raise ValueError(f"video {vid!r}: {len(g)} ground-truth frames but {len(p)} predicted")
+        g = [_name_key(x) for x in g]
+        p = [_name_key(x) for x in p]
+        row = rows.setdefault(task_of[vid], [0, 0, 0])
+        row[0] += sum(1 for a, b in zip(g, p) if a is not None and a == b)
+        row[1] += sum(1 for a in g if a is not None)
+        row[2] += sum(1 for b in p if b is not None)
+    per_task = {}
+    for task, (right, n_gt, n_pred) in rows.items():
+        r, p = _ratio(right, n_gt), _ratio(right, n_pred)
+        f1 = 2 * p * r / (p + r) if p and r else (0.0 if p is not None and r is not None else None)
+        per_task[task] = {"named_recall": r, "named_precision": p, "named_f1": f1}
+    out = {k: _mean([v[k] for v in per_task.values()]) for k in ("named_recall", "named_precision", "named_f1")}
+    out["per_task"] = per_task
+    return out

@@ -203,6 +203,7 @@ def states_used_evenly(counts: np.ndarray, threshold: float) -> list[int]:
 
 def select_tasks(videos: dict[str, list[np.ndarray]], centers: np.ndarray, k: int, background: Sequence[int] = (),
                  max_share: float = BACKGROUND_MAX_SHARE, distributed: bool = False,
+                 fixed: dict[str, Sequence[int]] | None = None, exclude: dict[str, Sequence[int]] | None = None,
                  ) -> tuple[list[int], dict[str, Selection]]:
     """Subset selection (Eq. 2) for every task, with the background states that fit.
 
@@ -212,12 +213,18 @@ def select_tasks(videos: dict[str, list[np.ndarray]], centers: np.ndarray, k: in
     states are still shared by the tasks, and frames of unselected states fall to them
     too. So while the share of frames labelled background (the mean over tasks) is above
     `max_share`, the least even candidate is dropped and the tasks selected again.
+    fixed: task -> states its selection starts with (a person's named steps, procl.refine);
+    exclude: task -> states it may not select (another task's named steps).
     Returns (the background states kept, sorted; task -> Selection).
     """
     select = subset_selection_distributed if distributed else subset_selection
+    fixed, exclude = fixed or {}, exclude or {}
     background = list(background)[: max(centers.shape[0] - k, 0)]  # k states stay to choose from
     while True:
-        sels = {task: select(vids, centers, k, background=background) for task, vids in videos.items()}
+        sels = {task: select(vids, centers, k, background=background,
+                             fixed=[s for s in fixed.get(task, ()) if s not in background],
+                             exclude=exclude.get(task, ()))
+                for task, vids in videos.items()}
         if not background:
             return [], sels
         counts = torch.tensor([[float(np.isin(np.concatenate(sel.labels), background).sum() if sel.labels else 0),
@@ -232,7 +239,8 @@ def select_tasks(videos: dict[str, list[np.ndarray]], centers: np.ndarray, k: in
 
 
 def subset_selection(videos: list[np.ndarray], centers: np.ndarray, k: int,
-                     background: Sequence[int] = ()) -> Selection:
+                     background: Sequence[int] = (), fixed: Sequence[int] = (),
+                     exclude: Sequence[int] = ()) -> Selection:
     """Greedy facility location for Eq. 2 over one task's videos.
 
     J_a(S) = sum_l (1/T_l) sum_t min_{i in S} ||f_t^l - x_i||_2. Starting from S = {},
@@ -247,12 +255,16 @@ def subset_selection(videos: list[np.ndarray], centers: np.ndarray, k: int,
                 count as already chosen in J_a, so no key-step is spent on frames they
                 explain, are never picked, and a frame nearest to one of them gets it as
                 its pseudo-label (background).
+    fixed:      states picked first, whatever their cost (at most k; a refinement's
+                named steps), before the greedy picks of the rest.
+    exclude:    states never picked (they may still be fixed).
     """
-    return _select(videos, centers, k, background, distributed=False)
+    return _select(videos, centers, k, background, distributed=False, fixed=fixed, exclude=exclude)
 
 
 def subset_selection_distributed(videos: list[np.ndarray], centers: np.ndarray, k: int,
-                                 background: Sequence[int] = ()) -> Selection:
+                                 background: Sequence[int] = (), fixed: Sequence[int] = (),
+                                 exclude: Sequence[int] = ()) -> Selection:
     """`subset_selection` over the videos of every rank, each rank holding some of them.
 
     videos: THIS rank's videos of the task (possibly none); centers: [M, D], the same
@@ -264,14 +276,14 @@ def subset_selection_distributed(videos: list[np.ndarray], centers: np.ndarray, 
     numbers per pick cross between ranks; frames never do. One process: the same as
     `subset_selection`.
     """
-    return _select(videos, centers, k, background, distributed=True)
+    return _select(videos, centers, k, background, distributed=True, fixed=fixed, exclude=exclude)
 
 
 _CHUNK = 16384  # frames per block of the pick loop: [M, chunk] stays in cache
 
 
 def _select(videos: list[np.ndarray], centers: np.ndarray, k: int, background: Sequence[int],
-            distributed: bool) -> Selection:
+            distributed: bool, fixed: Sequence[int] = (), exclude: Sequence[int] = ()) -> Selection:
     M = centers.shape[0]
     background = sorted({int(b) for b in background})
     if not 1 <= k <= M - len(background):
@@ -293,15 +305,27 @@ def _select(videos: list[np.ndarray], centers: np.ndarray, k: int, background: S
 
     selected: list[int] = []
     costs: list[float] = []
-    for _ in range(k):
+    forced = [int(s) for s in dict.fromkeys(fixed) if int(s) not in background][:k]
+    for pick in range(k):
+        if pick < len(forced):  # a fixed state: taken first; its cost is J_a with it
+            j = forced[pick]
+            torch.minimum(current, dist[j], out=current)
+            cost = reduce(torch.tensor([float((current * weights).double().sum()) if N else 0.0],
+                                       dtype=torch.float64), "summing the cost of a fixed state")
+            selected.append(j)
+            costs.append(float(cost[0]))
+            continue
         cand = torch.zeros(M, dtype=torch.float64)  # this rank's share of J_a(S + {j}) for every j
         for s in range(0, N, _CHUNK):
             e = min(N, s + _CHUNK)
             block = torch.minimum(current[None, s:e], dist[:, s:e], out=buf[:, : e - s])
             cand += block.mul_(weights[None, s:e]).double().sum(1)
         cand = reduce(cand, "summing the candidate costs of subset selection")
-        if selected or background:
-            cand[selected + background] = float("inf")
+        barred = selected + background + [int(s) for s in exclude if int(s) not in selected]
+        if barred:
+            cand[barred] = float("inf")
+        if not torch.isfinite(cand).any():  # every state barred: fewer than k picks
+            break
         j = int(torch.argmin(cand))
         selected.append(j)
         costs.append(float(cand[j]))

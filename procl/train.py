@@ -44,6 +44,7 @@ import procl
 from procl import ProclError, dist, runs
 from procl.config import TrainConfig, config_from_args, config_from_saved, net_config
 from procl.config import add_arguments as add_config_arguments
+from procl.corrections import Constraints
 from procl.data import Dataset, open_dataset
 from procl.decode import order_by_places, state_places
 from procl.dist import resolve_device
@@ -79,6 +80,18 @@ class Unit:
     selected: dict[str, list[int]] = field(default_factory=dict)  # task -> k states
     labels: dict[str, torch.Tensor] = field(default_factory=dict)  # video -> [T] pseudo-labels
     background: list[int] = field(default_factory=list)  # states all tasks use alike (background "shared")
+    constraints: Constraints | None = None  # a person's corrections (procl.refine), obeyed by the teacher
+
+
+class TrainHooks:
+    """How a refinement (procl.refine) changes a training: it does nothing here."""
+
+    def prepare(self, cfg: TrainConfig, dataset: Dataset, features: FeatureSet, units: list[Unit]) -> dict:
+        """Before the run folder is made: set the units' constraints; returns more config.json entries."""
+        return {}
+
+    def warm(self, path: Path, nets: nn.ModuleDict, units: list[Unit]) -> None:
+        """The networks and states to start from (and files to write in the new run folder)."""
 
 
 MIN_TRAIN_VIDEOS = 2  # per task, in the multi-task setting
@@ -170,33 +183,46 @@ def refresh_teacher(
     X = np.concatenate([f[v] for v in unit.videos])  # [N, D'] this rank's frames
     fit = fit_states_distributed if distributed else fit_states
     unit.centers = fit(X, cfg.M, init=unit.centers, seed=cfg.seed)
+    con = unit.constraints
+    if con is not None:
+        unit.centers = con.seed_centers(unit.centers, f)
     candidates = []
     if cfg.background == "shared":
         task_index = np.concatenate([np.full(len(f[v]), unit.tasks.index(task_of[v])) for v in unit.videos])
         find = background_states_distributed if distributed else background_states
         candidates = find(nearest_state(X, unit.centers), task_index, len(unit.tasks), cfg.M, cfg.background_threshold)
+    if con is not None:  # the person's background first (kept longest), no anchored state as background
+        taken = {s for anchors in con.anchors.values() for s in anchors}
+        candidates = con.background + [s for s in candidates if s not in con.background and s not in taken]
     by_task = {task: [v for v in unit.videos if task_of[v] == task] for task in unit.tasks}
     unit.background, sels = select_tasks({task: [f[v] for v in ids] for task, ids in by_task.items()},
-                                         unit.centers, cfg.k, candidates, distributed=distributed)
+                                         unit.centers, cfg.k, candidates, distributed=distributed,
+                                         fixed=con.anchors if con is not None else None,
+                                         exclude=con.excluded() if con is not None else None)
     costs = {}
     for task, sel in sels.items():
         unit.selected[task] = sel.selected
         costs[task] = sel.costs[-1]
+        if con is not None:  # a merged group is one key-step; a task a person labelled keeps its steps
+            unit.selected[task] = con.selection(task, sel.selected)
         for vid, lab in zip(by_task[task], sel.labels):
+            if con is not None:
+                lab = con.labels(vid, f[vid], unit.centers, unit.selected[task], unit.background)
             unit.labels[vid] = torch.from_numpy(lab.astype(np.int64))
     return costs
 
 
 def train_step(
     cfg: TrainConfig, net: nn.Module, opt: torch.optim.Optimizer, y: torch.Tensor, r: torch.Tensor,
-    task: int | torch.Tensor, mask: torch.Tensor | None = None,
+    task: int | torch.Tensor, mask: torch.Tensor | None = None, weight: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """One optimizer step, L = L_rank + lambda * L_ce (Eq. 6) over a batch.
 
     y: [B, T, R, D] region features padded to T frames, r: [B, T] pseudo-labels, task:
     [B] task indices, mask: [B, T] real frames (None: all), as `pad_videos` makes them;
     or one video: y [T, R, D], r [T], task an int. L_rank is each video's mean over its
-    real frames, then the batch mean; L_ce the batch mean. net: a ProcedureNet, or one
+    real frames, then the batch mean; L_ce the batch mean. weight: [B, T] each frame's
+    weight in L_rank (None: 1; a refinement weighs the frames a person labelled more). net: a ProcedureNet, or one
     in DistributedDataParallel (gradients averaged over the ranks in backward).
     """
     if y.dim() == 3:  # one video
@@ -205,8 +231,9 @@ def train_step(
     device = next(net.parameters()).device
     y, r, task = y.to(device), r.to(device), task.to(device)
     mask = None if mask is None else mask.to(device)
+    weight = None if weight is None else weight.to(device)
     out = net(y, mask)
-    rank = ranking_loss(out.s, r, mask) if cfg.ranking else out.s.new_zeros(())
+    rank = ranking_loss(out.s, r, mask, weight=weight) if cfg.ranking else out.s.new_zeros(())
     ce = classification_loss(out.logits, task) if out.logits is not None else out.s.new_zeros(())
     loss = rank + cfg.lam * ce
     opt.zero_grad(set_to_none=True)
@@ -288,6 +315,7 @@ def train(
     progress: bool = True,
     on_progress: Callable[[dict], None] | None = None,
     queued: bool = False,
+    hooks: TrainHooks | None = None,
 ) -> Path:
     """Train a run; returns its folder. See the module docstring.
 
@@ -299,17 +327,18 @@ def train(
     Under torchrun every rank calls it with the same arguments (checked); rank 0 alone
     reads and writes the run folder and reports progress (on_progress, the bar). Rank 0
     holds the run folder's LOCK while it trains (procl.runs.lock_run): one process at a time.
+    hooks: a refinement's changes (`TrainHooks`, procl.refine); None trains as usual.
     """
     held: list[Path] = []  # the run folder whose LOCK this process took
     try:
-        return _train(cfg, run, resume, queued, progress, on_progress, held)
+        return _train(cfg, run, resume, queued, progress, on_progress, held, hooks or TrainHooks())
     finally:
         for path in held:
             runs.unlock_run(path)
 
 
 def _train(cfg: TrainConfig, run: str | None, resume: bool, queued: bool, progress: bool,
-           on_progress: Callable | None, held: list[Path]) -> Path:
+           on_progress: Callable | None, held: list[Path], hooks: TrainHooks) -> Path:
     dist.check_same_settings({**asdict(cfg), "run": run, "resume": resume, "queued": queued},
                              what="training settings")
     main = dist.is_main()
@@ -332,6 +361,7 @@ def _train(cfg: TrainConfig, run: str | None, resume: bool, queued: bool, progre
 
     try:
         dataset, features, units, cfg = _inputs(cfg, progress and main, on_progress if main else None)
+        extra = hooks.prepare(cfg, dataset, features, units)
     except ProclError as err:
         before = runs.read_status(path) if saved and main else {}
         if saved and main and before.get("state") != "done":  # a launched job: say why in its status, not only
@@ -339,7 +369,7 @@ def _train(cfg: TrainConfig, run: str | None, resume: bool, queued: bool, progre
         raise
     if saved and dist.main_only(lambda: _cancelled_early(path), "reading the stop request"):
         return path
-    config = _run_config(cfg, dataset, features, units)
+    config = {**_run_config(cfg, dataset, features, units), **extra}
     if not fresh:
         _check_same_run(run, saved, config, features)
 
@@ -352,7 +382,7 @@ def _train(cfg: TrainConfig, run: str | None, resume: bool, queued: bool, progre
 
     path = Path(dist.main_only(prepare, "creating the run folder"))
     held.extend([path] if main and not saved else [])
-    return _train_loop(cfg, path, dataset, features, units, not fresh, progress, on_progress)
+    return _train_loop(cfg, path, dataset, features, units, not fresh, progress, on_progress, hooks)
 
 
 def _inputs(cfg: TrainConfig, progress: bool, on_progress: Callable | None):
@@ -399,9 +429,9 @@ def _check_same_run(run: str, saved: dict, config: dict, features: FeatureSet) -
         )
 
 
-def _train_loop(cfg, path, dataset, features, units, resume, progress, on_progress) -> Path:
+def _train_loop(cfg, path, dataset, features, units, resume, progress, on_progress, hooks=None) -> Path:
     with dist.threads(TRAIN_THREADS):
-        return _train_epochs(cfg, path, dataset, features, units, resume, progress, on_progress)
+        return _train_epochs(cfg, path, dataset, features, units, resume, progress, on_progress, hooks)
 
 
 def _shard_units(cfg: TrainConfig, features: FeatureSet, units: list[Unit]) -> tuple[dict, dict]:
@@ -574,8 +604,11 @@ def _train_unit_epoch(loop: _Loop, u: Unit, videos: list[str], epoch: int) -> tu
         y, mask = pad_videos([loop.ys[vid] for vid in ids])  # [B, T, R, D], [B, T]
         r, _ = pad_videos([u.labels[vid] for vid in ids])  # [B, T]
         task = torch.tensor([u.tasks.index(loop.task_of[vid]) for vid in ids])  # [B]
+        w = None  # [B, T] each frame's weight in L_rank: a refinement's labelled frames weigh more
+        if u.constraints is not None:
+            w, _ = pad_videos([torch.from_numpy(u.constraints.frame_weights(vid, len(loop.ys[vid]))) for vid in ids])
         with dist.guard(f"training step {rec.status['step']} (averaging the gradients)"):
-            losses = train_step(cfg, loop.models[u.key], loop.opts[u.key], y, r, task, mask)
+            losses = train_step(cfg, loop.models[u.key], loop.opts[u.key], y, r, task, mask, weight=w)
         losses, stop = _share_step(losses, loop.path if rec.main else None)
         rec.step(epoch, world * len(ids), losses)
         if stop:
@@ -583,9 +616,11 @@ def _train_unit_epoch(loop: _Loop, u: Unit, videos: list[str], epoch: int) -> tu
     return teacher_s, False
 
 
-def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_progress) -> Path:
+def _train_epochs(cfg, path, dataset, features, units, resume, progress, on_progress, hooks=None) -> Path:
     main, world = dist.is_main(), dist.world_size()
     nets = build_networks(cfg, features, units)
+    if hooks is not None:
+        hooks.warm(path, nets, units)
     opts = _optimizers(cfg, nets)
     task_of = {v.id: v.task for v in dataset.videos}
     every, per_rank = _shard_units(cfg, features, units)

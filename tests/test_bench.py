@@ -121,7 +121,8 @@ def test_quick_path_on_tiny_plan(tmp_path, monkeypatch, capsys):
     for heading in ("## Targets (issue 8)", "## Built-in dataset, multi-task", "### k = 4", "### k = 6 (true k)",
                     "## Levers: each one's measured gain", "## The paper's claims, both recipes",
                     "## Single-task setting", "## Attention quality", "## Robustness", "## Real data",
-                    "## Small data", "## Speed", "### Scale", "### Explore on a 1-minute video"):
+                    "## Small data", "## Human in the loop", "### builtin", "### harder", "## Speed", "### Scale",
+                    "### Explore on a 1-minute video"):
         assert heading in text, heading
 
     # every quality table: numbers in every cell, task accuracy for procl's multi-task rows only

@@ -23,9 +23,11 @@ LAYERS = [
     ["procl.features", "procl.dist"],
     ["procl.model", "procl.selection", "procl.decode", "procl.task_head"],
     ["procl.config", "procl.runs", "procl.names", "procl.baselines"],
+    ["procl.corrections"],
     ["procl.infer"],
     ["procl.evaluate", "procl.train"],
-    ["procl.explore", "procl.procedure", "procl.viz", "procl.jobs", "procl.upload", "procl.forms"],
+    ["procl.explore", "procl.procedure", "procl.viz", "procl.jobs", "procl.upload", "procl.forms", "procl.refine",
+     "procl.framemap"],
     ["procl.bench", "procl.cli", "procl.__main__"],
 ]
 STREAMLIT_ALLOWED = {"procl.bench.explore_page"}

@@ -13,6 +13,7 @@ measurements and writes the markdown report. The package:
     speed.py       speed: inference, training steps, the teacher's share, scale and Explore
     scale.py       distributed selection, torchrun features and training (1 against n processes)
     explore_page.py  Explore's page time on a generated one-hour video (through Streamlit's AppTest)
+    human.py       human in the loop: simulated corrections, refine, named F1 against the vote
     report.py      the markdown
 
 Everything the bench writes lives in `data_dir()/bench/<plan>/` (its own `data/` and
@@ -29,6 +30,7 @@ import time
 
 from procl.bench import speed
 from procl.bench.claims import claims, lever_gains, targets
+from procl.bench.human import human_table
 from procl.bench.plan import (
     FULL,
     QUICK,
@@ -101,6 +103,7 @@ def run_bench(plan: Plan, progress: bool = True, command: str = "python -m procl
         r["robustness"] = robustness_tables(b)
         r["breakfast"] = breakfast_tables(b)
         r["small"] = small_data_table(b)
+        r["human"] = human_table(b)
         r["speed"] = speed.measure(b)
     r["datasets"] = {name: describe(d) for name, d in b.data.items()}
     r["claims"] = {recipe: claims(r, recipe) for recipe in RECIPES}

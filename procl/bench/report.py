@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from procl.bench.claims import NOT_MEASURED, pct
+from procl.bench.human import format_human
 from procl.bench.plan import MIN_MARGIN, RECIPE_LABELS, RECIPES, ROBUSTNESS, SMALL_K, mean_std, values
 from procl.bench.quality import Row
 
@@ -290,4 +291,4 @@ def format_explore(e: dict | None) -> list[str]:
 def format_report(r: dict) -> str:
     """The markdown report of a results dict (run_bench)."""
     return "\n".join(format_header(r) + format_targets(r) + format_quality(r) + format_single_and_data(r)
-                     + format_speed(r)).rstrip("\n") + "\n"
+                     + format_human(r.get("human")) + format_speed(r)).rstrip("\n") + "\n"

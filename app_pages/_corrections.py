@@ -1,0 +1,132 @@
+"""Corrections (issue 21), layout only: mark a span (Explore), merge states or mark one
+background (Key-steps), the list with undo, and "Refine with my corrections" (a
+background job, procl.jobs.launch_refine). The logic is procl.corrections."""
+from __future__ import annotations
+
+import streamlit as st
+
+from procl import ProclError, corrections, jobs, runs
+from procl.paths import checkpoints_dir
+
+
+def _do(action, *args) -> None:
+    try:
+        action(*args)
+        st.session_state["corr_msg"] = ("ok", "Saved.")
+    except ProclError as err:
+        st.session_state["corr_msg"] = ("error", str(err))
+
+
+def _message() -> None:
+    kind, text = st.session_state.pop("corr_msg", (None, None))
+    if kind == "error":
+        st.error(text, icon=":material/warning:")
+    elif kind == "ok":
+        st.toast(text)
+
+
+def _add_span(info, video_id: str) -> None:
+    """The span typed on Explore (read when the button is clicked)."""
+    get = st.session_state.get
+    span = {"video": video_id, "start": get(f"corr_start_{video_id}"), "end": get(f"corr_end_{video_id}"),
+            "step": get(f"corr_step_{video_id}", "")}
+    corrections.add(info.path, "segments", span, info.config)
+
+
+def _add_state(info, kind: str, key: str) -> None:
+    """A merge (the states picked) or a background state, read when the button is clicked."""
+    corrections.add(info.path, kind, st.session_state.get(key), info.config)
+
+
+def span_form(info, video_id: str, times) -> None:
+    """Explore: mark a span of this video as a named step (new or existing) or as background."""
+    st.subheader("Correct this video")
+    _message()
+    end_max = float(times[-1]) if len(times) else 0.0
+    c1, c2, c3, c4 = st.columns([1, 1, 2, 1])
+    c1.number_input("Start (s)", 0.0, end_max, 0.0, step=0.5, key=f"corr_start_{video_id}")
+    c2.number_input("End (s)", 0.0, end_max + 1.0, min(end_max, 2.0), step=0.5, key=f"corr_end_{video_id}")
+    known = sorted({n for states in info.names.values() for n in states.values()})
+    c3.text_input("Step (a name, or background)", key=f"corr_step_{video_id}",
+                         placeholder="e.g. loosen nuts" + (f" (named: {', '.join(known[:5])})" if known else ""))
+    c4.button("Mark span", key=f"corr_mark_{video_id}", on_click=_do, icon=":material/bookmark_add:",
+              args=(_add_span, info, video_id))
+    corrections_list(info, key=f"ex_{video_id}")
+
+
+def state_form(info, task: str, states: list[int]) -> None:
+    """Key-steps: merge states into one step, mark a state background."""
+    st.subheader("Correct the key-steps")
+    _message()
+    c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
+    group = c1.multiselect("States that are one step", states, key=f"corr_merge_{task}",
+                           format_func=lambda s: info.state_label(task, s))
+    c2.button("Merge", key=f"corr_merge_btn_{task}", disabled=len(group) < 2, on_click=_do,
+              args=(_add_state, info, "merge", f"corr_merge_{task}"), icon=":material/merge:")
+    c3.selectbox("State that is background (idle hands, the scene)", states, key=f"corr_bg_{task}",
+                      format_func=lambda s: info.state_label(task, s))
+    c4.button("Mark background", key=f"corr_bg_btn_{task}", on_click=_do,
+              args=(_add_state, info, "background", f"corr_bg_{task}"), icon=":material/block:")
+    corrections_list(info, key=f"ks_{task}")
+    refine_panel(info)
+
+
+def corrections_list(info, key: str) -> None:
+    corr = corrections.read_corrections(info.path)
+    lines = corrections.describe(corr)
+    with st.expander(f"My corrections ({len(lines)})", expanded=bool(lines)):
+        for line in lines:
+            st.markdown(f"- {line}")
+        if not lines:
+            st.caption("None yet: mark a span on Explore, or merge states / mark background on Key-steps.")
+        st.button("Undo the last change", key=f"corr_undo_{key}", disabled=not corrections.can_undo(info.path),
+                  on_click=_do, args=(corrections.undo, info.path), icon=":material/undo:")
+
+
+def _launch(info, name_key: str) -> None:
+    name = st.session_state.get(name_key, "").strip()
+    try:
+        jobs.launch_refine(info.path, name)
+        st.session_state[f"refine_job_{info.name}"] = name
+    except ProclError as err:
+        st.session_state["corr_msg"] = ("error", str(err))
+
+
+def refine_panel(info) -> None:
+    st.subheader("Refine with my corrections")
+    corr = corrections.read_corrections(info.path)
+    name_key = f"refine_name_{info.name}"
+    if name_key not in st.session_state:
+        st.session_state[name_key] = runs.unique_name(f"{info.name}-refined")
+    c1, c2 = st.columns([2, 1])
+    c1.text_input("Name of the refined run", key=name_key)
+    c2.button("Refine with my corrections", key=f"refine_btn_{info.name}", type="primary",
+              disabled=corrections.is_empty(corr), on_click=_launch, args=(info, name_key),
+              icon=":material/model_training:")
+    st.caption("A new run, warm-started from this one, learns from your corrections: labelled spans are fixed, merged "
+               "states share one label, background states are never key-steps, and your names carry over to every "
+               f"video. CLI: `python -m procl refine --run {info.name} --run-name NEW`.")
+    job = st.session_state.get(f"refine_job_{info.name}")
+    if job:
+        st.fragment(lambda: _progress(info, job), run_every=1.0)()
+
+
+def _progress(info, job: str) -> None:
+    path = checkpoints_dir() / job
+    status = runs.read_status(path) if (path / "config.json").exists() else {}
+    state = status.get("state")
+    if state == "done":
+        st.success(f"Refined run **{job}** is ready: pick it in the sidebar, or compare it on Compare.",
+                   icon=":material/check_circle:")
+    elif state in ("failed", "cancelled"):
+        st.error(f"Refinement {job} {state}: {status.get('error', '')}", icon=":material/error:")
+    elif state == "running" and status.get("steps"):
+        st.progress(min(1.0, status.get("step", 0) / status["steps"]),
+                    text=f"refining {job}: epoch {min(status.get('epoch', 0) + 1, status.get('epochs', 1))}/"
+                         f"{status.get('epochs', '?')}")
+    else:
+        log = jobs.refine_log(info.path, job, 3)
+        if "error" in log:
+            st.error(log, icon=":material/error:")
+        else:
+            st.progress(0.0, text=f"refining {job}: preparing")

@@ -1,0 +1,56 @@
+"""The app's corrections (issue 21): merge and background on Key-steps, a span on Explore, undo, refine."""
+from __future__ import annotations
+
+import time
+
+from test_app import app_env, assert_clean, open_page  # noqa: F401 (app_env: the fixture)
+
+from procl import corrections, runs
+
+
+def test_correct_merge_background_span_undo_and_refine(app_env):  # noqa: F811
+    path = app_env["checkpoints"] / "tiny-k3"
+    at = open_page("app_pages/keysteps.py")
+    assert_clean(at)
+    task = at.selectbox(key="ks_task_tiny-k3").value
+    states = at.multiselect(key=f"corr_merge_{task}").options
+    at.multiselect(key=f"corr_merge_{task}").set_value([states[0], states[1]]).run()
+    at.button(key=f"corr_merge_btn_{task}").click().run()
+    assert_clean(at)
+    merged = corrections.read_corrections(path)["merge"]
+    assert len(merged) == 1 and len(merged[0]) == 2
+    at.button(key=f"corr_bg_btn_{task}").click().run()
+    assert len(corrections.read_corrections(path)["background"]) == 1
+    at.button(key=f"corr_undo_ks_{task}").click().run()
+    assert corrections.read_corrections(path)["background"] == []
+
+    ex = open_page("app_pages/explore.py")
+    video = ex.selectbox(key="ex_video_tiny-k3").value
+    ex.number_input(key=f"corr_start_{video}").set_value(0.5)
+    ex.number_input(key=f"corr_end_{video}").set_value(2.0)
+    ex.text_input(key=f"corr_step_{video}").set_value("first step")
+    ex.button(key=f"corr_mark_{video}").click().run()
+    assert_clean(ex)
+    segs = corrections.read_corrections(path)["segments"]
+    assert segs == [{"video": video, "start": 0.5, "end": 2.0, "step": "first step"}]
+    ex.number_input(key=f"corr_end_{video}").set_value(0.0)
+    ex.button(key=f"corr_mark_{video}").click().run()
+    assert any("is not after start" in e.value for e in ex.error)  # refused, named, nothing lost
+    assert corrections.read_corrections(path)["segments"] == segs
+
+    at = open_page("app_pages/keysteps.py")
+    at.text_input(key="refine_name_tiny-k3").set_value("tiny-k3-fixed").run()
+    at.button(key="refine_btn_tiny-k3").click().run()
+    target = app_env["checkpoints"] / "tiny-k3-fixed"
+    deadline = time.time() + 240
+    while time.time() < deadline and not ((target / "config.json").exists()
+                                          and runs.read_status(target).get("state") in runs.TERMINAL):
+        time.sleep(1)
+    assert runs.read_status(target)["state"] == "done", (path / "refine-tiny-k3-fixed.log").read_text()[-2000:]
+    assert runs.read_config(target)["parent"] == "tiny-k3"
+    assert "first step" in (target / "names.json").read_text()
+
+    cmp = open_page("app_pages/compare.py")
+    cmp.multiselect(key="cmp_runs").set_value(["tiny-k3", "tiny-k3-fixed"]).run()
+    assert_clean(cmp)
+    assert any("changed step" in i.value and "refines **tiny-k3**" in i.value for i in cmp.info)

@@ -1,0 +1,170 @@
+"""Corrections (corrections.json: checks, atomic save, undo), refinement (`refine`) and named F1 (issue 21)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from procl import ProclError, corrections, metrics, runs
+from procl.bench.human import pick_videos, simulated_corrections, vote_names
+from procl.cli import main as cli
+from procl.evaluate import evaluate, open_for_run
+from procl.infer import load_run, predict_dataset
+from procl.names import read_names
+from procl.paths import checkpoints_dir
+from procl.selection import subset_selection
+from procl.train import TrainConfig, train
+
+TINY = dict(k=3, M=16, epochs=12, width=32)
+
+
+@pytest.fixture(scope="module")
+def env(tiny_synth, tmp_path_factory):
+    root = tmp_path_factory.mktemp("refine")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PROCL_DATA", str(root / "data"))
+    mp.setenv("PROCL_CHECKPOINTS", str(root / "checkpoints"))
+    yield {"spec": f"folder:{tiny_synth}", "root": root}
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def parent(env):
+    return train(TrainConfig(dataset=env["spec"], seed=0, **TINY), run="parent", progress=False)
+
+
+DUR = {"v1": 10.0}
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"segments": [{"video": "nope", "start": 1, "end": 2, "step": "a"}]}, "segments[0] (video 'nope'): unknown video"),
+    ({"segments": [{"video": "v1", "start": 3, "end": 2, "step": "a"}]}, "(video 'v1'): end 2 s is not after"),
+    ({"segments": [{"video": "v1", "start": 3, "end": 20, "step": "a"}]}, "past the video's end"),
+    ({"segments": [{"video": "v1", "start": 1, "end": 2, "step": "  "}]}, "(video 'v1'): the step name is empty"),
+    ({"segments": [{"video": "v1", "start": 1, "step": "a"}]}, "segments[0] lacks end"),
+    ({"merge": [[1, 99]]}, "merge[0]: state 99 does not exist"),
+    ({"merge": [[1, 2], [2, 3]]}, "merge[1]: state 2 is already in merge[0]"),
+    ({"background": [-1]}, "background[0]: state -1 does not exist"),
+    ({"names": {"3": ""}}, "names['3']: the name is empty"),
+    ({"names": {"x": "a"}}, "is not a state id"),
+    ({"splits": []}, "unknown key(s) 'splits'"),
+])
+def test_bad_corrections_name_the_entry(raw, message):
+    with pytest.raises(ProclError, match=None) as err:
+        corrections.parse(raw, M=16, durations=DUR)
+    assert message in str(err.value), str(err.value)
+
+
+def test_parse_normalises():
+    out = corrections.parse({"segments": [{"video": "v1", "start": 1, "end": 2.5, "step": "Background"}],
+                             "merge": [[31, 12, 12]], "background": [7, 7], "names": {28: " loosen nuts "}},
+                            M=50, durations=DUR)
+    assert out == {"segments": [{"video": "v1", "start": 1.0, "end": 2.5, "step": "background"}],
+                   "merge": [[12, 31]], "background": [7], "names": {"28": "loosen nuts"}}
+
+
+def test_subset_selection_keeps_fixed_states():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(6, 3)).astype(np.float32)
+    videos = [centers[[0, 1, 2]].repeat(5, 0) + 0.01]
+    free = subset_selection(videos, centers, 3)
+    assert sorted(free.selected) == [0, 1, 2]
+    sel = subset_selection(videos, centers, 3, fixed=[5])
+    assert sel.selected[0] == 5 and len(sel.selected) == 3
+    assert all(np.diff(sel.costs) <= 1e-6)
+    barred = subset_selection(videos, centers, 3, exclude=[0, 1])
+    assert 0 not in barred.selected and 1 not in barred.selected
+
+
+def test_named_scores():
+    gt = {"a": ["x", "x", None, "y"], "b": ["z", None]}
+    pred = {"a": ["X ", None, "x", "y"], "b": ["z", "z"]}
+    out = metrics.named_scores(gt, pred, {"a": "t1", "b": "t2"})
+    assert out["per_task"]["t1"]["named_recall"] == pytest.approx(2 / 3)
+    assert out["per_task"]["t1"]["named_precision"] == pytest.approx(2 / 3)
+    assert out["per_task"]["t2"]["named_f1"] == pytest.approx(2 * 0.5 / 1.5)
+
+
+def test_save_undo_and_history(parent):
+    video = next(p.stem for p in (parent / "outputs").glob("*.npz"))
+    corrections.add(parent, "background", 3)
+    corrections.add(parent, "merge", [4, 5])
+    corrections.add(parent, "segments", {"video": video, "start": 0.5, "end": 2.0, "step": "first step"})
+    saved = json.loads((parent / "corrections.json").read_text())
+    assert saved["background"] == [3] and saved["merge"] == [[4, 5]] and len(saved["segments"]) == 1
+    with pytest.raises(ProclError, match="unknown video 'nope'"):
+        corrections.add(parent, "segments", {"video": "nope", "start": 0, "end": 1, "step": "a"})
+    assert json.loads((parent / "corrections.json").read_text()) == saved  # nothing saved is lost
+    before, what = corrections.undo(parent)
+    assert before["segments"] == [] and "first step" in what
+    assert corrections.read_corrections(parent)["merge"] == [[4, 5]]
+    corrections.undo(parent)
+    corrections.undo(parent)
+    assert corrections.is_empty(corrections.read_corrections(parent))
+    with pytest.raises(ProclError, match="no change to undo"):
+        corrections.undo(parent)
+    assert not list(parent.glob("*.tmp*"))
+
+
+def test_refine_learns_names_and_constraints(env, parent, tmp_path, capsys):
+    loaded = load_run(parent)
+    dataset, features = open_for_run(loaded.config, None)
+    labelled = pick_videos(dataset, loaded.config, 1)
+    raw = simulated_corrections(dataset, features, labelled)
+    sel = loaded.selected["all"]
+    a, b = sel[loaded.config["tasks"][0]][:2]
+    raw["merge"] = [[int(a), int(b)]]
+    raw["background"] = [int(s) for s in range(16) if not any(s in v for v in sel.values())][:1]
+    path = tmp_path / "corr.json"
+    path.write_text(json.dumps(raw))
+    assert cli(["refine", "--run", "parent", "--corrections", str(path), "--run-name", "child", "--epochs", "3"]) == 0
+    child = runs.run_dir("child")
+    assert capsys.readouterr().out.strip().endswith("child")
+    config = runs.read_config(child)
+    assert config["parent"] == "parent" and config["epochs"] == 3 and config["corrections"]["merge"] == [[a, b]]
+    names = read_names(child)["all"]
+    steps = {n for task in dataset.steps.values() for n in task}
+    assert set(names.values()) <= steps and len(names) >= 3  # the person's step names, on states
+    child_sel = runs.read_selected(child)["all"]
+    for task_sel in child_sel.values():
+        assert b not in task_sel  # merged into a
+        assert raw["background"][0] not in task_sel
+    anchors = config["refine"]["anchors"]["all"]
+    for task, states in anchors.items():
+        assert set(states) <= set(child_sel[task])
+        others = {s for t, st in anchors.items() if t != task for s in st} - set(states)
+        assert not others & set(child_sel[task])  # another task's named steps are not this task's
+    # its predictions on other videos carry the names; evaluate --json reports named_f1
+    assert cli(["evaluate", "--run", "child", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert 0 <= out["named_f1"] <= 1
+    assert "named_f1" not in evaluate("parent")  # no names: absent
+    child_loaded = load_run(child)
+    preds = predict_dataset(child_loaded, dataset, features, split="test")
+    named = [names.get(int(s)) for p in preds for s in p.states]
+    assert any(n is not None for n in named)
+    assert vote_names(predict_dataset(loaded, dataset, features, split="all")[:3], dataset.steps)
+
+
+def test_refine_refuses_bad_input(env, parent, tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"segments": [{"video": "nope", "start": 0, "end": 1, "step": "x"}]}))
+    assert cli(["refine", "--run", "parent", "--corrections", str(bad), "--run-name", "bad1"]) == 2
+    assert "unknown video 'nope'" in capsys.readouterr().err
+    assert not (checkpoints_dir() / "bad1").exists()
+    assert cli(["refine", "--run", "missing", "--run-name", "bad2"]) == 2
+    assert "unknown run 'missing'" in capsys.readouterr().err
+    empty = tmp_path / "empty.json"
+    empty.write_text("{}")
+    assert cli(["refine", "--run", "parent", "--corrections", str(empty), "--run-name", "bad3"]) == 2
+    assert "no corrections" in capsys.readouterr().err
+
+
+def test_frame_map_is_capped_and_labelled(parent):
+    from procl.framemap import frame_map
+
+    data = frame_map(parent, cap=50)
+    assert 0 < len(data) <= 50
+    assert {"x", "y", "video", "task", "time", "frame", "state", "name"} <= set(data.columns)
+    assert data["x"].notna().all() and data["video"].nunique() > 1
