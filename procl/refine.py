@@ -213,7 +213,7 @@ def name_by_vote(path: Path, constraints: dict[str, Constraints]) -> dict[str, d
             if vid not in features.videos or task_of.get(vid) not in loaded.units[unit]:
                 continue
             r = predict_video(loaded.nets[unit], features.videos[vid].feats, loaded.units[unit], loaded.selected[unit],
-                              loaded.centers[unit], task_of[vid], **loaded.decoding(unit))
+                              loaded.centers[unit], task_of[vid], loaded.decoding(unit))
             for st, f in zip(r["states"], fixed):
                 if f >= 0 and st >= 0:
                     votes.setdefault(int(st), Counter())[anchor_name.get(int(f))] += 1
