@@ -585,6 +585,10 @@ def test_unannotated_run_on_every_page(app_env):
     at.multiselect(key="cmp_runs").set_value(["own-k3", "tiny-k3"]).run()
     table = at.dataframe[0].value.set_index("run")
     assert table.loc["own-k3", "f1"] == "not annotated" and table.loc["tiny-k3", "f1"] != "not annotated"
+    # two datasets: the signals compare the runs of the one chosen, without ground truth
+    at.selectbox(key="cmp_k_dataset").set_value(app_env["own"]).run()
+    assert_clean(at)
+    assert "Only k = 3 was tried" in next(i.value for i in at.info if "Suggested k" in i.value)
     at.switch_page("app_pages/home.py").run()
     at.selectbox(key="home_spec").set_value(app_env["own"]).run()
     assert_clean(at)
@@ -678,6 +682,14 @@ def test_compare_stacks_runs(app_env):
     assert vs_k["data"][0]["x"] == [2, 3] and vs_k["layout"]["xaxis"]["tickvals"] == [2, 3]
     assert row_names(timeline(at)) == ["ground truth", "tiny-k3 (k=3)", "tiny-k2 (k=2)"]
     assert len(at.get("download_button")) == 4
+    # the label-free signals against k, always, and the suggestion in one sentence
+    signals = next(f for f in figures(at) if any(t.get("name") == "steps used per task" for t in f["data"]))
+    titles = [a["text"] for a in signals["layout"]["annotations"]]
+    assert titles == ["steps used per task", "segments per video", "share called background (%)",
+                      "task confidence (%)"]
+    assert signals["data"][0]["x"] == [2, 3]
+    suggestion = next(i.value for i in at.info if "Suggested k" in i.value)
+    assert re.search(r"Suggested k: [23]\.\*\* k = [23]", suggestion), suggestion
     at.multiselect(key="cmp_runs").unselect("tiny-k2").run()
     assert_clean(at)
     assert len(at.dataframe[0].value) == 1 and row_names(timeline(at)) == ["ground truth", "tiny-k3 (k=3)"]
