@@ -97,3 +97,23 @@ def test_suggest_k_averages_runs_sharing_a_k():
     assert k == 5 and "4.0 at k = 4" not in why
     k, why = choosek.suggest_k(pd.concat([t, table({6: 4.7})]))
     assert k == 5 and "4.6 steps used per task at k = 5" in why
+
+
+def test_bench_measures_the_suggestion_against_the_true_k(tmp_path, monkeypatch):
+    from procl.bench import choose_k
+
+    monkeypatch.setenv("PROCL_CHECKPOINTS", str(tmp_path / "ckpt"))
+    data = tmp_path / "set"
+    (data / "steps").mkdir(parents=True)
+    (data / "steps" / "a.txt").write_text("one\ntwo\nthree\n\n")
+    (data / "steps" / "b.txt").write_text("one\ntwo\nthree\nfour\nfive\n")
+    assert choose_k.true_ks(data) == {"a": 3, "b": 5}
+    paths = []
+    for k in (2, 3, 4, 5):
+        used = list(range(min(k, 3)))  # the tasks never use more than 3 steps
+        path = fake_finished_run(tmp_path, f"s-k{k}", k, {"a1": ("a", used * 3), "b1": ("b", used * 3)})
+        write_json(path / "config.json", {"k": k, "dataset": f"folder:{data}"})
+        paths.append(path)
+    (row,) = choose_k.measure(paths)
+    assert row["ks"] == [2, 3, 4, 5] and row["suggested"] == 3 and row["true_k"] == {"a": 3, "b": 5}
+    assert row["tasks_within_1"] == 1 and row["tasks"] == 2 and not row["within_1_of_max"]
