@@ -111,3 +111,16 @@ def suggest_k(signals: pd.DataFrame) -> tuple[int | None, str]:
                        f"task at k = {k}, {later.iloc[-1]:.1f} at k = {ks[-1]}), so the extra steps find nothing new.")
     return ks[-1], (f"k = {ks[-1]}, the largest tried: the steps used per task still grow with k "
                     f"({used.iloc[0]:.1f} at k = {ks[0]}, {used.iloc[-1]:.1f} at k = {ks[-1]}); try larger k.")
+
+
+def per_task_table(signals: pd.DataFrame) -> pd.DataFrame:
+    """One row per (run, task): run, k, task, states_used (that task's steps used)."""
+    rows = [{"run": r["run"], "k": r["k"], "task": t, "states_used": float(n)}
+            for _, r in signals.iterrows() for t, n in (r.get("per_task") or {}).items()]
+    return pd.DataFrame(rows, columns=["run", "k", "task", "states_used"])
+
+
+def suggest_k_per_task(signals: pd.DataFrame) -> dict[str, tuple[int | None, str]]:
+    """The same rule for each task alone (tasks may need different k; a run has one k for all)."""
+    table = per_task_table(signals)
+    return {task: suggest_k(g) for task, g in table.groupby("task", sort=True)}

@@ -117,3 +117,11 @@ def test_bench_measures_the_suggestion_against_the_true_k(tmp_path, monkeypatch)
     (row,) = choose_k.measure(paths)
     assert row["ks"] == [2, 3, 4, 5] and row["suggested"] == 3 and row["true_k"] == {"a": 3, "b": 5}
     assert row["tasks_within_1"] == 1 and row["tasks"] == 2 and not row["within_1_of_max"]
+    assert row["per_task_suggested"] == {"a": 3, "b": 3} and row["per_task_within_1"] == 1
+
+
+def test_suggest_k_per_task():
+    signals = pd.DataFrame({"run": ["r3", "r4", "r5"], "k": [3, 4, 5], "states_used": [3.0, 3.5, 4.0],
+                            "per_task": [{"a": 3, "b": 3}, {"a": 3, "b": 4}, {"a": 3, "b": 5}]})
+    per_task = choosek.suggest_k_per_task(signals)
+    assert per_task["a"][0] == 3 and per_task["b"][0] == 5 and "try larger k" in per_task["b"][1]

@@ -51,8 +51,11 @@ def measure(run_paths: list[str | os.PathLike]) -> list[dict]:
         folder = dataset_folder(spec)
         truth = true_ks(folder) if folder and (folder / "steps").is_dir() else {}
         near = {t: abs(s["k"] - k) <= 1 for t, k in truth.items()} if s["k"] is not None else {}
+        own = {t: k for t, (k, _) in choosek.suggest_k_per_task(s["signals"]).items()}
+        own_near = {t: own.get(t) is not None and abs(own[t] - k) <= 1 for t, k in truth.items()}
         rows.append({"dataset": spec, "ks": s["ks"], "suggested": s["k"], "why": s["why"], "true_k": truth,
-                     "tasks_within_1": sum(near.values()), "tasks": len(near),
+                     "tasks_within_1": sum(near.values()), "tasks": len(near), "per_task_suggested": own,
+                     "per_task_within_1": sum(own_near.values()),
                      "within_1_of_max": bool(truth) and s["k"] is not None and abs(s["k"] - max(truth.values())) <= 1})
     return rows
 
@@ -68,9 +71,11 @@ def main(argv: list[str] | None = None) -> None:
     for r in rows:
         print(f"{r['dataset']}: k tried {r['ks']}, suggested {r['suggested']}, true k {r['true_k']}; "
               f"within 1: {r['tasks_within_1']}/{r['tasks']} tasks. {r['why']}")
+        print(f"  per task: suggested {r['per_task_suggested']}, within 1: {r['per_task_within_1']}/{r['tasks']}")
     tasks = sum(r["tasks"] for r in rows)
     print(f"within 1 of the true k: {sum(r['tasks_within_1'] for r in rows)}/{tasks} tasks, "
-          f"{sum(r['within_1_of_max'] for r in rows)}/{len(rows)} datasets (largest true k)")
+          f"{sum(r['within_1_of_max'] for r in rows)}/{len(rows)} datasets (largest true k); each task's own "
+          f"suggestion: {sum(r['per_task_within_1'] for r in rows)}/{tasks} tasks")
 
 
 if __name__ == "__main__":
