@@ -216,21 +216,23 @@ def launch_sweep(cfg: TrainConfig, ks: list[int], name: str) -> None:
 
 with st.expander("Not sure of k? Try several"):
     s1, s2 = st.columns([3, 1])
-    k_text = s1.text_input("Values of k", "3, 5, 7", key="tr_sweep_ks",
+    k_text = s1.text_input("Values of k", key="tr_sweep_ks", placeholder="e.g. 3, 5, 7",
                            help=f"Up to {jobs.MAX_SWEEP} values, separated by commas. Each is one run with the "
                                 "settings above; they train one after another. Then compare them on **Compare**, "
                                 "which suggests a k.")
     ks, sweep_error = [], None
     try:
-        ks = jobs.parse_k_list(k_text, cfg.M)
+        ks = jobs.parse_k_list(k_text, cfg.M) if k_text.strip() else []
     except ProclError as err:
         sweep_error = str(err)
     blocking = {f: e for f, e in errors.items() if f != "k"}  # the form's own k is not used here
-    s2.button("Try these k", key="tr_sweep", disabled=bool(blocking) or bool(sweep_error), on_click=launch_sweep,
-              args=(cfg, ks, name), width="stretch",
+    s2.button("Try these k", key="tr_sweep", disabled=bool(blocking) or bool(sweep_error) or not ks,
+              on_click=launch_sweep, args=(cfg, ks, name), width="stretch",
               help="Starts one background job per k (named RUN-kK when a run name is given).")
     if sweep_error:
         st.error(sweep_error, icon=":material/warning:")
+    elif not ks:
+        st.caption("Give two or more values of k; each is trained with the settings above.")
     elif not blocking:
         st.caption(f"{len(ks)} runs: k = {', '.join(map(str, ks))}, each with the settings above.")
     if "tr_sweep_message" in st.session_state:
