@@ -12,7 +12,8 @@ per-video outputs/<video>.npz), so it works on a dataset without annotations:
 - task confidence: the mean over videos of the task classifier's top probability.
 
 The rule (`suggest_k`): the smallest k tried beyond which the steps used per task stop
-growing (by less than GROWTH each further k), i.e. where more steps stop being used.
+growing (no larger k uses GROWTH more steps per task), i.e. where more steps stop being used.
+The teacher's objective (Eq. 2) is not among the signals: the run folder does not keep it.
 """
 from __future__ import annotations
 
@@ -98,8 +99,8 @@ def signals_table(run_paths: list[str | os.PathLike]) -> pd.DataFrame:
 
 def suggest_k(signals: pd.DataFrame) -> tuple[int | None, str]:
     """(k, one sentence why) from a signals table of one dataset at several k: the smallest k
-    beyond which the steps used per task stop growing (by less than GROWTH per further k).
-    Runs sharing a k are averaged."""
+    beyond which the steps used per task stop growing (no larger k tried uses GROWTH or more
+    steps per task than it). Runs sharing a k are averaged."""
     if signals is None or not len(signals):
         return None, "No finished run to suggest a k from."
     used = signals.groupby("k")["states_used"].mean().sort_index()
