@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as sh
-from procl import explore, refine, viz, words
+from procl import choosek, explore, refine, viz, words
 
 st.title("Compare runs")
 
@@ -77,6 +77,24 @@ if infos:
 
     st.subheader("Scores against k")
     st.plotly_chart(viz.metrics_vs_k_figure(rows), key="cmp_vs_k", config={"displayModeBar": False})
+
+    st.subheader("Choosing k without ground truth")
+    with sh.guard("Signals against k"):
+        datasets = list(dict.fromkeys(i.config.get("dataset") for i in infos))
+        ds_choice = datasets[0]
+        if len(datasets) > 1:
+            ds_choice = st.selectbox("Dataset", datasets, key="cmp_k_dataset", format_func=words.dataset_name,
+                                     help="The signals and the suggestion compare runs of one dataset.")
+        signals = choosek.signals_table([i.path for i in infos if i.config.get("dataset") == ds_choice])
+        if len(signals):
+            st.plotly_chart(viz.signals_vs_k_figure(signals, choosek.SIGNALS), key="cmp_signals",
+                            config={"displayModeBar": False})
+            best, why = choosek.suggest_k(signals)
+            st.info(f"**Suggested k: {best}.** {why}", icon=":material/lightbulb:")
+            st.caption("Read from the runs' own predictions, no ground truth needed: how many steps each task "
+                       "really uses (the dotted line: all k), how many segments a video is cut into, how much "
+                       "is called background and how sure the task guess is. The suggestion is the smallest k "
+                       "beyond which the tasks stop using more steps.")
 
     st.subheader("One video, every run")
     with sh.guard("Timelines"):

@@ -202,6 +202,43 @@ if "tr_message" in st.session_state:
     st.error(st.session_state.pop("tr_message"), icon=":material/warning:")
 
 
+def launch_sweep(cfg: TrainConfig, ks: list[int], name: str) -> None:
+    """Start one run per k, trained one after another (a button callback)."""
+    try:
+        paths = jobs.launch_sweep(cfg, ks, run=name or None)
+    except ProclError as err:
+        st.session_state["tr_sweep_message"] = str(err)
+        return
+    st.session_state.setdefault("tr_launched", []).extend(p.name for p in paths)
+    st.session_state["tr_run"] = ""
+    st.toast(f"Launched {len(paths)} runs: {', '.join(p.name for p in paths)}", icon=":material/rocket_launch:")
+
+
+with st.expander("Not sure of k? Try several"):
+    s1, s2 = st.columns([3, 1])
+    k_text = s1.text_input("Values of k", key="tr_sweep_ks", placeholder="e.g. 3, 5, 7",
+                           help=f"Up to {jobs.MAX_SWEEP} values, separated by commas. Each is one run with the "
+                                "settings above; they train one after another. Then compare them on **Compare**, "
+                                "which suggests a k.")
+    ks, sweep_error = [], None
+    try:
+        ks = jobs.parse_k_list(k_text, cfg.M) if k_text.strip() else []
+    except ProclError as err:
+        sweep_error = str(err)
+    blocking = {f: e for f, e in errors.items() if f != "k"}  # the form's own k is not used here
+    s2.button("Try these k", key="tr_sweep", disabled=bool(blocking) or bool(sweep_error) or not ks,
+              on_click=launch_sweep, args=(cfg, ks, name), width="stretch",
+              help="Starts one background job per k (named RUN-kK when a run name is given).")
+    if sweep_error:
+        st.error(sweep_error, icon=":material/warning:")
+    elif not ks:
+        st.caption("Give two or more values of k; each is trained with the settings above.")
+    elif not blocking:
+        st.caption(f"{len(ks)} runs: k = {', '.join(map(str, ks))}, each with the settings above.")
+    if "tr_sweep_message" in st.session_state:
+        st.error(st.session_state.pop("tr_sweep_message"), icon=":material/warning:")
+
+
 # ---------------------------------------------------------------- live progress
 
 def open_in_explore(run: str) -> None:

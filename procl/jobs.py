@@ -8,10 +8,12 @@ lives in its run folder, so it survives a page reload or an app restart.
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import sys
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from procl import ProclError, runs
@@ -39,6 +41,74 @@ def launch(cfg: TrainConfig, run: str | None = None) -> Path:
     threading.Thread(target=proc.wait, name=f"procl-job-{name}", daemon=True).start()
     write_json(path / "job.json", {"pid": proc.pid})
     return path
+
+
+MAX_SWEEP = 8  # values of k one "try several k" may launch
+
+
+def parse_k_list(text: str, M: int | None = None) -> list[int]:
+    """The values of k in "5, 7, 10" (commas, spaces or semicolons), sorted without repeats;
+    ProclError naming the first bad value."""
+    values = [v for v in re.split(r"[,;\s]+", (text or "").strip()) if v]
+    if not values:
+        raise ProclError("Give the values of k to try, e.g. 5, 7, 10.")
+    ks: list[int] = []
+    for v in values:
+        try:
+            k = int(v)
+        except ValueError:
+            raise ProclError(f"{v!r} is not a whole number: give values of k such as 5, 7, 10.") from None
+        if k < 1:
+            raise ProclError(f"k = {k} is too small: each value must be at least 1.")
+        if M is not None and k > M:
+            raise ProclError(f"k = {k} is more than M = {M} (the steps of a task are chosen among M kinds of "
+                             "moment): give smaller values or raise M.")
+        if k not in ks:
+            ks.append(k)
+    if len(ks) < 2:
+        raise ProclError("Give at least two different values of k to compare, e.g. 5, 7, 10.")
+    if len(ks) > MAX_SWEEP:
+        raise ProclError(f"{len(ks)} values of k: at most {MAX_SWEEP} at once (each is a training).")
+    return sorted(ks)
+
+
+def sweep_plan(cfg: TrainConfig, ks: list[int], run: str | None = None) -> list[tuple[str, TrainConfig]]:
+    """(run name, settings) of each run of a sweep: cfg with each k; named RUN-kK when `run` is
+    given, else automatically. ProclError for invalid settings or a name already taken."""
+    plan = []
+    for k in ks:
+        c = replace(cfg, k=int(k)).resolved()
+        c.validate()
+        if run:
+            name = runs.check_name(f"{run}-k{k}")
+            if (checkpoints_dir() / name).exists():
+                raise ProclError(f"run {name!r} already exists: choose another run name")
+        else:
+            name = default_run_name(c)
+        if name in [n for n, _ in plan]:
+            name = runs.unique_name(f"{name}-{k}")
+        plan.append((name, c))
+    return plan
+
+
+def launch_sweep(cfg: TrainConfig, ks: list[int] | str, run: str | None = None) -> list[Path]:
+    """Create one queued run per k (cfg's other settings) and train them one after another in
+    one background process, so that they do not share the CPU or GPU. Each run keeps its own
+    train.log and can be cancelled alone (a queued run's STOP ends it before it trains)."""
+    if isinstance(ks, str):
+        ks = parse_k_list(ks, cfg.resolved().M)
+    plan = sweep_plan(cfg, ks, run)
+    paths = [runs.create_run(name, {**asdict(c), "launched": True, "sweep": list(ks)}) for name, c in plan]
+    steps = [f"{shlex.quote(sys.executable)} -m procl train --run {shlex.quote(p.name)} --queued "
+             f">> {shlex.quote(str((p / 'train.log').resolve()))} 2>&1" for p in paths]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(["/bin/sh", "-c", "; ".join(steps)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True,
+                            env=env, cwd=os.getcwd())
+    threading.Thread(target=proc.wait, name=f"procl-sweep-{paths[0].name}", daemon=True).start()
+    for p in paths:  # the queued runs are alive while the chain is
+        write_json(p / "job.json", {"pid": proc.pid})
+    return paths
 
 
 def launch_refine(parent: str | Path, name: str, epochs: int | None = None) -> Path:

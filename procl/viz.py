@@ -241,3 +241,30 @@ def metrics_vs_k_figure(rows: list[dict]) -> go.Figure:
                       xaxis=dict(title="k (steps per task)", tickmode="array", tickvals=sorted(set(ks))),
                       yaxis=dict(range=[0, 100], title="score (%)"))
     return fig
+
+
+def signals_vs_k_figure(table, labels: tuple) -> go.Figure:
+    """Label-free signals against k (procl.choosek.signals_table), one small panel each so that
+    every signal keeps its own scale; `labels`: (column, label, tooltip) of each signal.
+    Shares and probabilities are shown in %."""
+    from plotly.subplots import make_subplots
+
+    table = table.sort_values("k")
+    ks = sorted(set(int(k) for k in table["k"]))
+    mode = "lines+markers" if len(ks) == len(table) else "markers"
+    fig = make_subplots(rows=1, cols=len(labels), subplot_titles=[label for _, label, _ in labels],
+                        horizontal_spacing=0.06)
+    for i, (col, label, tip) in enumerate(labels, start=1):
+        pts = table[table[col].notna()]
+        scale = 100 if col in ("background_share", "task_confidence") else 1
+        fig.add_trace(go.Scatter(x=[int(k) for k in pts["k"]], y=[float(v) * scale for v in pts[col]],
+                                 mode=mode, name=label, text=list(pts["run"]), marker_size=8, showlegend=False,
+                                 hovertemplate=f"%{{text}}<br>k=%{{x}}: {label} %{{y:.2f}}<br>{tip}<extra></extra>"),
+                      row=1, col=i)
+        fig.update_xaxes(title_text="k", tickmode="array", tickvals=ks, row=1, col=i)
+        if col == "states_used":  # the line where every one of the k steps is used
+            fig.add_trace(go.Scatter(x=ks, y=ks, mode="lines", line=dict(dash="dot", color="#bbb"),
+                                     name="k", hoverinfo="skip", showlegend=False), row=1, col=i)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=40))
+    return fig

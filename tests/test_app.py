@@ -259,6 +259,45 @@ def test_train_launches_a_background_job_that_finishes(app_env):
     shutil.rmtree(path)
 
 
+def test_train_tries_several_k_one_job_after_another(app_env):
+    at = open_page("app_pages/train.py")
+    assert not at.text_input(key="tr_sweep_ks").value and at.button(key="tr_sweep").disabled
+    assert "Give two or more values of k" in texts(at)
+    at.text_input(key="tr_sweep_ks").input("2, x").run()
+    assert "'x' is not a whole number" in field_errors(at) and at.button(key="tr_sweep").disabled
+    at.text_input(key="tr_sweep_ks").input("1,2,3,4,5,6,7,8,9").run()
+    assert "at most 8" in field_errors(at) and at.button(key="tr_sweep").disabled
+    at.number_input(key="tr_M_multi").set_value(6)
+    at.number_input(key="tr_k").set_value(2)
+    at.text_input(key="tr_sweep_ks").input("3, 9").run()
+    assert "k = 9 is more than M = 6" in field_errors(at) and at.button(key="tr_sweep").disabled
+    at.text_input(key="tr_sweep_ks").input("3, 2")
+    at.number_input(key="tr_epochs").set_value(1)
+    at.number_input(key="tr_width").set_value(8)
+    at.text_input(key="tr_run").input("sweep")
+    at.run()
+    assert_clean(at)
+    assert "2 runs: k = 2, 3" in texts(at)
+    at.button(key="tr_sweep").click().run()
+    assert_clean(at)
+    paths = [app_env["checkpoints"] / f"sweep-k{k}" for k in (2, 3)]
+    try:
+        pids = {json.loads((p / "job.json").read_text())["pid"] for p in paths}
+        assert len(pids) == 1, "one background process trains the runs of a sweep one after another"
+        assert runs.read_config(paths[1])["k"] == 3 and runs.read_config(paths[1])["epochs"] == 1
+        deadline = time.time() + 180
+        while any(runs.read_status(p)["state"] not in runs.TERMINAL for p in paths) and time.time() < deadline:
+            time.sleep(0.5)
+        for p in paths:
+            status = runs.read_status(p)
+            assert status["state"] == "done", (status, (p / "train.log").read_text()[-2000:])
+        ended = [runs.read_status(p)["updated"] for p in paths]
+        assert ended[0] <= ended[1], "trained in the order of k"
+    finally:
+        for p in paths:
+            shutil.rmtree(p, ignore_errors=True)
+
+
 def fake_run(checkpoints: Path, name: str, status: dict, log: str = "") -> Path:
     path = checkpoints / name
     shutil.copytree(checkpoints / "tiny-k3", path)
@@ -547,6 +586,10 @@ def test_unannotated_run_on_every_page(app_env):
     at.multiselect(key="cmp_runs").set_value(["own-k3", "tiny-k3"]).run()
     table = at.dataframe[0].value.set_index("run")
     assert table.loc["own-k3", "f1"] == "not annotated" and table.loc["tiny-k3", "f1"] != "not annotated"
+    # two datasets: the signals compare the runs of the one chosen, without ground truth
+    at.selectbox(key="cmp_k_dataset").set_value(app_env["own"]).run()
+    assert_clean(at)
+    assert "Only k = 3 was tried" in next(i.value for i in at.info if "Suggested k" in i.value)
     at.switch_page("app_pages/home.py").run()
     at.selectbox(key="home_spec").set_value(app_env["own"]).run()
     assert_clean(at)
@@ -640,6 +683,14 @@ def test_compare_stacks_runs(app_env):
     assert vs_k["data"][0]["x"] == [2, 3] and vs_k["layout"]["xaxis"]["tickvals"] == [2, 3]
     assert row_names(timeline(at)) == ["ground truth", "tiny-k3 (k=3)", "tiny-k2 (k=2)"]
     assert len(at.get("download_button")) == 4
+    # the label-free signals against k, always, and the suggestion in one sentence
+    signals = next(f for f in figures(at) if any(t.get("name") == "steps used per task" for t in f["data"]))
+    titles = [a["text"] for a in signals["layout"]["annotations"]]
+    assert titles == ["steps used per task", "segments per video", "share called background (%)",
+                      "task confidence (%)"]
+    assert signals["data"][0]["x"] == [2, 3]
+    suggestion = next(i.value for i in at.info if "Suggested k" in i.value)
+    assert re.search(r"Suggested k: [23]\.\*\* k = [23]", suggestion), suggestion
     at.multiselect(key="cmp_runs").unselect("tiny-k2").run()
     assert_clean(at)
     assert len(at.dataframe[0].value) == 1 and row_names(timeline(at)) == ["ground truth", "tiny-k3 (k=3)"]

@@ -27,7 +27,7 @@ LAYERS = [
     ["procl.infer"],
     ["procl.evaluate", "procl.train"],
     ["procl.explore", "procl.procedure", "procl.viz", "procl.jobs", "procl.upload", "procl.forms", "procl.refine",
-     "procl.framemap"],
+     "procl.framemap", "procl.choosek"],
     ["procl.bench", "procl.cli", "procl.__main__"],
 ]
 STREAMLIT_ALLOWED = {"procl.bench.explore_page"}

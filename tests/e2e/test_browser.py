@@ -181,3 +181,48 @@ def test_newcomer_faults_in_a_browser(server, page, tiny_synth):
     chart = pg.locator(".js-plotly-plot").filter(has_text="score (%)").first
     assert "found (recall, R)" in chart.inner_text() and "F1" in chart.inner_text()
     shoot(pg, "compare-k")
+
+
+def test_k_sweep_in_a_browser(server, page):
+    """Issue 18, choosing k: a bad list is named and blocks the button; "Try these k" launches
+    one run per k, trained one after another; Compare plots the label-free signals against k
+    and suggests a k in one sentence."""
+    pg, url = page, server["url"]
+    visit(pg, f"{url}/train", "Train")
+    for label, value in (("Steps per task (k)", 2), ("Kinds of moment (M)", 6), ("Epochs (0: automatic)", 1)):
+        box = pg.get_by_label(label, exact=True)
+        box.fill(str(value))
+        box.press("Enter")
+        settle(pg)
+    pg.get_by_text("Features and network").click()
+    for label, value in (("Network width", 8), ("Run name", "sweep")):
+        box = pg.get_by_label(label, exact=True)
+        box.fill(str(value))
+        box.press("Enter")
+        settle(pg)
+    pg.get_by_text("Not sure of k? Try several").click()
+    ks = pg.get_by_label("Values of k", exact=True)
+    ks.fill("2, two")
+    ks.press("Enter")
+    settle(pg)
+    assert pg.get_by_text("'two' is not a whole number").count() >= 1
+    assert pg.get_by_role("button", name="Try these k").is_disabled()
+    ks.fill("3, 2")
+    ks.press("Enter")
+    settle(pg)
+    no_exception(pg)
+    assert pg.get_by_text("2 runs: k = 2, 3").count() == 1
+    pg.get_by_role("button", name="Try these k").click()
+    for k in (2, 3):
+        pg.get_by_text(re.compile(rf"sweep-k{k}\s+(done|failed|cancelled)")).first.wait_for(timeout=180_000)
+        job = server["checkpoints"] / f"sweep-k{k}"
+        assert runs.read_status(job)["state"] == "done", (job / "train.log").read_text()[-2000:]
+    settle(pg)
+    no_exception(pg)
+    shoot(pg, "train-sweep")
+
+    visit(pg, f"{url}/compare", "Compare runs")
+    pg.get_by_text("Suggested k:").first.wait_for()
+    assert pg.locator(".js-plotly-plot").filter(has_text="steps used per task").count() == 1
+    no_exception(pg)
+    shoot(pg, "compare-choose-k")

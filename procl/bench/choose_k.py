@@ -1,0 +1,82 @@
+"""How often the suggested k (procl.choosek.suggest_k) is within 1 of the true k.
+
+Given finished runs of datasets at several k, each dataset's runs give one suggestion; the
+true k of a task is the number of lines of the dataset's steps/<task>.txt (the generator
+writes them). Not part of `python -m procl bench`: it needs one training per k.
+
+    python -m procl.bench.choose_k RUN_FOLDER...   (or a folder of runs)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from collections import defaultdict
+from pathlib import Path
+
+from procl import choosek, runs
+from procl.data.specs import normalise_spec
+
+
+def true_ks(dataset_root: str | os.PathLike) -> dict[str, int]:
+    """task -> number of key-steps, from the dataset's steps/<task>.txt (empty lines left out)."""
+    steps = Path(dataset_root) / "steps"
+    return {p.stem: len([ln for ln in p.read_text().splitlines() if ln.strip()]) for p in sorted(steps.glob("*.txt"))}
+
+
+def dataset_folder(spec: str | None) -> Path | None:
+    if not spec or ":" not in spec:
+        return None
+    return Path(normalise_spec(spec).split(":", 1)[1])
+
+
+def suggestion(run_paths: list[str | os.PathLike]) -> dict:
+    """The suggestion for runs of one dataset at several k: {"k", "why", "ks", "signals"}."""
+    table = choosek.signals_table(run_paths)
+    k, why = choosek.suggest_k(table)
+    return {"k": k, "why": why, "ks": sorted(set(int(x) for x in table["k"])), "signals": table}
+
+
+def measure(run_paths: list[str | os.PathLike]) -> list[dict]:
+    """One row per dataset among the runs: the k tried, the suggestion, the true k per task
+    and whether the suggestion is within 1 of each task's true k (and of the largest)."""
+    groups: dict[str, list[Path]] = defaultdict(list)
+    for p in run_paths:
+        try:
+            groups[runs.read_config(p).get("dataset")].append(Path(p))
+        except (OSError, ValueError):
+            continue
+    rows = []
+    for spec, paths in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        s = suggestion(paths)
+        folder = dataset_folder(spec)
+        truth = true_ks(folder) if folder and (folder / "steps").is_dir() else {}
+        near = {t: abs(s["k"] - k) <= 1 for t, k in truth.items()} if s["k"] is not None else {}
+        own = {t: k for t, (k, _) in choosek.suggest_k_per_task(s["signals"]).items()}
+        own_near = {t: own.get(t) is not None and abs(own[t] - k) <= 1 for t, k in truth.items()}
+        rows.append({"dataset": spec, "ks": s["ks"], "suggested": s["k"], "why": s["why"], "true_k": truth,
+                     "tasks_within_1": sum(near.values()), "tasks": len(near), "per_task_suggested": own,
+                     "per_task_within_1": sum(own_near.values()),
+                     "within_1_of_max": bool(truth) and s["k"] is not None and abs(s["k"] - max(truth.values())) <= 1})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m procl.bench.choose_k", description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", help="run folders, or folders holding runs")
+    args = ap.parse_args(argv)
+    paths = []
+    for r in map(Path, args.runs):
+        paths += [r] if (r / "config.json").exists() else sorted(p for p in r.iterdir() if (p / "config.json").exists())
+    rows = measure(paths)
+    for r in rows:
+        print(f"{r['dataset']}: k tried {r['ks']}, suggested {r['suggested']}, true k {r['true_k']}; "
+              f"within 1: {r['tasks_within_1']}/{r['tasks']} tasks. {r['why']}")
+        print(f"  per task: suggested {r['per_task_suggested']}, within 1: {r['per_task_within_1']}/{r['tasks']}")
+    tasks = sum(r["tasks"] for r in rows)
+    print(f"within 1 of the true k: {sum(r['tasks_within_1'] for r in rows)}/{tasks} tasks, "
+          f"{sum(r['within_1_of_max'] for r in rows)}/{len(rows)} datasets (largest true k); each task's own "
+          f"suggestion: {sum(r['per_task_within_1'] for r in rows)}/{tasks} tasks")
+
+
+if __name__ == "__main__":
+    main()
