@@ -94,7 +94,9 @@ if infos:
             st.caption("Read from the runs' own predictions, no ground truth needed: how many steps each task "
                        "really uses (the dotted line: all k), how many segments a video is cut into, how much "
                        "is called background and how sure the task guess is. The suggestion is the smallest k "
-                       "beyond which the tasks stop using more steps.")
+                       "beyond which the tasks stop using more steps: a rough guide, not an answer (on the "
+                       "built-in set the tasks keep using more steps as k grows, so it suggests too large a k; "
+                       "docs/method.md, Choosing k).")
 
     st.subheader("One video, every run")
     with sh.guard("Timelines"):

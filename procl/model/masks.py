@@ -14,7 +14,10 @@ from torch import nn
 
 def pad_videos(videos: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
     """[T_b, ...] tensors -> [B, T, ...] zero-padded to the longest, and mask [B, T]
-    (None when every video has T frames: nothing is padded)."""
+    (None when every video has T frames: nothing is padded). One video: a view of it
+    (no copy: the teacher's pass and the paper's one-video steps take them one at a time)."""
+    if len(videos) == 1:
+        return videos[0][None], None
     x = nn.utils.rnn.pad_sequence(videos, batch_first=True)  # [B, T, ...]
     lengths = [len(v) for v in videos]
     if len(set(lengths)) == 1:
