@@ -7,6 +7,13 @@ import pytest
 
 from procl.config import RECIPES
 from procl.data.synth import generate
+from procl.paths import environment
+
+
+def run_folders(root: Path):
+    """PROCL_DATA and PROCL_CHECKPOINTS under `root` for the duration (a context manager):
+    a test module's datasets, features and runs apart from everything else."""
+    return environment(PROCL_DATA=str(root / "data"), PROCL_CHECKPOINTS=str(root / "checkpoints"))
 
 
 @pytest.fixture(scope="session")

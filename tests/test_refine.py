@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import run_folders
 
 from procl import ProclError, corrections, metrics, runs
 from procl.bench.human import pick_videos, simulated_corrections, vote_names
@@ -22,11 +23,8 @@ TINY = dict(k=3, M=16, epochs=12, width=32)
 @pytest.fixture(scope="module")
 def env(tiny_synth, tmp_path_factory):
     root = tmp_path_factory.mktemp("refine")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PROCL_DATA", str(root / "data"))
-    mp.setenv("PROCL_CHECKPOINTS", str(root / "checkpoints"))
-    yield {"spec": f"folder:{tiny_synth}", "root": root}
-    mp.undo()
+    with run_folders(root):
+        yield {"spec": f"folder:{tiny_synth}", "root": root}
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TEST_LEVERS
+from conftest import TEST_LEVERS, run_folders
 
 from procl import ProclError, baselines, runs
 from procl.cli import main as cli
@@ -29,11 +29,8 @@ TINY = dict(k=3, M=16, epochs=30, width=32)  # M well above tasks x k: the tiny 
 @pytest.fixture(scope="module")
 def env(tiny_synth, tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PROCL_DATA", str(root / "data"))
-    mp.setenv("PROCL_CHECKPOINTS", str(root / "checkpoints"))
-    yield {"spec": f"folder:{tiny_synth}", "root": root}
-    mp.undo()
+    with run_folders(root):
+        yield {"spec": f"folder:{tiny_synth}", "root": root}
 
 
 @pytest.fixture(scope="module")
