@@ -19,7 +19,7 @@ import streamlit as st
 
 from procl import ProclError, explore, runs, words
 from procl.data import Dataset, VideoRecord
-from procl.data.specs import parse_spec
+from procl.data.specs import has_region_grid, parse_spec
 from procl.features.video import FrameReader
 from procl.paths import checkpoints_dir, data_dir
 
@@ -257,6 +257,17 @@ def dataset(spec: str) -> Dataset:
     except OSError as err:
         raise ProclError(f"dataset folder {root} cannot be read ({err.strerror}): was it moved?") from err
     return _dataset(spec, str(root.resolve()), mtime)
+
+
+def region_grid(spec: str) -> bool:
+    """Whether the dataset's frames come with a region grid (`procl.data.specs.has_region_grid`)."""
+    root = spec_root(spec)
+    return _region_grid(spec, str(root.resolve()), root.stat().st_mtime_ns)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _region_grid(spec: str, root: str, mtime: int) -> bool:
+    return has_region_grid(dataset(spec))
 
 
 def video_record(info: explore.RunInfo, video_id: str) -> VideoRecord | None:

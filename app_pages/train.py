@@ -100,9 +100,12 @@ pooling = c3.toggle("Learnable pooling", True, key="tr_pooling", disabled=not mu
                     help="Off: uniform pooling weights beta. Only the multi-task classifier pools.")
 
 
+grid = sh.region_grid(spec) if ds is not None else True  # some levers' defaults differ without a region grid
+
+
 def lever_widget(col, lv: Lever, chosen: dict):
     """One lever's widget, from its registry entry (procl.config.LEVER_SPECS)."""
-    value, key = RECIPES[recipe][lv.name], f"tr_{lv.name}_{recipe}"
+    value, key = lv.value(recipe, grid), f"tr_{lv.name}_{recipe}" + ("" if grid else "_nogrid")
     disabled = (lv.multi_only and not multi) or (lv.needs_shared_background and chosen.get("background") != "shared")
     if lv.type is bool:
         return col.toggle(lv.label, value, key=key, help=lv.tip, disabled=disabled)

@@ -45,10 +45,17 @@ class Lever:
     needs_shared_background: bool = False  # only read with background "shared"
     before: Any = None  # the value of runs saved before the lever existed (None: the recipe's)
     bench_on: Any = None  # off in both recipes: the value its bench row turns it on to
+    no_grid: Any = None  # the default recipe's value on inputs without a region grid (R = 1), where it differs
 
     @property
     def option(self) -> str:
         return "--" + self.name.replace("_", "-")
+
+    def value(self, recipe: str, grid: bool = True) -> Any:
+        """Its value in `recipe`; the default recipe takes `no_grid` on features without a grid."""
+        if recipe == "default" and not grid and self.no_grid is not None:
+            return self.no_grid
+        return RECIPES[recipe][self.name]
 
     def check(self, value: Any) -> None:
         """ProclError unless `value` is an allowed value of this lever."""
@@ -106,15 +113,19 @@ LEVER_SPECS: tuple[Lever, ...] = (
                               "the paper).",
           multi_only=True, before=False),
     Lever("time_weight", float, 0.0, 2.0, "train",
-          "relative time in the teacher's space, in units of the features' spread (0: none)",
+          "relative time in the teacher's space, in units of the features' spread (0: none; default recipe: "
+          "2 on videos, 0 on features without a region grid)",
           "Time weight", "Relative time in the teacher's space (0: none): states then group frames that look alike "
-                         "and happen at a similar point of the procedure.",
-          step=0.5),
+                         "and happen at a similar point of the procedure. The default recipe uses 0 on features "
+                         "without a region grid (precomputed per-frame features), where it cost F1.",
+          step=0.5, no_grid=0.0),
     Lever("min_steps", int, 0, 1600, "train",
-          "without --epochs: train on at least this many videos in all (more epochs on small data)",
-          "Least videos trained on", "With automatic epochs: more epochs on a small dataset until the networks have "
-                                     "trained on this many videos in all.",
-          step=100, maximum=1e7),
+          "multi-task, without --epochs: train on at least this many videos in all (more epochs on small data, "
+          "for the task classifier)",
+          "Least videos trained on", "Multi-task, with automatic epochs: more epochs on a small dataset until the "
+                                     "networks have trained on this many videos in all (the task classifier needs "
+                                     "them; one network per task has none).",
+          step=100, maximum=1e7, multi_only=True),
 )
 LEVERS: tuple[str, ...] = tuple(lv.name for lv in LEVER_SPECS)
 LEVER: dict[str, Lever] = {lv.name: lv for lv in LEVER_SPECS}
@@ -125,6 +136,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "default": {lv.name: lv.default for lv in LEVER_SPECS},
 }
 DECODE_LEVERS: tuple[str, ...] = tuple(lv.name for lv in LEVER_SPECS if lv.stage == "decode")
+# levers whose default-recipe value depends on the inputs having a region grid (`Lever.no_grid`)
+GRID_LEVERS: tuple[str, ...] = tuple(lv.name for lv in LEVER_SPECS if lv.no_grid is not None)
 
 
 def default_M(setting: str) -> int:
@@ -173,11 +186,15 @@ class TrainConfig:
     center: bool = False  # runs of procl 0.1 subtracted each video's mean attention feature (read back only)
     device: str = "auto"  # "auto" (cuda when available), "cpu" or "cuda"
 
-    def resolved(self) -> "TrainConfig":
+    def resolved(self, grid: bool | None = True) -> "TrainConfig":
+        """Every None filled with its default. grid: whether the inputs have a region grid
+        (R > 1), which some levers' default-recipe values depend on (`Lever.no_grid`);
+        None (not known yet: a job not started) leaves those levers as given."""
         if self.recipe not in RECIPES:
             raise ProclError(f"recipe {self.recipe!r} is not one of {', '.join(RECIPES)}")
-        levers = {name: value if (value := getattr(self, name)) is not None else RECIPES[self.recipe][name]
-                  for name in LEVERS}
+        levers = {lv.name: value if (value := getattr(self, lv.name)) is not None
+                  else None if grid is None and lv.no_grid is not None else lv.value(self.recipe, bool(grid))
+                  for lv in LEVER_SPECS}
         return TrainConfig(**{
             **asdict(self), **levers,
             "M": self.M if self.M is not None else default_M(self.setting),
@@ -226,11 +243,15 @@ class TrainConfig:
             raise bad("device", str(err)) from None
 
     def epochs_for(self, videos_per_epoch: int) -> int:
-        """The epochs to train: as given, or DEFAULT_EPOCHS and more on a small dataset, so
-        that at least min_steps videos are trained on (a dataset of 12 videos otherwise
-        gets 240 optimizer steps: too few for the classifier to learn anything)."""
+        """The epochs to train: as given, or DEFAULT_EPOCHS and, multi-task, more on a small
+        dataset, so that at least min_steps videos are trained on (a dataset of 12 videos
+        otherwise gets 240 optimizer steps: too few for the classifier to learn anything).
+        Single-task has no classifier: more epochs cost tenfold and gained nothing on the
+        development sets (docs/method.md, min_steps)."""
         if self.epochs is not None:
             return self.epochs
+        if self.setting != "multi":
+            return DEFAULT_EPOCHS
         return max(DEFAULT_EPOCHS, math.ceil((self.min_steps or 0) / max(videos_per_epoch, 1)))
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from procl import ProclError, metrics, runs, viz
 from procl.config import config_from_saved
+from procl.corrections import CORRECTIONS_FILE, read_corrections
 from procl.data import Dataset, VideoRecord
 from procl.features.video import FrameReader
 from procl.io import read_json
@@ -25,7 +26,8 @@ from procl.names import NAMES_FILE, names_by_task, read_names, unit_of
 from procl.paths import data_dir, slug
 from procl.words import dataset_name
 
-RUN_FILES = ("config.json", "status.json", "metrics.json", "selected.json", "predictions.csv", NAMES_FILE)
+RUN_FILES = ("config.json", "status.json", "metrics.json", "selected.json", "predictions.csv", NAMES_FILE,
+             CORRECTIONS_FILE)
 PLAYER_MAX_BYTES = 200 * 1024 * 1024  # larger files are not embedded in the page (it would read them whole)
 
 
@@ -44,6 +46,7 @@ class RunInfo:
     metrics: dict | None
     selected_states: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # unit -> task -> states
     names: dict[str, dict[int, str]] = field(default_factory=dict)  # unit -> state -> the user's name
+    merged: list[list[int]] = field(default_factory=list)  # the person's merges: states that are one step
 
     @property
     def name(self) -> str:
@@ -145,7 +148,13 @@ class RunInfo:
 
         sel = sorted(self.selected(task))
         others = sorted({int(s) for s in np.asarray(extra).reshape(-1) if int(s) >= 0} - set(sel))
-        return viz.state_colors(self.mapping(task), sel + others, len(self.step_names(task)))
+        colors = viz.state_colors(self.mapping(task), sel + others, len(self.step_names(task)))
+        mapping = self.mapping(task)
+        for group in self.merged:  # a person's merge is one step: one colour, a matched member's first
+            present = sorted((str(s) not in mapping and s not in mapping, s) for s in group if s in colors)
+            for _, s in present:
+                colors[s] = colors[present[0][1]]
+        return colors
 
     def state_names(self, task: str) -> dict[int, str]:
         """Selected state -> its label (given name, matched step, or 'state m')."""
@@ -172,8 +181,12 @@ def run_stamp(run: str | os.PathLike) -> tuple:
 def load_run_info(run: str | os.PathLike) -> RunInfo:
     """Config, status, metrics and selected states of a run; ProclError if damaged."""
     path = runs.run_dir(run)
+    try:
+        merged = read_corrections(path)["merge"]
+    except ProclError:  # a damaged corrections file: the Key-steps page says so where they are edited
+        merged = []
     return RunInfo(path, runs.read_config(path), runs.read_status(path), runs.read_metrics(path),
-                   runs.read_selected(path), read_names(path))
+                   runs.read_selected(path), read_names(path), merged)
 
 
 def video_table(info: RunInfo) -> pd.DataFrame:

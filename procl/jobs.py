@@ -25,8 +25,8 @@ from procl.train import default_run_name
 
 def launch(cfg: TrainConfig, run: str | None = None) -> Path:
     """Validate cfg, create the run folder (queued) and start training it in the background."""
-    cfg = cfg.resolved()
-    cfg.validate()
+    cfg.resolved().validate()
+    cfg = cfg.resolved(grid=None)  # the levers that depend on a region grid: decided when the features are read
     name = runs.check_name(run) if run else default_run_name(cfg)
     path = runs.create_run(name, {**asdict(cfg), "launched": True})
     log = open(path / "train.log", "ab")
@@ -77,8 +77,9 @@ def sweep_plan(cfg: TrainConfig, ks: list[int], run: str | None = None) -> list[
     given, else automatically. ProclError for invalid settings or a name already taken."""
     plan = []
     for k in ks:
-        c = replace(cfg, k=int(k)).resolved()
-        c.validate()
+        c = replace(cfg, k=int(k))
+        c.resolved().validate()
+        c = c.resolved(grid=None)  # the levers that depend on a region grid: decided when the features are read
         if run:
             name = runs.check_name(f"{run}-k{k}")
             if (checkpoints_dir() / name).exists():

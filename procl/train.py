@@ -354,13 +354,13 @@ def _train(cfg: TrainConfig, run: str | None, resume: bool, queued: bool, progre
     fresh = not resume or "features" not in saved
     if queued and "features" in saved:
         raise ProclError(f"run {run!r} has started already: continue it with --resume")
-    cfg = cfg.resolved()
-    cfg.validate()
+    given, cfg = cfg, cfg.resolved()
+    cfg.validate()  # before any long work (the grid's levers are checked again once the features are read)
     if run and not (resume or queued):
         runs.check_name(run)
 
     try:
-        dataset, features, units, cfg = _inputs(cfg, progress and main, on_progress if main else None)
+        dataset, features, units, cfg = _inputs(given, progress and main, on_progress if main else None)
         extra = hooks.prepare(cfg, dataset, features, units)
     except ProclError as err:
         before = runs.read_status(path) if saved and main else {}
@@ -385,10 +385,13 @@ def _train(cfg: TrainConfig, run: str | None, resume: bool, queued: bool, progre
     return _train_loop(cfg, path, dataset, features, units, not fresh, progress, on_progress, hooks)
 
 
-def _inputs(cfg: TrainConfig, progress: bool, on_progress: Callable | None):
+def _inputs(given: TrainConfig, progress: bool, on_progress: Callable | None):
     """The dataset, its features, the units to train (each task's training videos
-    checked) and cfg with its epochs decided."""
-    dataset, features = load_inputs(cfg, progress=progress, on_progress=on_progress)
+    checked) and the settings `given` resolved for those features (a region grid or not:
+    `TrainConfig.resolved`), with their epochs decided."""
+    dataset, features = load_inputs(given.resolved(), progress=progress, on_progress=on_progress)
+    cfg = given.resolved(grid=features.R > 1)
+    cfg.validate()
     units = make_units(cfg, dataset, features)
     check_features(features, [v for u in units for v in u.videos])
     return dataset, features, units, replace(cfg, epochs=cfg.epochs_for(sum(len(u.videos) for u in units)))

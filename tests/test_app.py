@@ -190,6 +190,18 @@ def test_train_form_validates_next_to_the_fields(app_env):
     assert set(table["run"]) == {"tiny-k2", "tiny-k3", "own-k3"} and set(table["state"]) == {"done"}
 
 
+def test_train_levers_show_the_defaults_of_features_without_a_grid(app_env):
+    """On precomputed [T, D] features the default recipe's time weight is 0 (videos: 2), and
+    the field shows the value that launches."""
+    at = open_page("app_pages/train.py")
+    assert at.number_input(key="tr_time_weight_default").value == 2.0
+    at.selectbox(key="tr_dataset").set_value("another folder…").run()
+    at.selectbox(key="tr_kind").set_value("actseg").run()
+    at.text_input(key="tr_path").input(str(BREAKFAST)).run()
+    assert_clean(at)
+    assert at.number_input(key="tr_time_weight_default_nogrid").value == 0.0
+
+
 def test_train_all_runs_table_never_says_none(app_env):
     """F1 of an unannotated run says so; a queued run's epochs and accuracy are not `None`;
     scores have one decimal; the dataset is named by its folder."""

@@ -5,7 +5,7 @@ import time
 
 from test_app import app_env, assert_clean, open_page  # noqa: F401 (app_env: the fixture)
 
-from procl import corrections, runs
+from procl import corrections, explore, runs
 
 
 def test_correct_merge_background_span_undo_and_refine(app_env):  # noqa: F811
@@ -19,6 +19,8 @@ def test_correct_merge_background_span_undo_and_refine(app_env):  # noqa: F811
     assert_clean(at)
     merged = corrections.read_corrections(path)["merge"]
     assert len(merged) == 1 and len(merged[0]) == 2
+    colors = explore.load_run_info(path).state_colors(task)
+    assert colors[merged[0][0]] == colors[merged[0][1]]  # one step, one colour on every page
     at.button(key=f"corr_bg_btn_{task}").click().run()
     assert len(corrections.read_corrections(path)["background"]) == 1
     at.button(key=f"corr_undo_ks_{task}").click().run()

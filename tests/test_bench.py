@@ -10,11 +10,14 @@ import pytest
 import torch
 
 from procl import bench, runs
+from procl.bench.nogrid import write_without_grid
 from procl.bench.plan import RECIPE_LABELS, RECIPES
 from procl.bench.report import format_scale
 from procl.bench.trainings import LEVER_ON, RECIPE_LEVERS, dedupe, estimate, plan_jobs, planned_shapes
 from procl.cli import build_parser
 from procl.config import LEVERS, config_from_saved
+from procl.data import open_dataset
+from procl.features.cache import load_or_extract
 from procl.io import read_json
 from procl.train import train
 
@@ -46,6 +49,31 @@ def test_cell_coverage_and_true_k():
     # attention spread uniformly gets exactly the box's area share
     assert (np.full(49, 1 / 49) @ bench.cell_coverage(box)) == pytest.approx(0.35 * 0.3)
     assert bench.true_k({"a": ["x"] * 5, "b": ["y"] * 8}) == 8
+
+
+def test_a_set_without_its_grid_keeps_its_frames_and_labels(tiny_synth, tmp_path, monkeypatch):
+    """bench.nogrid: each frame's region features averaged into one [T, D] row, read back
+    through actseg: with the same tasks, steps, frames and per-frame ground truth."""
+    monkeypatch.setenv("PROCL_DATA", str(tmp_path / "data"))
+    dataset = open_dataset(f"folder:{tiny_synth}", progress=False)
+    features = load_or_extract(dataset, progress=False)
+    flat = open_dataset(f"actseg:{write_without_grid(dataset, features, tmp_path / 'flat')}", progress=False)
+    flat_features = load_or_extract(flat, progress=False)
+    assert flat.tasks == dataset.tasks and flat_features.R == 1
+    def names(steps: list[str], labels: np.ndarray) -> list[str]:
+        return ["-" if g < 0 else steps[g].split("/")[-1].replace(" ", "_") for g in labels]
+
+    for video in dataset.videos:
+        fv, gv = features.videos[video.id], flat_features.videos[video.id]
+        assert gv.feats.shape == (fv.T, 1, features.D)
+        np.testing.assert_allclose(gv.feats[:, 0], fv.feats.mean(1), rtol=1e-6)
+        assert (names(flat.steps[video.task], flat.video(video.id).labels_at(gv.times))
+                == names(dataset.steps[video.task], video.labels_at(fv.times)))
+    for task in dataset.tasks:  # the steps some frame shows, in the same order (actseg knows no others)
+        shown = {s for v in dataset.videos_of(task=task) for s in names(dataset.steps[task], v.labels_at(
+            features.videos[v.id].times))} - {"-"}
+        assert [s.split("/", 1)[1] for s in flat.steps[task]] == [
+            s.replace(" ", "_") for s in dataset.steps[task] if s.replace(" ", "_") in shown]
 
 
 def test_cli_wires_bench():
@@ -118,16 +146,17 @@ def test_quick_path_on_tiny_plan(tmp_path, monkeypatch, capsys):
     assert "Command: `python -m procl bench --quick --out" in text and "--device cpu`" in text
     assert not re.search(r"\b(nan|None|inf)\b", text)
 
-    for heading in ("## Targets (issue 8)", "## Built-in dataset, multi-task", "### k = 4", "### k = 6 (true k)",
-                    "## Levers: each one's measured gain", "## The paper's claims, both recipes",
+    for heading in ("## Targets (issues 8 and 19)", "## Built-in dataset, multi-task", "### k = 4",
+                    "### k = 6 (true k)", "## Levers: each one's measured gain", "## The paper's claims, both recipes",
                     "## Single-task setting", "## Attention quality", "## Robustness", "## Real data",
-                    "## Small data", "## Human in the loop", "### builtin", "### harder", "## Speed", "### Scale",
-                    "### Explore on a 1-minute video"):
+                    "## No grid", "### builtin without its grid", "## Small data", "## Human in the loop",
+                    "### builtin", "### harder", "## Speed", "### Scale", "### Explore on a 1-minute video"):
         assert heading in text, heading
 
     # every quality table: numbers in every cell, task accuracy for procl's multi-task rows only
     tables = _tables(text, QUALITY_HEADER)
-    assert len(tables) == 2 + 2 + 1 + 1 + 1 + 1  # two k, two recipes' levers, variants, single, robustness, Breakfast
+    # two k, two recipes' levers, variants, single, robustness, Breakfast, no grid multi- and single-task
+    assert len(tables) == 2 + 2 + 1 + 1 + 1 + 1 + 2
     labels = []
     for rows in tables:
         for cells in rows:
@@ -160,14 +189,15 @@ def test_quick_path_on_tiny_plan(tmp_path, monkeypatch, capsys):
                              claims, re.M), (cid, recipe)
 
     (target_rows,) = _tables(text, "| target | measured | |")
-    assert len(target_rows) == 11
+    assert len(target_rows) == 15  # 11; no-grid built-in multi, single; small data F1 and background; Breakfast cost
     for target, measured, met in target_rows:
         assert re.search(NUMBER, measured), target
         assert met in ("**met**", "**missed**", "**not measured**"), target
 
     (small,) = _tables(text, "| method | epochs | training s | Acc |")
-    assert len(small) == 4  # each recipe, and each with min_steps changed
-    for cells in small:
+    assert len(small) == 5  # Uniform, each recipe, and each with min_steps changed
+    assert small[0][0] == "Uniform"
+    for cells in small[1:]:
         assert all(re.fullmatch(rf"\d+|{CELL}", c) for c in cells[1:]), cells
 
     for recipe in RECIPES:

@@ -471,6 +471,19 @@ def test_actseg_generated_dt(tmp_path):
     assert open_dataset(f"actseg:{root}").video("v1").feature_fps == 30.0
 
 
+def test_region_grid_of_a_dataset(tmp_path, tiny_synth):
+    """Videos have a region grid; [T, D] features (.npy or .txt) have none; [T, R, D] with R > 1 do."""
+    assert specs.has_region_grid(open_dataset(f"folder:{tiny_synth}"))
+    assert not specs.has_region_grid(open_dataset(f"actseg:{BREAKFAST}"))  # .txt rows
+    assert not specs.has_region_grid(open_dataset(f"actseg:{make_actseg(tmp_path / 'a')}"))  # .npy [T, D]
+    root = tmp_path / "feats"
+    root.joinpath("videos", "t").mkdir(parents=True)
+    np.save(root / "videos" / "t" / "v1.npy", np.zeros((5, 4, 8), np.float32))  # [T, R, D]
+    assert specs.has_region_grid(open_dataset(f"folder:{root}"))
+    np.save(root / "videos" / "t" / "v1.npy", np.zeros((5, 1, 8), np.float32))  # R = 1
+    assert not specs.has_region_grid(open_dataset(f"folder:{root}"))
+
+
 def test_actseg_errors(tmp_path):
     root = make_actseg(tmp_path / "a")
     write(root / "groundTruth" / "v2.txt", "cut\nstir\nbackground\n")

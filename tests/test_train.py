@@ -23,6 +23,7 @@ from procl.evaluate import evaluate
 from procl.infer import PREDICT_COLUMNS, load_run, predict_dataset
 from procl.train import TrainConfig, config_from_saved, load_inputs, train
 
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 TINY = dict(k=3, M=16, epochs=30, width=32)  # M well above tasks x k: the tiny set has 3 x 3 steps
 
 
@@ -159,6 +160,34 @@ def test_single_task_setting(env):
     m = json.loads((path / "metrics.json").read_text())
     assert m["split"] == "all" and m["accuracy"] == 1.0  # the task is given
     assert len(json.loads((path / "selected.json").read_text())) == 3  # one network per task
+
+
+def test_automatic_epochs_add_steps_for_the_classifier_only():
+    """Multi-task small data trains longer (min_steps, for the task classifier); single-task
+    has no classifier and trains the default epochs; --epochs wins over both."""
+    multi, single = TrainConfig(k=3).resolved(), TrainConfig(k=3, setting="single").resolved()
+    assert multi.epochs_for(5) == 320 and multi.epochs_for(200) == 20
+    assert single.epochs_for(5) == 20
+    assert dataclasses.replace(single, epochs=7).epochs_for(5) == 7
+
+
+def test_default_recipe_resolves_levers_by_region_grid(env, tmp_path):
+    """The default recipe's time weight is 2 on videos (a region grid) and 0 on precomputed
+    [T, D] features (Lever.no_grid), decided when the features are read, for a run the CLI
+    starts and for a job the app queues; a value given explicitly is kept."""
+    from procl import jobs
+    videos = json.loads((train(TrainConfig(dataset=env["spec"], setting="single", k=3, M=6, epochs=1, width=8),
+                               run="grid-tw", progress=False) / "config.json").read_text())
+    assert videos["time_weight"] == 2.0 and videos["features"]["R"] > 1
+    coffee = f"actseg:{SAMPLES / 'breakfast_coffee'}"
+    plain = TrainConfig(dataset=coffee, setting="single", k=3, M=8, epochs=1, width=8)
+    nogrid = json.loads((train(plain, run="nogrid-tw", progress=False) / "config.json").read_text())
+    assert nogrid["time_weight"] == 0.0 and nogrid["features"]["R"] == 1
+    given = train(dataclasses.replace(plain, time_weight=1.5), run="nogrid-tw-given", progress=False)
+    assert json.loads((given / "config.json").read_text())["time_weight"] == 1.5
+    assert TrainConfig().resolved(grid=None).time_weight is None  # a queued job decides it when it trains
+    queued = jobs.sweep_plan(plain, [3])[0][1]
+    assert queued.time_weight is None and queued.M == 8
 
 
 @pytest.mark.parametrize("change, message", [

@@ -1,6 +1,6 @@
 """`python -m procl bench [--quick] [--out FILE] [--device auto|cpu|cuda]`: the paper's
 tables and claims for procl's default recipe and the paper's recipe side by side, each
-lever's measured gain, issue 8's targets, and speed.
+lever's measured gain, issues 8 and 19's targets, and speed.
 
 One run generates its datasets afresh, trains every row of its plan in a process pool
 (one single-threaded training per core), then builds the tables, verdicts and speed
@@ -9,11 +9,12 @@ measurements and writes the markdown report. The package:
     plan.py        Plan (FULL, QUICK, TINY), the datasets, statistics and the claim rule
     trainings.py   the bench's state, dataset generation, the trainings and their pool
     quality.py     the quality tables (baselines, recipes, levers, variants, data sets)
-    claims.py      claims C1-C6 per recipe, the levers' gains, issue 8's targets
+    claims.py      claims C1-C6 per recipe, the levers' gains, issues 8 and 19's targets
     speed.py       speed: inference, training steps, the teacher's share, scale and Explore
     scale.py       distributed selection, torchrun features and training (1 against n processes)
     explore_page.py  Explore's page time on a generated one-hour video (through Streamlit's AppTest)
     human.py       human in the loop: simulated corrections, refine, named F1 against the vote
+    nogrid.py      a generated set as precomputed [T, D] features (no grid), for the no-grid tables
     report.py      the markdown
 
 Everything the bench writes lives in `data_dir()/bench/<plan>/` (its own `data/` and
@@ -53,6 +54,7 @@ from procl.bench.quality import (
     breakfast_tables,
     builtin_tables,
     cell_coverage,
+    nogrid_tables,
     precision_ceiling,
     robustness_tables,
     single_task_table,
@@ -102,6 +104,7 @@ def run_bench(plan: Plan, progress: bool = True, command: str = "python -m procl
         r["precision_ceiling"] = precision_ceiling(b)
         r["robustness"] = robustness_tables(b)
         r["breakfast"] = breakfast_tables(b)
+        r["nogrid"] = nogrid_tables(b)
         r["small"] = small_data_table(b)
         r["human"] = human_table(b)
         r["speed"] = speed.measure(b)

@@ -197,13 +197,34 @@ def breakfast_tables(b: Bench) -> dict[int, dict[str, Row]]:
         for recipe in RECIPES:
             rows[recipe] = run_row(b, _label(recipe, "single-task"), "breakfast", recipe, "single", k,
                                    accuracy=False)
+            for seed, scores in zip(b.plan.seeds, rows[recipe].scores):
+                scores["train_s"] = b.seconds("breakfast", recipe, "single", k, seed)
         out[k] = rows
+    return out
+
+
+def nogrid_tables(b: Bench) -> dict[str, dict[str, dict[str, Row]]]:
+    """Table h: each set of plan.nogrid as precomputed [T, D] features (no grid), at its true
+    k: {name: {"multi": rows (test split), "single": rows (all videos)}}, Uniform and
+    k-means (fit per task) beside both recipes."""
+    out = {}
+    for name in b.plan.nogrid:
+        data = b.data[f"{name}-nogrid"]
+        k = b.data[name].k_true  # the generated set's (actseg knows only the steps some sampled frame shows)
+        multi = baseline_rows(b, data, k, ("uniform", "kmeans"))
+        single = baseline_rows(b, data, k, ("uniform", "kmeans"), single=True)
+        for recipe in RECIPES:
+            multi[recipe] = run_row(b, _label(recipe), data.name, recipe, "full", k)
+            single[recipe] = run_row(b, _label(recipe, "single-task"), data.name, recipe, "single", k,
+                                     accuracy=False)
+        out[name] = {"multi": multi, "single": single}
     return out
 
 
 def small_data_table(b: Bench) -> dict[str, Row]:
     """Table g: the small set at k = SMALL_K, test split: each row's scores plus training
-    seconds and the distinct key-step states per test video (min and mean)."""
+    seconds, the distinct key-step states per test video (min and mean) and the share of
+    the test frames called background, against the ground truth's."""
     data = b.data["small"]
     rows = {}
     for recipe in sorted(RECIPES, key=lambda rc: rc != "default"):
@@ -212,14 +233,20 @@ def small_data_table(b: Bench) -> dict[str, Row]:
             rows[f"{recipe}_min_steps"] = (recipe, "lever-min_steps",
                                            _label(recipe, f"min_steps = {lever_value('min_steps', recipe)}"))
     test = data.videos("test")
-    out = {}
+    out = {"uniform": baseline_rows(b, data, SMALL_K, ("uniform",))["uniform"]}
+    truth = float(np.mean(np.concatenate([v.labels_at(data.features.videos[v.id].times) for v in test]) == -1))
+    for scores in out["uniform"].scores:  # equal cuts never say background
+        scores.update(background=0.0, gt_background=truth)
     for key, (recipe, row, label) in rows.items():
         base = run_row(b, label, "small", recipe, row, SMALL_K)
         for seed, scores in zip(b.plan.seeds, base.scores):
             run = b.run("small", recipe, row, SMALL_K, seed)
-            distinct = [len(np.unique(s[s >= 0])) for s in (runs.load_outputs(run, v.id)["states"] for v in test)]
+            outputs = [runs.load_outputs(run, v.id) for v in test]
+            distinct = [len(np.unique(o["states"][o["states"] >= 0])) for o in outputs]
+            states, gt = np.concatenate([o["states"] for o in outputs]), np.concatenate([o["gt"] for o in outputs])
             scores.update(train_s=b.seconds("small", recipe, row, SMALL_K, seed), states_min=float(min(distinct)),
-                          states_mean=float(np.mean(distinct)), epochs=float(read_json(run / "config.json")["epochs"]))
+                          states_mean=float(np.mean(distinct)), epochs=float(read_json(run / "config.json")["epochs"]),
+                          background=float(np.mean(states == -1)), gt_background=float(np.mean(gt == -1)))
         out[key] = base
     return out
 

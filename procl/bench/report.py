@@ -3,7 +3,16 @@ from __future__ import annotations
 
 from procl.bench.claims import NOT_MEASURED, pct
 from procl.bench.human import format_human
-from procl.bench.plan import MIN_MARGIN, RECIPE_LABELS, RECIPES, ROBUSTNESS, SMALL_K, mean_std, values
+from procl.bench.plan import (
+    ASOT_COFFEE_CPU_S,
+    MIN_MARGIN,
+    RECIPE_LABELS,
+    RECIPES,
+    ROBUSTNESS,
+    SMALL_K,
+    mean_std,
+    values,
+)
 from procl.bench.quality import Row
 
 COLUMNS = (("R", "recall"), ("P", "precision"), ("F1", "f1"), ("Edit", "edit"), ("F1@50", "f1_50"),
@@ -12,7 +21,9 @@ DASH = "–"  # a cell where no number belongs (a baseline's task accuracy)
 
 
 def num(vals: list[float], digits: int = 1) -> str:
-    """Mean +- std of plain numbers; the mean alone for one value."""
+    """Mean +- std of plain numbers; the mean alone for one value; a dash for none."""
+    if not vals:
+        return DASH
     m, s = mean_std(vals)
     return f"{m:.{digits}f} ± {s:.{digits}f}" if len(vals) > 1 else f"{m:.{digits}f}"
 
@@ -162,25 +173,43 @@ def format_single_and_data(r: dict) -> list[str]:
               f"({'no grid: attention is the identity' if d['R'] == 1 else str(d['R']) + ' regions'}), "
               f"{d['k_true']} key-steps; all videos scored.", ""]
         for k, rows in r["breakfast"].items():
-            L += [f"### k = {k}", "", *table(rows), ""]
+            L += [f"### k = {k}", "", *table(rows), "",
+                  "Training seconds per run (one thread, wall, another training beside it): "
+                  + ", ".join(f"{RECIPE_LABELS[rc]} {num(values(rows[rc].scores, 'train_s'))}" for rc in RECIPES)
+                  + f"; ASOT on the same frames: {ASOT_COFFEE_CPU_S:g} CPU-seconds (Xu & Gould, CVPR 2024, run "
+                  "on the development machine).", ""]
+
+    L += ["## No grid: generated sets as precomputed per-frame features", "",
+          "Each set's region features averaged over the cells into one vector per frame [T, D] and read through "
+          "`actseg:` (`procl.bench.nogrid`), as CrossTask, Breakfast or COIN come: attention has no grid to look "
+          "at. At the set's true k; multi-task scored on the test split, single-task (one network per task) on "
+          "all videos.", ""]
+    for name, tables in r.get("nogrid", {}).items():
+        d, k = r["datasets"][f"{name}-nogrid"], r["datasets"][name]["k_true"]
+        L += [f"### {name} without its grid (k = {k}, {d['videos']} videos, {d['D']}-dim)", "",
+              "Multi-task:", "", *table(tables["multi"]), "", "Single-task:", "", *table(tables["single"]), ""]
+    if not r.get("nogrid"):
+        L += ["No set in this plan.", ""]
 
     d = r["datasets"]["small"]
     L += [f"## Small data (k = {SMALL_K}, test split)", "",
           f"Generated with {_args(d['generator'])}: {d['videos']} videos ({d['train']} train / {d['test']} test). "
           "Distinct states: the key-step states a test video's prediction uses (background left out); training "
-          "seconds are wall time with other trainings running.", "",
-          "| method | epochs | training s | Acc | distinct states per video, fewest | mean | F1 | Edit |",
-          "|---|---|---|---|---|---|---|---|"]
+          "seconds are wall time with other trainings running. Background: the share of the test frames called "
+          "background, and the ground truth's.", "",
+          "| method | epochs | training s | Acc | distinct states per video, fewest | mean | F1 | Edit | background % "
+          "| truth % |", "|---|---|---|---|---|---|---|---|---|---|"]
     for row in r["small"].values():
         L.append(f"| {row.label} | {num(values(row.scores, 'epochs'), 0)} | {num(values(row.scores, 'train_s'), 0)} | "
                  f"{_cell(row, 'accuracy')} | {num(values(row.scores, 'states_min'))} | "
-                 f"{num(values(row.scores, 'states_mean'))} | {_cell(row, 'f1')} | {_cell(row, 'edit')} |")
+                 f"{num(values(row.scores, 'states_mean'))} | {_cell(row, 'f1')} | {_cell(row, 'edit')} | "
+                 f"{_cell(row, 'background')} | {_cell(row, 'gt_background')} |")
     notes = [f"- {row.label}: {row.note}." for row in r["small"].values() if row.note]
     return L + ([""] + notes if notes else []) + [""]
 
 
 def format_targets(r: dict) -> list[str]:
-    L = ["## Targets (issue 8)", "", "| target | measured | |", "|---|---|---|"]
+    L = ["## Targets (issues 8 and 19)", "", "| target | measured | |", "|---|---|---|"]
     for t in r["targets"]:
         L.append(f"| {t['target']} | {t['value']} | **{_met(t['met'])}** |")
     return L + [""]

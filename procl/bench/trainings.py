@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from procl import ProclError, runs
+from procl.bench.nogrid import write_without_grid
 from procl.bench.plan import (
     REAL_DATA,
     REAL_DATA_ENV,
@@ -119,6 +120,8 @@ def planned_shapes(plan: Plan) -> dict[str, Shape]:
     for name in ("builtin", *plan.variants, "small"):
         args = generator_args(plan, name)
         out[name] = Shape(planned_true_k(args), *planned_shape(args))
+    for name in plan.nogrid:
+        out[f"{name}-nogrid"] = out[name]
     path = real_data_path()
     if (path / "groundTruth").is_dir():  # one label per frame and line
         lengths = [len(f.read_text(encoding="utf-8").splitlines()) for f in (path / "groundTruth").iterdir()]
@@ -199,6 +202,12 @@ def prepare(b: Bench) -> None:
         features = load_or_extract(dataset, progress=b.progress)
         b.data[name] = Data(name, dataset.spec, dataset, features, args, generate_s,
                             time.perf_counter() - start)
+    for name in b.plan.nogrid:
+        source = b.data[name]
+        root = write_without_grid(source.dataset, source.features, b.root / "data" / f"{name}-nogrid")
+        dataset = open_dataset(f"actseg:{root}", progress=False)
+        b.data[f"{name}-nogrid"] = Data(f"{name}-nogrid", dataset.spec, dataset,
+                                        load_or_extract(dataset, progress=False), source.generator)
     path = real_data_path()
     if not (path / "features").is_dir():
         b.real_skipped = f"{path} not found (set {REAL_DATA_ENV} to the breakfast_coffee folder)"
@@ -254,6 +263,8 @@ def plan_jobs(plan: Plan, shapes: dict[str, Shape]) -> list[Job]:
             jobs.append(Job("small", recipe, "full", SMALL_K, seed))
             if "min_steps" in ablated_levers(plan, recipe):  # it acts where the automatic epochs differ: small data
                 jobs.append(Job("small", recipe, "lever-min_steps", SMALL_K, seed))
+            for name in plan.nogrid:  # multi-task and single-task, as a researcher's [T, D] download
+                jobs += [Job(f"{name}-nogrid", recipe, row, shapes[name].k_true, seed) for row in ("full", "single")]
             if "breakfast" in shapes:
                 jobs += [Job("breakfast", recipe, "single", k, seed) for k in plan.real_ks]
     return jobs

@@ -69,6 +69,24 @@ def open_dataset(spec: str, progress: bool = True) -> Dataset:
     return ADAPTERS[kind](path, f"{kind}:{path}")
 
 
+def has_region_grid(dataset: Dataset) -> bool:
+    """Whether the dataset's frames come with a region grid (R > 1), read without loading
+    them: videos do (the backbones pool a grid of cells); precomputed features do when
+    their first array is [T, R, D] with R > 1 (`.txt` rows are [T, D]). Some levers'
+    default values depend on it (`procl.config.Lever.no_grid`)."""
+    first = dataset.videos[0] if dataset.videos else None
+    if first is None or first.kind != "features":
+        return True
+    path = Path(first.source)
+    if path.suffix.lower() != ".npy":
+        return False
+    try:
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+    except (OSError, ValueError):
+        return False  # unreadable: training says so, naming the file
+    return len(shape) == 3 and shape[1] > 1
+
+
 def load_feature_array(video: VideoRecord) -> np.ndarray:
     """The precomputed features of a video of kind "features": float32 [T, D] or [T, R, D].
 
