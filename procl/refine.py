@@ -166,8 +166,12 @@ class RefineHooks(TrainHooks):
 
 def refine(parent: str | Path, run_name: str, corrections_file: str | Path | None = None,
            epochs: int | None = None, progress: bool = True,
-           on_progress: Callable[[dict], None] | None = None) -> Path:
-    """Train the refined run `run_name` from `parent` and its corrections (module docstring)."""
+           on_progress: Callable[[dict], None] | None = None, resume: bool = False) -> Path:
+    """Train the refined run `run_name` from `parent` and its corrections (module docstring);
+    with `resume`, continue the refined run `run_name` (stopped or killed) from its last
+    completed epoch, with the corrections and settings it started with."""
+    if resume:
+        return _resume(parent, run_name, progress, on_progress)
     path = runs.run_dir(parent)
     status = runs.read_status(path)
     if status.get("state") != "done" or not (path / "model.pt").exists():
@@ -190,6 +194,25 @@ def refine(parent: str | Path, run_name: str, corrections_file: str | Path | Non
     cfg = replace(cfg, epochs=epochs or max(1, math.ceil(EPOCH_SHARE * parent_epochs)))
     hooks = RefineHooks(path, raw)
     out = train(cfg, run=run_name, progress=progress, on_progress=on_progress, hooks=hooks)
+    if runs.read_status(out).get("state") == "done":
+        name_by_vote(out, hooks.constraints)
+    return out
+
+
+def _resume(parent: str | Path, run_name: str, progress: bool, on_progress: Callable | None) -> Path:
+    """Continue the refinement `run_name` of `parent` (see `refine`)."""
+    child = runs.run_dir(run_name)
+    config = runs.read_config(child)
+    if config.get("parent") is None or "corrections" not in config:
+        raise ProclError(f"run {child.name!r} is not a refinement: continue it with `procl train --run "
+                         f"{child.name} --resume`")
+    path = runs.run_dir(parent)
+    if config["parent"] != path.name:
+        raise ProclError(f"run {child.name!r} refines {config['parent']!r}, not {path.name!r}: give --run "
+                         f"{config['parent']}")
+    hooks = RefineHooks(path, config["corrections"])
+    out = train(config_from_saved(config), run=str(child), resume=True, progress=progress,
+                on_progress=on_progress, hooks=hooks)
     if runs.read_status(out).get("state") == "done":
         name_by_vote(out, hooks.constraints)
     return out
@@ -237,10 +260,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-name", required=True, help="name of the new, refined run")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"epochs of the refinement (default: {int(EPOCH_SHARE * 100)}%% of the parent's, at least 1)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the refinement --run-name (stopped or killed) from its last completed epoch, "
+                        "with the corrections and settings it started with")
 
 
 def main(args: argparse.Namespace) -> int:
-    path = refine(args.run, args.run_name, args.corrections, args.epochs)
+    if args.resume and (args.corrections or args.epochs):
+        raise ProclError("--resume continues with the corrections and epochs the refinement started with: "
+                         "leave out --corrections and --epochs")
+    path = refine(args.run, args.run_name, args.corrections, args.epochs, resume=args.resume)
     status = runs.read_status(path)
     if status.get("state") == "done":
         print(format_metrics(path), file=sys.stderr)

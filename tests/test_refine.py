@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from conftest import run_folders
 
 from procl import ProclError, corrections, metrics, runs
@@ -14,6 +15,7 @@ from procl.evaluate import evaluate, open_for_run
 from procl.infer import load_run, predict_dataset
 from procl.names import read_names
 from procl.paths import checkpoints_dir
+from procl.refine import refine
 from procl.selection import subset_selection
 from procl.train import TrainConfig, train
 
@@ -143,6 +145,35 @@ def test_refine_learns_names_and_constraints(env, parent, tmp_path, capsys):
     named = [names.get(int(s)) for p in preds for s in p.states]
     assert any(n is not None for n in named)
     assert vote_names(predict_dataset(loaded, dataset, features, split="all")[:3], dataset.steps)
+
+
+def test_a_stopped_refinement_resumes_to_the_same_model(env, parent, tmp_path, capsys):
+    """refine --resume continues a stopped refinement with the corrections it started with
+    and ends where an uninterrupted one ends."""
+    loaded = load_run(parent)
+    dataset, features = open_for_run(loaded.config, None)
+    path = tmp_path / "corr.json"
+    path.write_text(json.dumps(simulated_corrections(dataset, features, pick_videos(dataset, loaded.config, 1))))
+    whole = refine("parent", "whole", path, epochs=3, progress=False)
+    stopped = {"n": 0}
+
+    def stop_after_first_epoch(info):
+        if info.get("phase") == "train" and info["epoch"] == 1 and not stopped["n"]:
+            stopped["n"] = 1
+            runs.request_stop("halves")
+
+    halves = refine("parent", "halves", path, epochs=3, progress=False, on_progress=stop_after_first_epoch)
+    assert runs.read_status(halves)["state"] == "cancelled"
+    path.write_text("{}")  # the resumed run uses the corrections it started with, not the file's
+    assert cli(["refine", "--run", "parent", "--run-name", "halves", "--resume"]) == 0
+    assert capsys.readouterr().out.strip().endswith("halves")
+    assert runs.read_status(halves)["state"] == "done"
+    a, b = runs.load_torch(whole / "model.pt"), runs.load_torch(halves / "model.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert read_names(halves) == read_names(whole)
+    assert cli(["refine", "--run", "parent", "--run-name", "whole", "--resume", "--epochs", "2"]) == 2
+    assert "leave out --corrections and --epochs" in capsys.readouterr().err
+    assert cli(["refine", "--run", "parent", "--run-name", "missing-child", "--resume"]) == 2
 
 
 def test_refine_refuses_bad_input(env, parent, tmp_path, capsys):
