@@ -1,5 +1,5 @@
-"""Corrections (issue 21), layout only: mark a span (Explore), merge states or mark one
-background (Key-steps), the list with undo, and "Refine with my corrections" (a
+"""Corrections (issue 21), layout only: mark a span (Explore), merge states, mark one
+background or split one in two (Key-steps), the list with undo, and "Refine with my corrections" (a
 background job, procl.jobs.launch_refine). The logic is procl.corrections."""
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _add_span(info, video_id: str) -> None:
 
 
 def _add_state(info, kind: str, key: str) -> None:
-    """A merge (the states picked) or a background state, read when the button is clicked."""
+    """A merge (the states picked), a background or a split state, read when the button is clicked."""
     corrections.add(info.path, kind, st.session_state.get(key), info.config)
 
 
@@ -55,7 +55,7 @@ def span_form(info, video_id: str, times) -> None:
 
 
 def state_form(info, task: str, states: list[int]) -> None:
-    """Key-steps: merge states into one step, mark a state background."""
+    """Key-steps: merge states into one step, mark a state background, split a state in two."""
     st.subheader("Correct the key-steps")
     _message()
     c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
@@ -67,6 +67,12 @@ def state_form(info, task: str, states: list[int]) -> None:
                       format_func=lambda s: info.state_label(task, s))
     c4.button("Mark background", key=f"corr_bg_btn_{task}", on_click=_do,
               args=(_add_state, info, "background", f"corr_bg_{task}"), icon=":material/block:")
+    c1, c2, _ = st.columns([2, 1, 3])
+    c1.selectbox("State that is two steps", states, key=f"corr_split_{task}",
+                 format_func=lambda s: info.state_label(task, s),
+                 help="Refining re-clusters its frames into two; both halves become steps of this task.")
+    c2.button("Split", key=f"corr_split_btn_{task}", on_click=_do,
+              args=(_add_state, info, "split", f"corr_split_{task}"), icon=":material/call_split:")
     corrections_list(info, key=f"ks_{task}")
     refine_panel(info)
 
@@ -78,7 +84,7 @@ def corrections_list(info, key: str) -> None:
         for line in lines:
             st.markdown(f"- {line}")
         if not lines:
-            st.caption("None yet: mark a span on Explore, or merge states / mark background on Key-steps.")
+            st.caption("None yet: mark a span on Explore, or merge, split or mark states background on Key-steps.")
         st.button("Undo the last change", key=f"corr_undo_{key}", disabled=not corrections.can_undo(info.path),
                   on_click=_do, args=(corrections.undo, info.path), icon=":material/undo:")
 
@@ -104,8 +110,8 @@ def refine_panel(info) -> None:
               disabled=corrections.is_empty(corr), on_click=_launch, args=(info, name_key),
               icon=":material/model_training:")
     st.caption("A new run, warm-started from this one, learns from your corrections: labelled spans are fixed, merged "
-               "states share one label, background states are never key-steps, and your names carry over to every "
-               f"video. CLI: `python -m procl refine --run {info.name} --run-name NEW`.")
+               "states share one label, split states become two, background states are never key-steps, and your "
+               f"names carry over to every video. CLI: `python -m procl refine --run {info.name} --run-name NEW`.")
     job = st.session_state.get(f"refine_job_{info.name}")
     if job:
         st.fragment(lambda: _progress(info, job), run_every=1.0)()

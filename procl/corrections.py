@@ -4,11 +4,13 @@
 key optional, states are the run's state ids (docs/design.md, "Command line"):
 
     {"segments": [{"video": "change_tire_003", "start": 4.0, "end": 9.5, "step": "loosen nuts"}],
-     "merge": [[12, 31]], "background": [7], "names": {"28": "loosen nuts"}}
+     "merge": [[12, 31]], "background": [7], "names": {"28": "loosen nuts"}, "split": [5]}
 
 A segment marks the frames of `video` from `start` to `end` seconds as the named step
 (`"step": "background"`: as background); `merge` groups states that are one step;
-`background` lists states that are no key-step; `names` names states. Saving keeps the
+`background` lists states that are no key-step; `names` names states; `split` lists
+states that are two steps (a refinement re-clusters their frames into two and keeps
+both halves as key-steps of the tasks that had the state). Saving keeps the
 versions before it (`corrections.history.json`), so the last change can be undone;
 both files are written atomically, and a bad correction is refused with a message
 naming the entry before anything is written.
@@ -35,11 +37,11 @@ CORRECTIONS_FILE = "corrections.json"
 HISTORY_FILE = "corrections.history.json"
 HISTORY_KEEP = 50  # versions kept for undo
 BACKGROUND = "background"
-KEYS = ("segments", "merge", "background", "names")
+KEYS = ("segments", "merge", "background", "names", "split")
 
 
 def empty() -> dict:
-    return {"segments": [], "merge": [], "background": [], "names": {}}
+    return {"segments": [], "merge": [], "background": [], "names": {}, "split": []}
 
 
 def _number(value: Any, what: str) -> float:
@@ -134,6 +136,15 @@ def parse(raw: Any, M: int | None = None, durations: dict[str, float] | None = N
         if not name:
             raise ProclError(f"names[{s!r}]: the name is empty: give a name, or remove the entry")
         out["names"][str(state)] = name
+    splits = raw.get("split") or []
+    if not isinstance(splits, list):
+        raise ProclError("corrections: 'split' must be a list of states, e.g. [5]")
+    out["split"] = sorted({_state(s, f"split[{i}]", M) for i, s in enumerate(splits)})
+    for s in out["split"]:
+        if s in out["background"]:
+            raise ProclError(f"split: state {s} is also marked background: undo one of the two")
+        if s in seen:
+            raise ProclError(f"split: state {s} is in merge[{seen[s]}]: a state is merged or split, not both")
     return out
 
 
@@ -209,7 +220,8 @@ def can_undo(run: str | os.PathLike) -> bool:
 
 def add(run: str | os.PathLike, kind: str, value: Any, config: dict | None = None) -> dict:
     """One correction added to the run's saved ones: kind "segments" (a {video, start,
-    end, step}), "merge" (a list of states), "background" (a state) or "names" ((state, name))."""
+    end, step}), "merge" (a list of states), "background" (a state), "names" ((state,
+    name)) or "split" (a state)."""
     corr = read_corrections(run)
     if kind == "segments":
         corr["segments"].append(dict(value))
@@ -227,8 +239,11 @@ def add(run: str | os.PathLike, kind: str, value: Any, config: dict | None = Non
         state, name = value
         corr["names"][str(int(state))] = name
         what = f"state {int(state)} named {name!r}"
+    elif kind == "split":
+        corr["split"] = sorted(set(corr["split"]) | {int(value)})
+        what = f"state {int(value)} is two steps"
     else:
-        raise ProclError(f"unknown kind of correction {kind!r}: use segments, merge, background or names")
+        raise ProclError(f"unknown kind of correction {kind!r}: use segments, merge, background, names or split")
     return save_corrections(run, corr, config, what)
 
 
@@ -238,6 +253,7 @@ def describe(corr: dict) -> list[str]:
     lines += ["states " + " + ".join(map(str, g)) + " are one step" for g in corr.get("merge", [])]
     lines += [f"state {s} is background" for s in corr.get("background", [])]
     lines += [f"state {s} is named {n!r}" for s, n in corr.get("names", {}).items()]
+    lines += [f"state {s} is two steps (split)" for s in corr.get("split", [])]
     return lines
 
 
@@ -256,6 +272,8 @@ class Constraints:
     background: states a person marked background (never selected)
     anchors:    task -> states every selection of that task keeps (the person's named steps)
     names:      state -> name, the refined run's names
+    split:      state -> the center it starts the refinement at (a split state's two
+                halves: the state itself and a state no task used)
     weight:     how much more a labelled frame weighs in the ranking loss
     """
 
@@ -264,6 +282,7 @@ class Constraints:
     background: list[int] = field(default_factory=list)
     anchors: dict[str, list[int]] = field(default_factory=dict)
     names: dict[int, str] = field(default_factory=dict)
+    split: dict[int, np.ndarray] = field(default_factory=dict)
     weight: float = 3.0
     labelled_tasks: set[str] = field(default_factory=set)  # tasks with a labelled video
     free_picks: bool = True  # a labelled task also keeps the teacher's other picks

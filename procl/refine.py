@@ -15,6 +15,9 @@ The corrections (procl.corrections) are constraints on the teacher and the stude
 - merged states share one label (the group's smallest state stands for it), and states
   with the same name are merged;
 - background states are never selected;
+- a split state's frames are re-clustered into two: the state keeps one half, a state no
+  task used takes the other, both start at their half's center and stay key-steps of the
+  tasks that had the state;
 - named steps keep their names: the refined run's names.json, so its predictions on
   every other video carry the person's names. After training, each other selected
   state takes the name most of its labelled frames have (`name_by_vote`; which ones in
@@ -43,7 +46,7 @@ from procl.evaluate import format_metrics, open_for_run
 from procl.infer import load_run, predict_video
 from procl.io import write_json
 from procl.names import NAMES_FILE, read_names
-from procl.selection import nearest_state
+from procl.selection import fit_states, nearest_state
 from procl.train import TrainHooks, attention_features, train
 
 EPOCH_SHARE = 0.25  # default epochs: this share of the parent's
@@ -145,20 +148,56 @@ class RefineHooks(TrainHooks):
             label = background[0] if key == BACKGROUND else anchor_of[key]
             for v, m in parts:
                 fixed.setdefault(v, np.full(len(m), -1, dtype=np.int64))[m] = label
+        split, split_centers = self._split(u, cfg, features, corr, mm, taken | set(background))
         anchors: dict[str, list[int]] = {}
         for task in u.tasks:
             mine = {anchor_of[key] for key, parts in frames.items() if key != BACKGROUND
                     for v, _ in parts if task_of[v] == task}
-            named = {int(mm[s]) for s in loaded.selected[u.key].get(task, []) if int(mm[s]) in given}
-            anchors[task] = (sorted(mine) + sorted(named - mine - set(background)))[: cfg.k]
+            had = {int(mm[s]) for s in loaded.selected[u.key].get(task, [])}
+            halves = [s for s, other in split.items() if s in had or other in had]  # both halves of a split state
+            named = {s for s in had if s in given}
+            anchors[task] = list(dict.fromkeys(sorted(mine) + halves + sorted(named - mine - set(background))))[: cfg.k]
         return Constraints(fixed=fixed, merge_map=mm, background=background, anchors=anchors,
                            names={s: n for s, n in state_names.items() if s not in background},
+                           split=split_centers,
                            labelled_tasks={task_of[v] for v in fixed}, free_picks=FREE_PICKS)
+
+    def _split(self, u, cfg, features, corr: dict, mm: np.ndarray,
+               taken: set[int]) -> tuple[dict[int, int], dict[int, np.ndarray]]:
+        """Each split state's frames (the unit's training frames nearest to it in the parent's
+        teacher space) re-clustered into two (2-means): the state keeps one half and a state
+        no task selected, nobody named and nobody marked takes the other. Returns (state ->
+        its other half, both ways; state -> the center its half starts at, for `warm`)."""
+        if not corr["split"]:
+            return {}, {}
+        loaded, M = self.loaded, cfg.M
+        ys = {v: torch.from_numpy(np.ascontiguousarray(features.videos[v].feats, dtype=np.float32)) for v in u.videos}
+        x = attention_features(loaded.nets[u.key], ys, u.videos)
+        X = np.concatenate([x[v] for v in u.videos])  # [N, D'] the unit's training frames
+        nearest = mm[nearest_state(X, loaded.centers[u.key])]
+        used = {int(mm[s]) for sel in loaded.selected[u.key].values() for s in sel} | taken
+        free = [m for m in range(M) if int(mm[m]) == m and m not in used]
+        out: dict[int, int] = {}
+        halves: dict[int, np.ndarray] = {}
+        for s in sorted({int(mm[s]) for s in corr["split"]}):
+            frames = X[nearest == s]
+            if len(frames) < 2:
+                raise ProclError(f"split: state {s} is the nearest state of {len(frames)} training frame(s): "
+                                 "there is nothing to split; undo the split")
+            if not free:
+                raise ProclError(f"split: no state is left for the second half of state {s}: the run has only {M} "
+                                 "states (train the parent with a larger M)")
+            other = free.pop(0)
+            halves[s], halves[other] = fit_states(frames, 2, seed=cfg.seed)
+            out[s], out[other] = other, s
+        return out, halves
 
     def warm(self, path, nets, units) -> None:
         nets.load_state_dict(self.loaded.nets.state_dict())
         for u in units:
             u.centers = self.loaded.centers[u.key].copy()
+            for s, center in self.constraints[u.key].split.items():  # a split state's two halves
+                u.centers[s] = center
         write_json(path / corrections.CORRECTIONS_FILE, self.corr)
         write_json(path / NAMES_FILE, {u: {str(s): n for s, n in sorted(c.names.items())}
                                        for u, c in self.constraints.items() if c.names})

@@ -1,6 +1,7 @@
 """The app's corrections (issue 21): merge and background on Key-steps, a span on Explore, undo, refine."""
 from __future__ import annotations
 
+import re
 import time
 
 from test_app import app_env, assert_clean, open_page  # noqa: F401 (app_env: the fixture)
@@ -25,6 +26,17 @@ def test_correct_merge_background_span_undo_and_refine(app_env):  # noqa: F811
     assert len(corrections.read_corrections(path)["background"]) == 1
     at.button(key=f"corr_undo_ks_{task}").click().run()
     assert corrections.read_corrections(path)["background"] == []
+    at.selectbox(key=f"corr_split_{task}").set_value(merged[0][0]).run()
+    at.button(key=f"corr_split_btn_{task}").click().run()
+    assert any("merged or split, not both" in e.value for e in at.error)  # refused, named, nothing lost
+    shown = [int(re.search(r"state (\d+)", o).group(1)) for o in at.selectbox(key=f"corr_split_{task}").options]
+    split = next(s for s in shown if s not in merged[0])
+    at.selectbox(key=f"corr_split_{task}").set_value(split).run()
+    at.button(key=f"corr_split_btn_{task}").click().run()
+    assert corrections.read_corrections(path)["split"] == [split]
+    assert any("is two steps (split)" in m.value for m in at.markdown)
+    at.button(key=f"corr_undo_ks_{task}").click().run()
+    assert corrections.read_corrections(path)["split"] == []
 
     ex = open_page("app_pages/explore.py")
     video = ex.selectbox(key="ex_video_tiny-k3").value

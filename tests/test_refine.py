@@ -49,6 +49,9 @@ DUR = {"v1": 10.0}
     ({"names": {"3": ""}}, "names['3']: the name is empty"),
     ({"names": {"x": "a"}}, "is not a state id"),
     ({"splits": []}, "unknown key(s) 'splits'"),
+    ({"split": [99]}, "split[0]: state 99 does not exist"),
+    ({"split": [3], "background": [3]}, "split: state 3 is also marked background"),
+    ({"merge": [[1, 2]], "split": [2]}, "split: state 2 is in merge[0]"),
 ])
 def test_bad_corrections_name_the_entry(raw, message):
     with pytest.raises(ProclError, match=None) as err:
@@ -145,6 +148,23 @@ def test_refine_learns_names_and_constraints(env, parent, tmp_path, capsys):
     named = [names.get(int(s)) for p in preds for s in p.states]
     assert any(n is not None for n in named)
     assert vote_names(predict_dataset(loaded, dataset, features, split="all")[:3], dataset.steps)
+
+
+def test_a_split_state_becomes_two_key_steps(env, parent, tmp_path):
+    """Split: the state's frames re-clustered in two; the state and a state no task used
+    are both key-steps of the task afterwards, each starting at its half's center."""
+    loaded = load_run(parent)
+    task = loaded.config["tasks"][0]
+    state = int(loaded.selected["all"][task][0])
+    used = {int(s) for sel in loaded.selected["all"].values() for s in sel}
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps({"split": [state]}))
+    child = refine("parent", "split-child", path, epochs=2, progress=False)
+    halves = runs.read_config(child)["refine"]["anchors"]["all"][task]
+    other = [s for s in halves if s != state]
+    assert state in halves and len(other) == 1 and other[0] not in used
+    assert {state, other[0]} <= set(runs.read_selected(child)["all"][task])
+    assert "state %d is two steps (split)" % state in corrections.describe(runs.read_config(child)["corrections"])
 
 
 def test_a_stopped_refinement_resumes_to_the_same_model(env, parent, tmp_path, capsys):
