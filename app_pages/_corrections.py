@@ -38,14 +38,32 @@ def _add_state(info, kind: str, key: str) -> None:
     corrections.add(info.path, kind, st.session_state.get(key), info.config)
 
 
-def span_form(info, video_id: str, times) -> None:
-    """Explore: mark a span of this video as a named step (new or existing) or as background."""
+def _at_frame(key: str, frame_key: str, times, after: bool) -> None:
+    """A span's start (or end: after the frame) set to the frame shown above."""
+    i = int(st.session_state.get(frame_key, 0))
+    if len(times):
+        i = min(max(i, 0), len(times) - 1)
+        step = float(times[1] - times[0]) if len(times) > 1 else 0.5
+        st.session_state[key] = round(float(times[i]) + (step if after else 0.0), 2)
+
+
+def span_form(info, video_id: str, times, frame_key: str | None = None) -> None:
+    """Explore: mark a span of this video as a named step (new or existing) or as background:
+    start and end typed in seconds, or taken from the frame shown (`frame_key`: the frame
+    slider's; a click on the timeline moves it to a segment's start)."""
     st.subheader("Correct this video")
     _message()
     end_max = float(times[-1]) if len(times) else 0.0
+    start_key, end_key = f"corr_start_{video_id}", f"corr_end_{video_id}"
+    if frame_key is not None:
+        b1, b2, _ = st.columns([1, 1, 3])
+        b1.button("Start at this frame", key=f"corr_start_here_{video_id}", on_click=_at_frame,
+                  args=(start_key, frame_key, times, False), icon=":material/first_page:")
+        b2.button("End after this frame", key=f"corr_end_here_{video_id}", on_click=_at_frame,
+                  args=(end_key, frame_key, times, True), icon=":material/last_page:")
     c1, c2, c3, c4 = st.columns([1, 1, 2, 1])
-    c1.number_input("Start (s)", 0.0, end_max, 0.0, step=0.5, key=f"corr_start_{video_id}")
-    c2.number_input("End (s)", 0.0, end_max + 1.0, min(end_max, 2.0), step=0.5, key=f"corr_end_{video_id}")
+    c1.number_input("Start (s)", 0.0, end_max, 0.0, step=0.5, key=start_key)
+    c2.number_input("End (s)", 0.0, end_max + 1.0, min(end_max, 2.0), step=0.5, key=end_key)
     known = sorted({n for states in info.names.values() for n in states.values()})
     c3.text_input("Step (a name, or background)", key=f"corr_step_{video_id}",
                          placeholder="e.g. loosen nuts" + (f" (named: {', '.join(known[:5])})" if known else ""))

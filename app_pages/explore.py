@@ -62,6 +62,11 @@ def _scores_row(out: dict, task: str, pred_task: str) -> None:
         col.metric(label, sh.pct(value), help=help_ if i < 4 else seg_help)
 
 
+def _frame_key(video_id: str) -> str:
+    """The session key of the frame slider of a video of the run shown."""
+    return f"ex_frame_{info.name}_{video_id}"
+
+
 def _on_timeline_click(chart_key: str, frame_key: str) -> None:
     """A click on a timeline segment moves the frame slider to the segment's start."""
     event = st.session_state.get(chart_key)
@@ -87,7 +92,7 @@ def frame_viewer(video_id: str, out: dict, task: str, pred_task: str, reader, fr
     """
     times = out["times"]
     last = len(times) - 1
-    frame_key = f"ex_frame_{info.name}_{video_id}"
+    frame_key = _frame_key(video_id)
     if st.session_state.get(frame_key, 0) > last:
         st.session_state[frame_key] = 0
     left, right = st.columns([3, 2], gap="large")
@@ -184,7 +189,7 @@ with sh.guard(f"Run {info.name}"):
             reader, note = _reader_for(record)
         frame_viewer(video_id, out, row["task"], row["pred_task"], reader, note)
         if info.config.get("setting") == "multi":
-            _corrections.span_form(info, video_id, out["times"])
+            _corrections.span_form(info, video_id, out["times"], _frame_key(video_id))
 
         left, right = st.columns([1, 1], gap="large")
         with left:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
 from test_app import app_env, assert_clean, open_page  # noqa: F401 (app_env: the fixture)
 
 from procl import corrections, explore, runs
@@ -40,6 +41,15 @@ def test_correct_merge_background_span_undo_and_refine(app_env):  # noqa: F811
 
     ex = open_page("app_pages/explore.py")
     video = ex.selectbox(key="ex_video_tiny-k3").value
+    times = runs.load_outputs(path, video)["times"]
+    frame = ex.slider(key=f"ex_frame_tiny-k3_{video}")  # as the slider, or a click on the timeline, leaves it
+    frame.set_value(3).run()
+    ex.button(key=f"corr_start_here_{video}").click().run()
+    ex.slider(key=f"ex_frame_tiny-k3_{video}").set_value(6).run()
+    ex.button(key=f"corr_end_here_{video}").click().run()
+    step = float(times[1] - times[0])
+    assert ex.number_input(key=f"corr_start_{video}").value == pytest.approx(times[3], abs=0.01)
+    assert ex.number_input(key=f"corr_end_{video}").value == pytest.approx(times[6] + step, abs=0.01)
     ex.number_input(key=f"corr_start_{video}").set_value(0.5)
     ex.number_input(key=f"corr_end_{video}").set_value(2.0)
     ex.text_input(key=f"corr_step_{video}").set_value("first step")
