@@ -56,7 +56,10 @@ def missing(value) -> bool:
 
 
 def pct(value: float | None) -> str:
-    return "–" if missing(value) else f"{100 * value:.1f}%"
+    """A fraction in % with one decimal; a whole 100 % without (it fits a metric's narrow column)."""
+    if missing(value):
+        return "–"
+    return "100%" if round(100 * value, 1) == 100 else f"{100 * value:.1f}%"
 
 
 # ---------------------------------------------------------------- runs
