@@ -261,6 +261,9 @@ def job_card(entry: dict) -> None:
             button.button("Stopping…" if stopping else "Cancel", key=f"tr_cancel_{name}", disabled=stopping,
                           on_click=jobs.cancel, args=(name,), width="stretch")
         steps = status.get("steps") or 0
+        if jobs.waiting_in_sweep(entry["path"]):
+            st.progress(0.0, text="waiting: the runs of k before it train first")
+            return
         if state == "queued" or not steps:
             st.progress(0.0, text="preparing: dataset and features")
             tail = jobs.log_tail(name, 2)

@@ -144,6 +144,16 @@ def cancel(run: str | Path) -> None:
     runs.request_stop(run)
 
 
+def waiting_in_sweep(run: str | Path) -> bool:
+    """Whether a queued run of a "try several k" chain has not started: the runs before it
+    are training (its train.log holds nothing yet)."""
+    path = runs.run_dir(run)
+    if runs.read_status(path).get("state") != "queued" or "sweep" not in runs.read_config(path):
+        return False
+    log = path / "train.log"
+    return not log.exists() or log.stat().st_size == 0
+
+
 def log_tail(run: str | Path, lines: int = 30) -> str:
     path = runs.run_dir(run) / "train.log"
     if not path.exists():

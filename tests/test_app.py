@@ -322,6 +322,24 @@ def fake_run(checkpoints: Path, name: str, status: dict, log: str = "") -> Path:
     return path
 
 
+def test_a_queued_sweep_run_says_it_waits_its_turn(app_env):
+    """A run of "try several k" whose turn has not come says so (not "preparing")."""
+    path = fake_run(app_env["checkpoints"], "sweep-wait", {"state": "queued", "created": time.time()})
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, "sweep": [2, 3]}))
+    try:
+        at = open_page("app_pages/train.py")
+        assert_clean(at)
+        bars = [b.text for b in at.get("progress")]
+        assert any("waiting: the runs of k before it train first" in (t or "") for t in bars), bars
+        (path / "train.log").write_text("features (default): 12/12\n")  # its turn came
+        at = open_page("app_pages/train.py")
+        bars = [b.text for b in at.get("progress")]
+        assert any("preparing" in (t or "") for t in bars) and not any("waiting" in (t or "") for t in bars)
+    finally:
+        shutil.rmtree(path)
+
+
 def test_train_shows_live_progress_and_cancels(app_env):
     history = {"step": [1, 2, 3, 4, 5], "loss": [3.0, 2.5, 2.0, 1.8, 1.5], "rank": [2.5, 2, 1.6, 1.4, 1.2],
                "ce": [1.0, 1.0, 0.8, 0.8, 0.6]}
