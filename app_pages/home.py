@@ -48,13 +48,13 @@ elif not any(e["name"].startswith("demo-k") for e in sh.all_runs()):
 st.header("Datasets")
 rows = []
 for spec in sh.known_specs():
-    row = {"name": sh.dataset_label(spec), "dataset": spec, "state": "", "tasks": None, "videos": None,
-           "annotated": "", "features": ""}
+    row = {"name": sh.dataset_label(spec), "dataset": spec, "state": "", "tasks": "–", "videos": "–",
+           "annotated": "", "features": ""}  # text cells: a dataset not read yet shows a dash, not None
     try:
         ds = sh.dataset(spec)
         n_annotated = sum(v.annotated for v in ds.videos)
         caches = explore.feature_caches(spec)
-        row.update(state="ready", tasks=len(ds.tasks), videos=len(ds.videos),
+        row.update(state="ready", tasks=str(len(ds.tasks)), videos=str(len(ds.videos)),
                    annotated="all" if n_annotated == len(ds.videos) else (f"{n_annotated}" if n_annotated else "no"),
                    features="; ".join(f"{c['setting']}: {c['videos']}/{len(ds.videos)}" for c in caches)
                    or ("precomputed" if ds.videos and ds.videos[0].kind == "features" else "not extracted"))

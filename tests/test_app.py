@@ -110,9 +110,10 @@ def test_home_lists_and_previews_the_dataset(app_env):
     assert_clean(at)
     table = at.dataframe[0].value
     row = table[table["dataset"] == app_env["dataset"]].iloc[0]
-    assert row["tasks"] == 3 and row["videos"] == 12 and row["annotated"] == "all"
+    assert row["tasks"] == "3" and row["videos"] == "12" and row["annotated"] == "all"
     assert "default-2fps: 12/12" in row["features"]
-    assert table[table["dataset"] == "synthetic"].iloc[0]["state"] == "not generated"
+    builtin = table[table["dataset"] == "synthetic"].iloc[0]
+    assert builtin["state"] == "not generated" and builtin["tasks"] == builtin["videos"] == "–"  # never None
     assert any(b.label == "Generate the built-in dataset" for b in at.button)
     at.selectbox(key="home_spec").set_value(app_env["dataset"]).run()
     first = row_names(timeline(at))
@@ -143,7 +144,7 @@ def test_home_generates_the_builtin_dataset_with_progress(app_env, tmp_path, mon
     assert not any(b.label == "Generate the built-in dataset" for b in at.button)
     assert any(b.label == "Train the demo runs" for b in at.button), "next step: the demo runs"
     table = at.dataframe[0].value
-    assert table.set_index("dataset").loc["synthetic", "videos"] == 6
+    assert table.set_index("dataset").loc["synthetic", "videos"] == "6"
 
 
 def test_home_reads_an_added_path_and_refuses_a_missing_one(app_env, tmp_path):
@@ -686,7 +687,7 @@ def test_home_creates_a_dataset_from_uploaded_videos(app_env, tiny_synth):
         spec = f"folder:{root}"
         assert any(spec in s.value for s in at.success)
         table = at.dataframe[0].value.set_index("dataset")
-        assert table.loc[spec, "videos"] == 6 and table.loc[spec, "annotated"] == "no"
+        assert table.loc[spec, "videos"] == "6" and table.loc[spec, "annotated"] == "no"
         assert at.selectbox(key="home_spec").value == spec
         assert at.text_input(key="up_name_1").value == "", "a fresh form for the next dataset"
         at.switch_page("app_pages/train.py").run()
