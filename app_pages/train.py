@@ -71,7 +71,8 @@ multi = setting == "multi"
 # launch (bounds would make the field keep its last valid value and launch that)
 k = c2.number_input("Steps per task (k)", value=7, step=1, key="tr_k",
                     help="How many steps to look for in each task (the paper's k key-steps, at most M). Not sure? "
-                         "Try several below and compare them on **Compare**.")
+                         "Try several below and compare them on **Compare**. More than a task has: the extra steps "
+                         "split true ones, and scores that pair each true step with one found step fall.")
 k_slot = c2.empty()
 M = c3.number_input("Kinds of moment (M)", value=default_M(setting), step=1, key=f"tr_M_{setting}",
                     help="How many kinds of moment (latent states) the frames are grouped into; each task's "

@@ -12,6 +12,7 @@ import torch
 from procl import bench, runs
 from procl.bench.nogrid import write_without_grid
 from procl.bench.plan import RECIPE_LABELS, RECIPES
+from procl.bench.quality import unpaired_share
 from procl.bench.report import format_scale
 from procl.bench.trainings import LEVER_ON, RECIPE_LEVERS, dedupe, estimate, plan_jobs, planned_shapes
 from procl.cli import build_parser
@@ -74,6 +75,17 @@ def test_a_set_without_its_grid_keeps_its_frames_and_labels(tiny_synth, tmp_path
             features.videos[v.id].times))} - {"-"}
         assert [s.split("/", 1)[1] for s in flat.steps[task]] == [
             s.replace(" ", "_") for s in dataset.steps[task] if s.replace(" ", "_") in shown]
+
+
+def test_unpaired_share_counts_key_step_frames_of_unpaired_states(tmp_path):
+    """C5's measure: of the key-step frames of the split, those whose state the matching left unpaired."""
+    (tmp_path / "metrics.json").write_text('{"student": {"per_task": {"a": {"mapping": {"1": 0, "2": 1}}}}}')
+    rows = ["video,task,pred_task,frame,time,state,step,teacher,gt,name,split"]
+    for state, split in ((1, "test"), (2, "test"), (5, "test"), (-1, "test"), (5, "train"), (7, "test")):
+        rows.append(f"v,a,a,0,0.0,{state},,0,0,,{split}")
+    (tmp_path / "predictions.csv").write_text("\n".join(rows) + "\n")
+    assert unpaired_share(tmp_path) == pytest.approx(2 / 4)  # states 5 and 7 of 1, 2, 5, 7; background left out
+    assert unpaired_share(tmp_path, "train") == 1.0
 
 
 def test_cli_wires_bench():

@@ -97,13 +97,26 @@ def baseline_rows(b: Bench, data: Data, k: int, names=tuple(BASELINES), single: 
 # ---------------------------------------------------------------- the tables
 
 
+def unpaired_share(run: Path, split: str = "test") -> float:
+    """The share of a run's key-step frames (of `split`) whose state the metric's one-to-one
+    matching left unpaired: always counted wrong, however right the split they make (C5)."""
+    mapping = {t: v.get("mapping", {}) for t, v in read_json(run / "metrics.json")["student"]["per_task"].items()}
+    with open(run / "predictions.csv", newline="") as f:
+        states = [(r["pred_task"], r["state"]) for r in csv.DictReader(f)
+                  if r.get("split") == split and int(r["state"]) >= 0]
+    return float(np.mean([s not in mapping.get(t, {}) for t, s in states])) if states else 0.0
+
+
 def builtin_tables(b: Bench) -> dict[int, dict[str, Row]]:
-    """Table a: every k of the grid, baselines and both recipes with their teachers."""
+    """Table a: every k of the grid, baselines and both recipes with their teachers (each
+    student row also keeps its `unpaired_share` per seed, for C5)."""
     out = {}
     for k in b.ks:
         rows = baseline_rows(b, b.builtin, k)
         for recipe in RECIPES:
             rows[recipe] = run_row(b, _label(recipe, "student"), "builtin", recipe, "full", k)
+            for seed, scores in zip(b.plan.seeds, rows[recipe].scores):
+                scores["unpaired"] = unpaired_share(b.run("builtin", recipe, "full", k, seed))
             rows[f"{recipe}_teacher"] = run_row(b, f"teacher of the {RECIPE_LABELS[recipe]} (subset selection on "
                                                    "its final attention features)", "builtin", recipe, "full", k,
                                                 "teacher", accuracy=False)
