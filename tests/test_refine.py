@@ -61,10 +61,10 @@ def test_bad_corrections_name_the_entry(raw, message):
 
 def test_parse_normalises():
     out = corrections.parse({"segments": [{"video": "v1", "start": 1, "end": 2.5, "step": "Background"}],
-                             "merge": [[31, 12, 12]], "background": [7, 7], "names": {28: " loosen nuts "}},
-                            M=50, durations=DUR)
+                             "merge": [[31, 12, 12]], "background": [7, 7], "names": {28: " loosen nuts "},
+                             "split": [5, "5", 3]}, M=50, durations=DUR)
     assert out == {"segments": [{"video": "v1", "start": 1.0, "end": 2.5, "step": "background"}],
-                   "merge": [[12, 31]], "background": [7], "names": {"28": "loosen nuts"}}
+                   "merge": [[12, 31]], "background": [7], "names": {"28": "loosen nuts"}, "split": [3, 5]}
 
 
 def test_subset_selection_keeps_fixed_states():
