@@ -148,8 +148,8 @@ class RunInfo:
 
         sel = sorted(self.selected(task))
         others = sorted({int(s) for s in np.asarray(extra).reshape(-1) if int(s) >= 0} - set(sel))
-        colors = viz.state_colors(self.mapping(task), sel + others, len(self.step_names(task)))
         mapping = self.mapping(task)
+        colors = viz.state_colors(mapping, sel + others, len(self.step_names(task)))
         for group in self.merged:  # a person's merge is one step: one colour, a matched member's first
             present = sorted((str(s) not in mapping and s not in mapping, s) for s in group if s in colors)
             for _, s in present:
