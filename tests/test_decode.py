@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 
 from procl.decode import (
     bias_background,
@@ -193,3 +194,12 @@ def test_decode_states_batch_is_decode_states_of_each():
             got = decode_states_batch(problems, bg, cost)
             for (lp, sel, ordered), labels in zip(problems, got):
                 assert labels.tolist() == decode_states(lp, sel, bg, cost, ordered=ordered).tolist()
+
+
+def test_ordered_decoding_refuses_scores_that_are_not_finite():
+    scores = np.zeros((4, 2))
+    scores[2, 1] = -np.inf
+    with pytest.raises(ValueError, match="finite"):
+        viterbi_ordered(scores, None, 1.0)
+    with pytest.raises(ValueError, match="finite"):
+        viterbi_ordered(np.zeros((4, 2)), np.array([0.0, np.nan, 0.0, 0.0]), 1.0)

@@ -237,12 +237,13 @@ def format_speed(r: dict) -> list[str]:
           f"loop's): {100 * t['step_flops_per_s'] / t['matmul_flops_per_s']:.1f} % (the matmul on "
           f"{t['cores']} threads: {t['matmul_all_flops_per_s'] / 1e9:.1f} GFLOP/s)",
           f"- Teacher (k-means refresh + subset selection) share of an epoch: {100 * t['teacher_share']:.1f} % "
-          f"(median over the default recipe's runs; target <= 5 %: {_met(t['teacher_share'] <= 0.05)})",
+          f"(median over the default recipe's runs; target <= 10 % (issue 17): {_met(t['teacher_share'] <= 0.10)}; "
+          f"the first target, <= 5 %: {_met(t['teacher_share'] <= 0.05)})",
           f"- Subset selection at N = {sel['N']:,}, M = {sel['M']}, k = {sel['k']}, D = {sel['D']}: "
           f"{sel['seconds']:.3f} s on {sel['threads']} thread(s) (target <= 2 s: {_met(sel['seconds'] <= 2)}; "
           + ", ".join(f"{v:.3f} s on {n}" for n, v in sel["seconds_by_threads"].items()) + ")",
           f"- Inference: {inf['ms']:.1f} ms per {inf['frames']}-frame video on {inf['device']}, {inf['threads']} "
-          f"thread(s) (target <= 20 ms: {_met(inf['ms'] <= 20)}; "
+          f"thread(s) (target <= 5 ms (issue 17): {_met(inf['ms'] <= 5)}; "
           + ", ".join(f"{v:.1f} ms on {n}" for n, v in inf["ms_by_threads"].items()) + ")",
           f"- End to end from an empty data folder to a trained default run (k = {r['k_true']}): "
           f"{e2e['total_s'] / 60:.2f} min = generation {e2e['generate_s']:.0f} s + features {e2e['features_s']:.0f} s "

@@ -46,7 +46,9 @@ def median_over_frames(y: torch.Tensor) -> torch.Tensor:
     if np.isnan(a.max()):  # max is NaN when any element is
         return y.median(1, keepdim=True).values
     kth = (y.shape[1] - 1) // 2
-    return torch.from_numpy(np.partition(a, kth, axis=1)[:, kth : kth + 1])
+    frames_last = np.moveaxis(a, 1, -1).copy()  # [B, ..., T]: selection runs fastest along contiguous rows
+    frames_last.partition(kth, axis=-1)
+    return torch.from_numpy(np.expand_dims(frames_last[..., kth], 1))
 
 
 def change_energy(y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
