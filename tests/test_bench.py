@@ -162,8 +162,10 @@ def test_quick_path_on_tiny_plan(tmp_path, monkeypatch, capsys):
                     "### k = 6 (true k)", "## Levers: each one's measured gain", "## The paper's claims, both recipes",
                     "## Single-task setting", "## Attention quality", "## Robustness", "## Real data",
                     "## No grid", "### builtin without its grid", "## Small data", "## Human in the loop",
-                    "### builtin", "### harder", "## Speed", "### Scale", "### Explore on a 1-minute video"):
+                    "### builtin", "### harder", "## Choosing k without labels (issue 18)", "## Speed", "### Scale",
+                    "### Explore on a 1-minute video"):
         assert heading in text, heading
+    assert "| default recipe | 4, 6 | " in _section(text, "## Choosing k without labels")  # measured, not skipped
 
     # every quality table: numbers in every cell, task accuracy for procl's multi-task rows only
     tables = _tables(text, QUALITY_HEADER)
@@ -266,3 +268,13 @@ def test_a_failed_torchrun_keeps_the_ranks_messages():
     text = failure_text("warnings\n" + ranks + launcher)
     assert "contain NaN or inf" in text and "Root Cause" in text and "run(args)" not in text
     assert failure_text("plain error\n" * 500).endswith("plain error") and len(failure_text("x" * 5000)) == 1500
+
+
+def test_choosing_k_section_counts_tasks_within_one_of_their_true_k():
+    from procl.bench.choose_k import format_choose_k
+    row = {"ks": [4, 6, 8], "suggested": 6, "true_k": {"a": 5, "b": 8}, "tasks_within_1": 1, "tasks": 2,
+           "per_task_within_1": 2, "within_1_of_max": False}
+    text = "\n".join(format_choose_k({"default": row}))
+    assert "| default recipe | 4, 6, 8 | 6 | 1/2 | 2/2 | no |" in text
+    assert "True k per task: a 5, b 8." in text
+    assert "Not in this plan." in "\n".join(format_choose_k({}))

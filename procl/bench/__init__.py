@@ -14,6 +14,7 @@ measurements and writes the markdown report. The package:
     scale.py       distributed selection, torchrun features and training (1 against n processes)
     explore_page.py  Explore's page time on a generated one-hour video (through Streamlit's AppTest)
     human.py       human in the loop: simulated corrections, refine, named F1 against the vote
+    choose_k.py    how often the suggested k is within 1 of the true k (the k grid's runs)
     nogrid.py      a generated set as precomputed [T, D] features (no grid), for the no-grid tables
     report.py      the markdown
 
@@ -30,6 +31,7 @@ import sys
 import time
 
 from procl.bench import speed
+from procl.bench.choose_k import choose_k_table
 from procl.bench.claims import claims, lever_gains, targets
 from procl.bench.human import human_table
 from procl.bench.plan import (
@@ -107,6 +109,7 @@ def run_bench(plan: Plan, progress: bool = True, command: str = "python -m procl
         r["nogrid"] = nogrid_tables(b)
         r["small"] = small_data_table(b)
         r["human"] = human_table(b)
+        r["choose_k"] = choose_k_table(b)
         r["speed"] = speed.measure(b)
     r["datasets"] = {name: describe(d) for name, d in b.data.items()}
     r["claims"] = {recipe: claims(r, recipe) for recipe in RECIPES}

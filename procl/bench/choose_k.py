@@ -2,7 +2,9 @@
 
 Given finished runs of datasets at several k, each dataset's runs give one suggestion; the
 true k of a task is the number of lines of the dataset's steps/<task>.txt (the generator
-writes them). Not part of `python -m procl bench`: it needs one training per k.
+writes them). `python -m procl bench` measures it on its built-in runs of the k grid
+(`choose_k_table`: each recipe's runs at every k and seed, which C5 trains anyway); on
+any other runs:
 
     python -m procl.bench.choose_k RUN_FOLDER...   (or a folder of runs)
 """
@@ -14,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from procl import choosek, runs
+from procl.bench.plan import RECIPE_LABELS, RECIPES
 from procl.data.specs import normalise_spec
 
 
@@ -58,6 +61,38 @@ def measure(run_paths: list[str | os.PathLike]) -> list[dict]:
                      "per_task_within_1": sum(own_near.values()),
                      "within_1_of_max": bool(truth) and s["k"] is not None and abs(s["k"] - max(truth.values())) <= 1})
     return rows
+
+
+def choose_k_table(b) -> dict[str, dict]:
+    """The bench's measurement (issue 18): per recipe, `measure` over its built-in runs of the
+    multi-task setting at every k of the grid and every seed."""
+    out = {}
+    for recipe in RECIPES:
+        paths = [b.run("builtin", recipe, "full", k, seed) for k in b.ks for seed in b.plan.seeds
+                 if ("builtin", recipe, "full", k, seed) in b.runs]
+        rows = measure(paths)
+        if rows:
+            out[recipe] = rows[0]
+    return out
+
+
+def format_choose_k(c: dict | None) -> list[str]:
+    """The report's "Choosing k" section."""
+    L = ["## Choosing k without labels (issue 18)", ""]
+    if not c:
+        return L + ["Not in this plan.", ""]
+    L += ["The rule of `procl.choosek.suggest_k` (shown on Compare) on the built-in set's runs at every k of the grid "
+          "(all seeds averaged; no ground truth used): the suggested k against each task's true number of key-steps. "
+          "Target: within 1 of the true k.", "",
+          "| recipe | k tried | suggested | tasks within 1 | each task's own suggestion: within 1 | within 1 of the "
+          "largest true k |", "|---|---|---|---|---|---|"]
+    for recipe, r in c.items():
+        L.append(f"| {RECIPE_LABELS[recipe]} | {', '.join(map(str, r['ks']))} | {r['suggested']} | "
+                 f"{r['tasks_within_1']}/{r['tasks']} | {r['per_task_within_1']}/{r['tasks']} | "
+                 f"{'yes' if r['within_1_of_max'] else 'no'} |")
+    truth = next(iter(c.values()))["true_k"]
+    L += ["", "True k per task: " + ", ".join(f"{t} {k}" for t, k in truth.items()) + ".", ""]
+    return L
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -140,9 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 HUMAN_DATA = ("builtin", "harder")  # the bench's sets the section measures (each at its true k)
 PER_TASK = (1, 3)
@@ -186,3 +183,7 @@ def format_human(h: dict | None) -> list[str]:
                      f"{m('parent_f1')} | {ratio:.2f} |")
         L.append("")
     return L
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,6 +1,7 @@
 """The markdown report of a bench run (`format_report`), from run_bench's results dict."""
 from __future__ import annotations
 
+from procl.bench.choose_k import format_choose_k
 from procl.bench.claims import NOT_MEASURED, pct
 from procl.bench.human import format_human
 from procl.bench.plan import (
@@ -321,4 +322,5 @@ def format_explore(e: dict | None) -> list[str]:
 def format_report(r: dict) -> str:
     """The markdown report of a results dict (run_bench)."""
     return "\n".join(format_header(r) + format_targets(r) + format_quality(r) + format_single_and_data(r)
-                     + format_human(r.get("human")) + format_speed(r)).rstrip("\n") + "\n"
+                     + format_human(r.get("human")) + format_choose_k(r.get("choose_k"))
+                     + format_speed(r)).rstrip("\n") + "\n"
