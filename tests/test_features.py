@@ -437,3 +437,17 @@ def test_measure_throughput_reports_the_ratio(clips):
     assert out["frames"] == 18
     assert out["pipeline_fps"] > 0 and out["forward_fps"] > 0
     assert out["ratio"] == pytest.approx(out["pipeline_fps"] / out["forward_fps"])
+
+
+def test_measure_throughput_times_each_pass_reps_times(clips, monkeypatch):
+    from procl.features.backbones import get_backbone
+    model = get_backbone("default", None)
+    calls = []
+    real = type(model).__call__
+    monkeypatch.setattr(type(model), "__call__", lambda self, *a, **k: (calls.append(1), real(self, *a, **k))[1])
+    measure_throughput(list(clips.values()), model)
+    once = len(calls)
+    calls.clear()
+    out = measure_throughput(list(clips.values()), model, reps=3)
+    assert len(calls) == 1 + 3 * (once - 1)  # one warm-up, then forward and pipeline 3 times each
+    assert out["ratio"] == pytest.approx(out["pipeline_fps"] / out["forward_fps"])

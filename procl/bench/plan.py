@@ -90,6 +90,7 @@ class Plan:
     scale_factors: tuple[int, ...] = (1, 2, 4)
     matmul_n: int = 2048
     timing_reps: int = 20
+    throughput_reps: int = 3  # feature throughput: the fastest of this many timings (one was as noisy as +-10 %)
     scale_n: int = 1_000_000  # frames of bench_scale.selection_scale
     scale_epochs: int = 20  # epochs of each training of bench_scale.training_scale
     explore_seconds: float = 3600.0  # the long video of bench_explore.explore_page_time
