@@ -243,10 +243,10 @@ def format_speed(r: dict) -> list[str]:
           f"- Subset selection at N = {sel['N']:,}, M = {sel['M']}, k = {sel['k']}, D = {sel['D']}: "
           f"{sel['seconds']:.3f} s on {sel['threads']} thread(s) (target <= 2 s: {_met(sel['seconds'] <= 2)}; "
           + ", ".join(f"{v:.3f} s on {n}" for n, v in sel["seconds_by_threads"].items()) + ")",
-          f"- Inference: {inf['ms']:.1f} ms per {inf['frames']}-frame video on {inf['device']}, {inf['threads']} "
+          f"- Inference: {inf['ms']:.2f} ms per {inf['frames']}-frame video on {inf['device']}, {inf['threads']} "
           f"thread(s) (target <= 5 ms (issue 17): {_met(inf['ms'] <= 5)}; "
-          + ", ".join(f"{v:.1f} ms on {n}" for n, v in inf["ms_by_threads"].items()) + "); of which the "
-          f"network's forward pass {inf['network_ms']:.1f} ms, decoding and the task decision the rest",
+          + ", ".join(f"{v:.2f} ms on {n}" for n, v in inf["ms_by_threads"].items()) + "); of which the "
+          f"network's forward pass {inf['network_ms']:.2f} ms, decoding and the task decision the rest",
           f"- End to end from an empty data folder to a trained default run (k = {r['k_true']}): "
           f"{e2e['total_s'] / 60:.2f} min = generation {e2e['generate_s']:.0f} s + features {e2e['features_s']:.0f} s "
           f"+ training {e2e['train_s']:.0f} s",
