@@ -57,7 +57,7 @@ def test_every_page_in_a_browser(server, page):
 
     # Explore: pick a video, move the frame slider, click a timeline segment
     visit(pg, f"{url}/explore", "Explore a video")
-    assert pg.locator('[data-testid="stImage"] img').count() >= 1
+    pg.locator('[data-testid="stImage"] img').first.wait_for()  # the image element comes after the script ends
     assert pg.locator("video").count() == 1
     pg.locator('[data-testid="stSelectbox"]').filter(has_text="Video").first.click()
     options = pg.get_by_role("option")
@@ -85,7 +85,7 @@ def test_every_page_in_a_browser(server, page):
     shoot(pg, "explore")
 
     visit(pg, f"{url}/keysteps", "Key-steps")
-    assert pg.locator('[data-testid="stImage"] img').count() >= 1
+    pg.locator('[data-testid="stImage"] img').first.wait_for()  # the image element comes after the script ends
     shoot(pg, "keysteps")
 
     # Train: a tiny job from the form, followed until it is done
