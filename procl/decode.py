@@ -184,7 +184,8 @@ def viterbi_ordered_batch(scores: np.ndarray, background: np.ndarray | None, swi
     B, T, k = scores.shape
     if T == 0:
         return np.zeros((B, 0), dtype=np.int64)
-    if not np.isfinite(scores).all() or (background is not None and not np.isfinite(background).all()):
+    bgs = None if background is None else np.asarray(background, dtype=np.float64)  # [B, T]
+    if not np.isfinite(scores).all() or (bgs is not None and not np.isfinite(bgs).all()):
         raise ValueError("viterbi_ordered: scores must be finite (clip log-probabilities first; "
                          "no background is background=None)")
     # lattice states in their order: 0 = background before any step; 2j + 1 = key-step j;
@@ -192,15 +193,14 @@ def viterbi_ordered_batch(scores: np.ndarray, background: np.ndarray | None, swi
     n = 2 * k + 1
     S = np.full((n, B, T), -np.inf)  # [n, B, T] best score of a path ending in each state
     enter = np.full((n, B, T), -np.inf)  # [n, B, T] entering each state at frame t + 1, from frame t
-    if background is not None:
-        bgs = np.asarray(background, dtype=np.float64)  # [B, T]
+    if bgs is not None:
         np.cumsum(bgs, axis=1, out=S[0])  # background before any step only stays
     below = S[0].copy()  # [B, T] the best state so far, at each frame
     for j in range(k):
         # key-step j: entered from any state before it, at switch_cost
         np.subtract(below, switch_cost, out=enter[2 * j + 1])
         _state_scores(scores[:, :, j], enter[2 * j + 1], 0.0, S[2 * j + 1])
-        if background is not None:  # background after j: entered from key-step j only
+        if bgs is not None:  # background after j: entered from key-step j only
             np.subtract(S[2 * j + 1], switch_cost, out=enter[2 * j + 2])
             _state_scores(bgs, enter[2 * j + 2], -np.inf, S[2 * j + 2])
         np.maximum(below, S[2 * j + 1], out=below)
