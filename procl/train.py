@@ -137,7 +137,8 @@ def build_networks(cfg: TrainConfig, features: FeatureSet, units: list[Unit]) ->
 def video_medians(cfg: TrainConfig, ys: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
     """Each video's median over its frames [1, 1, R, D], the one `center_regions`
     subtracts (region centring), computed once per training: it depends on the input
-    alone, and was a third of every teacher refresh. None without region centring."""
+    alone (a third of every teacher refresh, and of a training step's forward pass when
+    each step took its own). None without region centring."""
     if not cfg.region_center:
         return None
     return {vid: median_over_frames(y[None]) for vid, y in ys.items()}
@@ -158,7 +159,7 @@ def attention_features(net: ProcedureNet, ys: dict[str, torch.Tensor], ids: list
         chunk = ids[start : start + batch_size]
         y, mask = pad_videos([ys[vid] for vid in chunk])  # [B, T, R, D], [B, T]
         mask = None if mask is None else mask.to(device)
-        median = medians[chunk[0]].to(device) if medians is not None and len(chunk) == 1 else None
+        median = None if medians is None else torch.cat([medians[vid] for vid in chunk]).to(device)  # [B, 1, R, D]
         x = net.teacher_space(net.attend(y.to(device), mask, median)[0], mask).cpu().numpy()  # [B, T, D']
         for b, vid in enumerate(chunk):
             out[vid] = x[b, : len(ys[vid])]
@@ -215,6 +216,7 @@ def refresh_teacher(
 def train_step(
     cfg: TrainConfig, net: nn.Module, opt: torch.optim.Optimizer, y: torch.Tensor, r: torch.Tensor,
     task: int | torch.Tensor, mask: torch.Tensor | None = None, weight: torch.Tensor | None = None,
+    median: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """One optimizer step, L = L_rank + lambda * L_ce (Eq. 6) over a batch.
 
@@ -222,8 +224,10 @@ def train_step(
     [B] task indices, mask: [B, T] real frames (None: all), as `pad_videos` makes them;
     or one video: y [T, R, D], r [T], task an int. L_rank is each video's mean over its
     real frames, then the batch mean; L_ce the batch mean. weight: [B, T] each frame's
-    weight in L_rank (None: 1; a refinement weighs the frames a person labelled more). net: a ProcedureNet, or one
-    in DistributedDataParallel (gradients averaged over the ranks in backward).
+    weight in L_rank (None: 1; a refinement weighs the frames a person labelled more).
+    median: [B, 1, R, D] each video's median over its frames (`video_medians`; None:
+    computed here). net: a ProcedureNet, or one in DistributedDataParallel (gradients
+    averaged over the ranks in backward).
     """
     if y.dim() == 3:  # one video
         y, r, task = y[None], r[None], torch.tensor([task])
@@ -232,7 +236,8 @@ def train_step(
     y, r, task = y.to(device), r.to(device), task.to(device)
     mask = None if mask is None else mask.to(device)
     weight = None if weight is None else weight.to(device)
-    out = net(y, mask)
+    median = None if median is None else median.to(device)
+    out = net(y, mask, median)
     rank = ranking_loss(out.s, r, mask, weight=weight) if cfg.ranking else out.s.new_zeros(())
     ce = classification_loss(out.logits, task) if out.logits is not None else out.s.new_zeros(())
     loss = rank + cfg.lam * ce
@@ -610,8 +615,9 @@ def _train_unit_epoch(loop: _Loop, u: Unit, videos: list[str], epoch: int) -> tu
         w = None  # [B, T] each frame's weight in L_rank: a refinement's labelled frames weigh more
         if u.constraints is not None:
             w, _ = pad_videos([torch.from_numpy(u.constraints.frame_weights(vid, len(loop.ys[vid]))) for vid in ids])
+        median = None if loop.medians is None else torch.cat([loop.medians[vid] for vid in ids])  # [B, 1, R, D]
         with dist.guard(f"training step {rec.status['step']} (averaging the gradients)"):
-            losses = train_step(cfg, loop.models[u.key], loop.opts[u.key], y, r, task, mask, weight=w)
+            losses = train_step(cfg, loop.models[u.key], loop.opts[u.key], y, r, task, mask, weight=w, median=median)
         losses, stop = _share_step(losses, loop.path if rec.main else None)
         rec.step(epoch, world * len(ids), losses)
         if stop:

@@ -167,7 +167,7 @@ def test_classification_loss_is_the_batch_mean():
 
 
 def test_median_over_frames_is_torchs_median():
-    """center_regions' median by selection: the element torch's median picks (the lower
+    """center_regions' median by numpy's sort: the element torch's median picks (the lower
     one of an even count), ties, infinities and NaN included."""
     from procl.model.attention import median_over_frames
 

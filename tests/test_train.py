@@ -370,12 +370,15 @@ def test_a_finished_run_decides_tasks_with_its_state_classifier(env, trained):
         np.testing.assert_allclose(p.task_probs, torch.softmax(logits, 0).detach().numpy(), atol=1e-6)
 
 
-def test_kept_medians_give_the_same_teacher_features():
-    """The teacher's pass with each video's median computed once (video_medians, as the
-    training loop keeps them) equals the pass that computes it anew, to the last bit."""
+def test_kept_medians_give_the_same_teacher_features_and_steps():
+    """The teacher's pass and the training steps with each video's median computed once
+    (video_medians, as the training loop keeps them) equal those that compute it anew,
+    to the last bit: one video at a time and in padded batches (masked)."""
+    import copy
+
     from procl.config import net_config
-    from procl.model import ProcedureNet
-    from procl.train import attention_features, video_medians
+    from procl.model import ProcedureNet, pad_videos
+    from procl.train import attention_features, train_step, video_medians
 
     cfg = TrainConfig(k=3, M=6, width=8).resolved()
     assert cfg.region_center, "the default recipe centres regions"
@@ -383,7 +386,19 @@ def test_kept_medians_give_the_same_teacher_features():
     net = ProcedureNet(net_config(cfg, D=5, n_tasks=2))
     ys = {f"v{i}": torch.randn(7 + i, 9, 5) for i in range(4)}
     medians = video_medians(cfg, ys)
-    kept = attention_features(net, ys, list(ys), medians=medians)
-    anew = attention_features(net, ys, list(ys))
-    assert all(np.array_equal(kept[v], anew[v]) for v in ys)
+    assert all(m.is_contiguous() and m.shape == (1, 1, 9, 5) for m in medians.values())
+    for batch in (1, 3):
+        kept = attention_features(net, ys, list(ys), batch, medians=medians)
+        anew = attention_features(net, ys, list(ys), batch)
+        assert all(np.array_equal(kept[v], anew[v]) for v in ys)
+    nets = {True: net, False: copy.deepcopy(net)}
+    opts = {kept: torch.optim.RMSprop(n.parameters(), lr=1e-3) for kept, n in nets.items()}
+    for ids in (["v0"], ["v1", "v3"]):
+        y, mask = pad_videos([ys[v] for v in ids])
+        r = torch.zeros(y.shape[:2], dtype=torch.int64)
+        for kept in (True, False):
+            torch.manual_seed(1)  # the same dropout
+            median = torch.cat([medians[v] for v in ids]) if kept else None
+            train_step(cfg, nets[kept], opts[kept], y, r, torch.zeros(len(ids), dtype=torch.int64), mask, median=median)
+    assert all(torch.equal(a, b) for a, b in zip(nets[True].state_dict().values(), nets[False].state_dict().values()))
     assert video_medians(TrainConfig(recipe="paper").resolved(), ys) is None

@@ -80,7 +80,8 @@ class ProcedureNet(nn.Module):
         so k-means and subset selection see what changes, the key-steps. (Feeding the TCN
         the uncentred features instead was tried and scored lower on the built-in set.)
 
-        `median` (mask None): `median_over_frames(y)` kept by the caller (input only).
+        `median` [B, 1, R, D]: each video's median over its frames (`center_regions`),
+        when the caller kept them (they depend on the input alone).
         """
         y = zero_padding(y, mask)  # whatever the padding held never enters
         if self.cfg.region_center:
@@ -108,9 +109,10 @@ class ProcedureNet(nn.Module):
         tau = (torch.arange(T, dtype=f.dtype, device=f.device) + 0.5) / frame_count(f, mask).clamp_min(1)[:, None]
         return torch.cat([f, zero_padding(self.cfg.time_weight * rms * tau, mask)[..., None]], 2)  # [B, T, D + 1]
 
-    def forward(self, y: torch.Tensor, mask: torch.Tensor | None = None) -> NetOutput:
-        # y: [B, T, R, D] region features, mask: [B, T] real frames (None: all)
-        f, alpha = self.attend(y, mask)  # [B, T, D], [B, T, R]
+    def forward(self, y: torch.Tensor, mask: torch.Tensor | None = None,
+                median: torch.Tensor | None = None) -> NetOutput:
+        # y: [B, T, R, D] region features, mask: [B, T] real frames (None: all), median: as `attend`
+        f, alpha = self.attend(y, mask, median)  # [B, T, D], [B, T, R]
         x = self.teacher_space(f, mask)  # [B, T, D']
         s = self.kln(x, mask)  # [B, T, M]
         p = zero_padding(torch.softmax(s, dim=2), mask)  # [B, T, M]
