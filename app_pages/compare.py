@@ -90,16 +90,17 @@ if infos:
                                      help="The signals and the suggestion compare runs of one dataset.")
         signals = choosek.signals_table([i.path for i in infos if i.config.get("dataset") == ds_choice])
         if len(signals):
-            st.plotly_chart(viz.signals_vs_k_figure(signals, choosek.SIGNALS), key="cmp_signals",
+            st.plotly_chart(viz.signals_vs_k_figure(signals, choosek.shown_signals(signals)), key="cmp_signals",
                             config={"displayModeBar": False})
             best, why = choosek.suggest_k(signals)
             st.info(f"**Suggested k: {best}.** {why}", icon=":material/lightbulb:")
             st.caption("Read from the runs' own predictions, no ground truth needed: how many steps each task "
                        "really uses (the dotted line: all k), how many segments a video is cut into, how much "
-                       "is called background and how sure the task guess is. The suggestion is the smallest k "
-                       "beyond which the tasks stop using more steps: a rough guide, not an answer (on the "
-                       "built-in set the tasks keep using more steps as k grows, so it suggests too large a k; "
-                       "docs/method.md, Choosing k).")
+                       "is called background, how sure the task guess is, and how alike runs of the same k "
+                       "with different seeds cut the videos. With two seeds of each k the suggestion is the k "
+                       "where they agree most (on the built-in set and two other generated sets it lands within "
+                       "1 of most tasks' true number of steps); with one run per k, the smallest k beyond which "
+                       "the tasks stop using more steps, a rougher guide (docs/method.md, Choosing k).")
 
     st.subheader("One video, every run")
     with sh.guard("Timelines"):

@@ -206,10 +206,10 @@ if "tr_message" in st.session_state:
     st.error(st.session_state.pop("tr_message"), icon=":material/warning:")
 
 
-def launch_sweep(cfg: TrainConfig, ks: list[int], name: str) -> None:
-    """Start one run per k, trained one after another (a button callback)."""
+def launch_sweep(cfg: TrainConfig, ks: list[int], name: str, seeds: int) -> None:
+    """Start one run per k and seed, trained one after another (a button callback)."""
     try:
-        paths = jobs.launch_sweep(cfg, ks, run=name or None)
+        paths = jobs.launch_sweep(cfg, ks, run=name or None, seeds=seeds)
     except ProclError as err:
         st.session_state["tr_sweep_message"] = str(err)
         return
@@ -219,11 +219,16 @@ def launch_sweep(cfg: TrainConfig, ks: list[int], name: str) -> None:
 
 
 with st.expander("Not sure of k? Try several"):
-    s1, s2 = st.columns([3, 1])
+    s1, s3, s2 = st.columns([3, 1, 1])
     k_text = s1.text_input("Values of k", key="tr_sweep_ks", placeholder="e.g. 3, 5, 7",
-                           help=f"Up to {jobs.MAX_SWEEP} values, separated by commas. Each is one run with the "
-                                "settings above; they train one after another. Then compare them on **Compare**, "
-                                "which suggests a k.")
+                           help=f"Up to {jobs.MAX_SWEEP} values, separated by commas. Each is trained with the "
+                                "settings above, one run after another. Then compare them on **Compare**, which "
+                                "suggests a k.")
+    seeds = int(s3.number_input("Seeds per k", min_value=1, max_value=jobs.MAX_SEEDS, value=jobs.SWEEP_SEEDS,
+                                key="tr_sweep_seeds",
+                                help="Runs of each k with different seeds (the seed above, then the next ones). "
+                                     "With two or more, Compare suggests the k whose runs agree most on where "
+                                     "the steps are, a firmer guide than one run per k; each is a training."))
     ks, sweep_error = [], None
     try:
         ks = jobs.parse_k_list(k_text, cfg.M) if k_text.strip() else []
@@ -231,14 +236,16 @@ with st.expander("Not sure of k? Try several"):
         sweep_error = str(err)
     blocking = {f: e for f, e in errors.items() if f != "k"}  # the form's own k is not used here
     s2.button("Try these k", key="tr_sweep", disabled=bool(blocking) or bool(sweep_error) or not ks,
-              on_click=launch_sweep, args=(cfg, ks, name), width="stretch",
-              help="Starts one background job per k (named RUN-kK when a run name is given).")
+              on_click=launch_sweep, args=(cfg, ks, name, seeds), width="stretch",
+              help="Starts one background job that trains the runs one after another (named RUN-kK, or "
+                   "RUN-kK-sS with several seeds, when a run name is given).")
     if sweep_error:
         st.error(sweep_error, icon=":material/warning:")
     elif not ks:
         st.caption("Give two or more values of k; each is trained with the settings above.")
     elif not blocking:
-        st.caption(f"{len(ks)} runs: k = {', '.join(map(str, ks))}, each with the settings above.")
+        each = f"{seeds} seeds each" if seeds > 1 else "one seed each"
+        st.caption(f"{len(ks) * seeds} runs: k = {', '.join(map(str, ks))}, {each}, with the settings above.")
     if "tr_sweep_message" in st.session_state:
         st.error(st.session_state.pop("tr_sweep_message"), icon=":material/warning:")
 

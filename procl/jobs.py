@@ -44,6 +44,8 @@ def launch(cfg: TrainConfig, run: str | None = None) -> Path:
 
 
 MAX_SWEEP = 8  # values of k one "try several k" may launch
+MAX_SEEDS = 5  # seeds per k one "try several k" may launch
+SWEEP_SEEDS = 2  # the Train page's default: two seeds of each k let Compare suggest k by their agreement
 
 
 def parse_k_list(text: str, M: int | None = None) -> list[int]:
@@ -72,33 +74,41 @@ def parse_k_list(text: str, M: int | None = None) -> list[int]:
     return sorted(ks)
 
 
-def sweep_plan(cfg: TrainConfig, ks: list[int], run: str | None = None) -> list[tuple[str, TrainConfig]]:
-    """(run name, settings) of each run of a sweep: cfg with each k; named RUN-kK when `run` is
-    given, else automatically. ProclError for invalid settings or a name already taken."""
+def sweep_plan(cfg: TrainConfig, ks: list[int], run: str | None = None,
+               seeds: int = 1) -> list[tuple[str, TrainConfig]]:
+    """(run name, settings) of each run of a sweep: cfg with each k and, with `seeds` > 1,
+    each of the seeds cfg.seed, cfg.seed + 1, ... (runs of one k with different seeds let
+    Compare measure how alike they come out: procl.choosek.seed_agreement). Named RUN-kK
+    (RUN-kK-sS with several seeds) when `run` is given, else automatically. ProclError for
+    invalid settings or a name already taken."""
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise ProclError(f"{seeds} seeds per k: give 1 to {MAX_SEEDS} (each is a training).")
     plan = []
     for k in ks:
-        c = replace(cfg, k=int(k))
-        c.resolved().validate()
-        c = c.resolved(grid=None)  # the levers that depend on a region grid: decided when the features are read
-        if run:
-            name = runs.check_name(f"{run}-k{k}")
-            if (checkpoints_dir() / name).exists():
-                raise ProclError(f"run {name!r} already exists: choose another run name")
-        else:
-            name = default_run_name(c)
-        if name in [n for n, _ in plan]:
-            name = runs.unique_name(f"{name}-{k}")
-        plan.append((name, c))
+        for seed in range(cfg.seed, cfg.seed + seeds):
+            c = replace(cfg, k=int(k), seed=seed)
+            c.resolved().validate()
+            c = c.resolved(grid=None)  # the levers that depend on a region grid: decided when the features are read
+            if run:
+                name = runs.check_name(f"{run}-k{k}" + (f"-s{seed}" if seeds > 1 else ""))
+                if (checkpoints_dir() / name).exists():
+                    raise ProclError(f"run {name!r} already exists: choose another run name")
+            else:
+                name = default_run_name(c)
+            if name in [n for n, _ in plan]:
+                name = runs.unique_name(f"{name}-{k}" + (f"-s{seed}" if seeds > 1 else ""))
+            plan.append((name, c))
     return plan
 
 
-def launch_sweep(cfg: TrainConfig, ks: list[int] | str, run: str | None = None) -> list[Path]:
-    """Create one queued run per k (cfg's other settings) and train them one after another in
-    one background process, so that they do not share the CPU or GPU. Each run keeps its own
-    train.log and can be cancelled alone (a queued run's STOP ends it before it trains)."""
+def launch_sweep(cfg: TrainConfig, ks: list[int] | str, run: str | None = None, seeds: int = 1) -> list[Path]:
+    """Create one queued run per k (and seed: `sweep_plan`) with cfg's other settings and train
+    them one after another in one background process, so that they do not share the CPU or
+    GPU. Each run keeps its own train.log and can be cancelled alone (a queued run's STOP
+    ends it before it trains)."""
     if isinstance(ks, str):
         ks = parse_k_list(ks, cfg.resolved().M)
-    plan = sweep_plan(cfg, ks, run)
+    plan = sweep_plan(cfg, ks, run, seeds)
     paths = [runs.create_run(name, {**asdict(c), "launched": True, "sweep": list(ks)}) for name, c in plan]
     steps = [f"{shlex.quote(sys.executable)} -m procl train --run {shlex.quote(p.name)} --queued "
              f">> {shlex.quote(str((p / 'train.log').resolve()))} 2>&1" for p in paths]

@@ -243,6 +243,9 @@ def metrics_vs_k_figure(rows: list[dict]) -> go.Figure:
     return fig
 
 
+PERCENT_SIGNALS = ("background_share", "task_confidence", "seed_agreement")  # fractions, drawn in %
+
+
 def signals_vs_k_figure(table, labels: tuple) -> go.Figure:
     """Label-free signals against k (procl.choosek.signals_table), one small panel each so that
     every signal keeps its own scale; `labels`: (column, label, tooltip) of each signal.
@@ -256,7 +259,7 @@ def signals_vs_k_figure(table, labels: tuple) -> go.Figure:
                         horizontal_spacing=0.06)
     for i, (col, label, tip) in enumerate(labels, start=1):
         pts = table[table[col].notna()]
-        scale = 100 if col in ("background_share", "task_confidence") else 1
+        scale = 100 if col in PERCENT_SIGNALS else 1
         fig.add_trace(go.Scatter(x=[int(k) for k in pts["k"]], y=[float(v) * scale for v in pts[col]],
                                  mode=mode, name=label, text=list(pts["run"]), marker_size=8, showlegend=False,
                                  hovertemplate=f"%{{text}}<br>k=%{{x}}: {label} %{{y:.2f}}<br>{tip}<extra></extra>"),

@@ -18,7 +18,7 @@ import pytest
 from conftest import SAMPLES
 from streamlit.testing.v1 import AppTest
 
-from procl import explore, runs
+from procl import explore, jobs, runs
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = ["app_pages/home.py", "app_pages/train.py", "app_pages/explore.py", "app_pages/keysteps.py",
@@ -290,7 +290,10 @@ def test_train_tries_several_k_one_job_after_another(app_env):
     at.text_input(key="tr_run").input("sweep")
     at.run()
     assert_clean(at)
-    assert "2 runs: k = 2, 3" in texts(at)
+    assert at.number_input(key="tr_sweep_seeds").value == jobs.SWEEP_SEEDS == 2
+    assert "4 runs: k = 2, 3, 2 seeds each" in texts(at)
+    at.number_input(key="tr_sweep_seeds").set_value(1).run()
+    assert "2 runs: k = 2, 3, one seed each" in texts(at)
     at.button(key="tr_sweep").click().run()
     assert_clean(at)
     paths = [app_env["checkpoints"] / f"sweep-k{k}" for k in (2, 3)]
@@ -309,6 +312,27 @@ def test_train_tries_several_k_one_job_after_another(app_env):
     finally:
         for p in paths:
             shutil.rmtree(p, ignore_errors=True)
+
+
+def test_compare_suggests_k_by_the_agreement_of_seeds(app_env):
+    """With two seeds of each k, Compare charts their agreement and suggests k by it."""
+    copies = [app_env["checkpoints"] / f"{name}-seed" for name in ("tiny-k2", "tiny-k3")]
+    for copy in copies:
+        shutil.copytree(app_env["checkpoints"] / copy.name.removesuffix("-seed"), copy)
+    try:
+        at = open_page("app_pages/compare.py")
+        at.multiselect(key="cmp_runs").set_value(["tiny-k2", "tiny-k3", "tiny-k2-seed", "tiny-k3-seed"]).run()
+        assert_clean(at)
+        signals = next(f for f in figures(at) if any(t.get("name") == "steps used per task" for t in f["data"]))
+        assert "agreement between seeds (%)" in [a["text"] for a in signals["layout"]["annotations"]]
+        agreement = next(t for t in signals["data"] if t.get("name") == "agreement between seeds (%)")
+        assert agreement["y"] == [100.0] * 4, "a copy cuts the videos exactly as its run"
+        suggestion = next(i.value for i in at.info if "Suggested k" in i.value)
+        assert "Suggested k: 2.** k = 2: runs of it with different seeds agree at least as much as at any other k" \
+            in suggestion, suggestion
+    finally:
+        for copy in copies:
+            shutil.rmtree(copy, ignore_errors=True)
 
 
 def fake_run(checkpoints: Path, name: str, status: dict, log: str = "") -> Path:

@@ -38,6 +38,12 @@ def test_sweep_plan_names_and_settings(tmp_path, monkeypatch):
         jobs.sweep_plan(cfg, [3, 5], run="mine")
     with pytest.raises(ProclError, match="larger than M"):
         jobs.sweep_plan(cfg, [3, 11])
+    two = jobs.sweep_plan(cfg, [3, 5], run="two", seeds=2)
+    assert [n for n, _ in two] == ["two-k3-s4", "two-k3-s5", "two-k5-s4", "two-k5-s5"]
+    assert [(c.k, c.seed) for _, c in two] == [(3, 4), (3, 5), (5, 4), (5, 5)]
+    assert len({n for n, _ in jobs.sweep_plan(cfg, [3, 5], seeds=2)}) == 4, "automatic names never collide"
+    with pytest.raises(ProclError, match="6 seeds per k: give 1 to 5"):
+        jobs.sweep_plan(cfg, [3, 5], seeds=6)
 
 
 def test_segments_and_states_used():
@@ -125,3 +131,49 @@ def test_suggest_k_per_task():
                             "per_task": [{"a": 3, "b": 3}, {"a": 3, "b": 4}, {"a": 3, "b": 5}]})
     per_task = choosek.suggest_k_per_task(signals)
     assert per_task["a"][0] == 3 and per_task["b"][0] == 5 and "try larger k" in per_task["b"][1]
+
+
+def test_seed_agreement_compares_how_runs_cut_the_same_videos(tmp_path, monkeypatch):
+    """The adjusted Rand index of two runs' states over each task's frames: the state ids do
+    not matter, where the cuts fall does; runs of other settings are not seeds of the same k."""
+    monkeypatch.setenv("PROCL_CHECKPOINTS", str(tmp_path))
+    a = {"a1": ("a", [0, 0, 0, 1, 1, 1, -1, -1]), "b1": ("b", [4, 4, 5, 5, 6, 6, 6, 6])}
+    renamed = {"a1": ("a", [7, 7, 7, 2, 2, 2, -1, -1]), "b1": ("b", [1, 1, 0, 0, 3, 3, 3, 3])}
+    shifted = {"a1": ("a", [0, 1, 1, 1, 1, -1, -1, -1]), "b1": ("b", [4, 4, 5, 5, 6, 6, 6, 6])}
+    p0 = fake_finished_run(tmp_path, "x-k3-s0", 3, a)
+    p1 = fake_finished_run(tmp_path, "x-k3-s1", 3, renamed)
+    p2 = fake_finished_run(tmp_path, "x-k3-s2", 3, shifted)
+    assert choosek.seed_agreement([p0, p1]) == (1.0, {"a": 1.0, "b": 1.0})
+    mean, per_task = choosek.seed_agreement([p0, p2])
+    assert per_task["b"] == 1.0 and per_task["a"] < 0.5 and mean == pytest.approx((1 + per_task["a"]) / 2)
+    assert choosek.seed_agreement([p0]) == (None, {})
+    other = fake_finished_run(tmp_path, "y-k3", 3, shifted)
+    write_json(other / "config.json", {"k": 3, "dataset": "folder:/x", "recipe": "paper"})
+    table = choosek.signals_table([p0, p1, other]).set_index("run")
+    assert table.loc["x-k3-s0", "seed_agreement"] == 1.0 and table.loc["x-k3-s1", "per_task_agreement"]["a"] == 1.0
+    assert pd.isna(table.loc["y-k3", "seed_agreement"]), "a run of other settings is no seed of the same k"
+
+
+def test_suggest_k_by_agreement_between_seeds():
+    """With the agreement at two or more k the suggestion is where it is highest (the smaller
+    k on a tie), whatever the steps used say; without it, the older rule and a hint."""
+    t = pd.DataFrame({"run": ["r4a", "r4b", "r5a", "r5b", "r6a", "r6b"], "k": [4, 4, 5, 5, 6, 6],
+                      "states_used": [4.0, 4.0, 5.0, 5.0, 6.0, 6.0],
+                      "seed_agreement": [0.6, 0.6, 0.8, 0.8, 0.7, 0.7]})
+    k, why = choosek.suggest_k(t)
+    assert k == 5 and why.startswith("k = 5: runs of it with different seeds agree most")
+    assert "80 % against 60 % at k = 4 and 70 % at k = 6" in why
+    t.loc[t.k == 6, "seed_agreement"] = 0.8
+    k, why = choosek.suggest_k(t)
+    assert k == 5 and "agree at least as much as at any other k" in why, "a tie: the smaller k, said as such"
+    t["seed_agreement"] = [None, None, 0.8, 0.8, None, None]  # one k with seeds: not enough to compare
+    k, why = choosek.suggest_k(t)
+    assert k == 6 and "try larger k" in why and "two seeds of each k" in why
+
+
+def test_only_signals_with_values_are_charted():
+    t = pd.DataFrame({"run": ["r3", "r4"], "k": [3, 4], "states_used": [3.0, 4.0], "segments_per_video": [2.0, 3.0],
+                      "background_share": [0.1, 0.2], "task_confidence": [None, None], "seed_agreement": [None, None]})
+    assert [c for c, _, _ in choosek.shown_signals(t)] == ["states_used", "segments_per_video", "background_share"]
+    t["seed_agreement"] = [0.5, None]
+    assert [c for c, _, _ in choosek.shown_signals(t)][-1] == "seed_agreement"

@@ -81,9 +81,10 @@ def format_choose_k(c: dict | None) -> list[str]:
     L = ["## Choosing k without labels (issue 18)", ""]
     if not c:
         return L + ["Not in this plan.", ""]
-    L += ["The rule of `procl.choosek.suggest_k` (shown on Compare) on the built-in set's runs at every k of the grid "
-          "(all seeds averaged; no ground truth used): the suggested k against each task's true number of key-steps. "
-          "Target: within 1 of the true k.", "",
+    L += ["The rule of `procl.choosek.suggest_k` (shown on Compare) on the built-in set's runs at every k of the grid, "
+          "no ground truth used: with several seeds of each k, as here, the k whose runs agree most on where the "
+          "steps are (adjusted Rand index between the seeds' predicted states, mean over tasks); the suggested k "
+          "against each task's true number of key-steps. Target: within 1 of the true k.", "",
           "| recipe | k tried | suggested | tasks within 1 | each task's own suggestion: within 1 | within 1 of the "
           "largest true k |", "|---|---|---|---|---|---|"]
     for recipe, r in c.items():

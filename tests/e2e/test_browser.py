@@ -185,8 +185,9 @@ def test_newcomer_faults_in_a_browser(server, page, tiny_synth):
 
 def test_k_sweep_in_a_browser(server, page):
     """Issue 18, choosing k: a bad list is named and blocks the button; "Try these k" launches
-    one run per k, trained one after another; Compare plots the label-free signals against k
-    and suggests a k in one sentence."""
+    one run per k and seed (two by default), trained one after another; Compare plots the
+    label-free signals against k, the agreement between seeds among them, and suggests the k
+    where the seeds agree most in one sentence."""
     pg, url = page, server["url"]
     visit(pg, f"{url}/train", "Train")
     for label, value in (("Steps per task (k)", 2), ("Kinds of moment (M)", 6), ("Epochs (0: automatic)", 1)):
@@ -211,18 +212,21 @@ def test_k_sweep_in_a_browser(server, page):
     ks.press("Enter")
     settle(pg)
     no_exception(pg)
-    assert pg.get_by_text("2 runs: k = 2, 3").count() == 1
+    assert pg.get_by_text("4 runs: k = 2, 3, 2 seeds each").count() == 1
     pg.get_by_role("button", name="Try these k").click()
     for k in (2, 3):
-        pg.get_by_text(re.compile(rf"sweep-k{k}\s+(done|failed|cancelled)")).first.wait_for(timeout=180_000)
-        job = server["checkpoints"] / f"sweep-k{k}"
-        assert runs.read_status(job)["state"] == "done", (job / "train.log").read_text()[-2000:]
+        for seed in (0, 1):
+            pg.get_by_text(re.compile(rf"sweep-k{k}-s{seed}\s+(done|failed|cancelled)")).first.wait_for(timeout=180_000)
+            job = server["checkpoints"] / f"sweep-k{k}-s{seed}"
+            assert runs.read_status(job)["state"] == "done", (job / "train.log").read_text()[-2000:]
     settle(pg)
     no_exception(pg)
     shoot(pg, "train-sweep")
 
     visit(pg, f"{url}/compare", "Compare runs")
     pg.get_by_text("Suggested k:").first.wait_for()
-    assert pg.locator(".js-plotly-plot").filter(has_text="steps used per task").count() == 1
+    chart = pg.locator(".js-plotly-plot").filter(has_text="steps used per task")
+    assert chart.count() == 1 and "agreement between seeds" in chart.first.inner_text()
+    assert pg.get_by_text(re.compile("runs of it with different seeds agree (most|at least as much)")).count() >= 1
     no_exception(pg)
     shoot(pg, "compare-choose-k")
