@@ -223,6 +223,7 @@ def test_quick_path_on_tiny_plan(tmp_path, monkeypatch, capsys):
     assert re.search(rf"Training: {NUMBER} s per epoch", text)
     assert re.search(rf"= {NUMBER} GFLOP/s, against {NUMBER} GFLOP/s", text)
     assert re.search(rf"share of an epoch: {NUMBER} %", text)
+    assert re.search(r"the attention features of every training video take \d+ ms \(\d+ %", text)
     assert re.search(rf"Subset selection at N = 10,000, M = 50, k = 15, D = 36: {NUMBER} s", text)
     assert re.search(rf"Inference: {NUMBER} ms per 100-frame video on cpu", text)
     assert re.search(rf"End to end from an empty data folder .*: {NUMBER} min", text)

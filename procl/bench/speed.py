@@ -91,13 +91,19 @@ def training_speed(b: Bench) -> dict:
     opt = torch.optim.RMSprop(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     y = torch.from_numpy(_video_clip(b))  # [100, R, D]
     r = torch.randint(0, cfg.M, (len(y),))
+    medians = video_medians(cfg, {"clip": y})
+    median = None if medians is None else medians["clip"]  # kept once per training, as the loop does
+
+    def step():
+        train_step(cfg, net, opt, y, r, 0, median=median)
+
     with FlopCounterMode(display=False) as counter:
-        train_step(cfg, net, opt, y, r, 0)
+        step()
     flops = counter.get_total_flops()
     n = b.plan.matmul_n
     x, w = torch.randn(n, n), torch.randn(n, n)
     with threads(b.train_threads):
-        step_s = statistics.median(_timed(lambda: train_step(cfg, net, opt, y, r, 0), b.plan.timing_reps))
+        step_s = statistics.median(_timed(step, b.plan.timing_reps))
         matmul_s = min(_timed(lambda: x @ w, 3))
     with threads(b.cores):
         matmul_all_s = min(_timed(lambda: x @ w, 3))
@@ -156,8 +162,10 @@ def scaling(b: Bench) -> list[dict]:
 
 
 def _epoch_cost(b: Bench, cfg, base: dict[str, torch.Tensor], task_of_base: dict[str, str], factor: int) -> dict:
-    """One epoch as the training loop runs it (teacher refresh, then a step per video) and
-    subset selection alone, with every training video repeated `factor` times; best of two."""
+    """One epoch as the training loop runs it (teacher refresh, then a step per video), the
+    teacher's attention features of every video alone (its network part: one SAN forward
+    pass per video, which every training step also makes) and subset selection alone, with
+    every training video repeated `factor` times; best of two."""
     ys = {f"{vid}~{c}": y for c in range(factor) for vid, y in base.items()}
     task_of = {vid: task_of_base[vid.rsplit("~", 1)[0]] for vid in ys}
     unit = Unit("all", list(b.builtin.dataset.tasks), list(ys))
@@ -172,14 +180,18 @@ def _epoch_cost(b: Bench, cfg, base: dict[str, torch.Tensor], task_of_base: dict
         refresh_teacher(cfg, net, unit, ys, task_of, medians=medians)
         teacher_s = time.perf_counter() - start
         for vid in unit.videos:
-            train_step(cfg, net, opt, ys[vid], unit.labels[vid], unit.tasks.index(task_of[vid]))
+            train_step(cfg, net, opt, ys[vid], unit.labels[vid], unit.tasks.index(task_of[vid]),
+                       median=None if medians is None else medians[vid])
         epoch_s = time.perf_counter() - start
-        f = attention_features(net, ys, unit.videos)
+        start = time.perf_counter()
+        f = attention_features(net, ys, unit.videos, cfg.batch_size, medians)  # the teacher's first part
+        features_s = time.perf_counter() - start
         start = time.perf_counter()
         for task in unit.tasks:
             subset_selection([f[v] for v in unit.videos if task_of[v] == task], unit.centers, cfg.k)
         selection_s = time.perf_counter() - start
-        for key, value in (("epoch_s", epoch_s), ("teacher_s", teacher_s), ("selection_s", selection_s)):
+        for key, value in (("epoch_s", epoch_s), ("teacher_s", teacher_s), ("selection_s", selection_s),
+                           ("features_s", features_s)):
             best[key] = min(best.get(key, math.inf), value)
     return {"factor": factor, "videos": len(ys), **best}
 
