@@ -124,6 +124,9 @@ def test_bench_measures_the_suggestion_against_the_true_k(tmp_path, monkeypatch)
     assert row["ks"] == [2, 3, 4, 5] and row["suggested"] == 3 and row["true_k"] == {"a": 3, "b": 5}
     assert row["tasks_within_1"] == 1 and row["tasks"] == 2 and not row["within_1_of_max"]
     assert row["per_task_suggested"] == {"a": 3, "b": 3} and row["per_task_within_1"] == 1
+    assert row["best_within_1"] == 2 and row["best_ks"] == [4], "k = 4 is within 1 of both 3 and 5"
+    text = "\n".join(choose_k.format_choose_k({"default": row}))
+    assert "| 2, 3, 4, 5 | 3 | 1/2 | 2/2 (k = 4) | 1/2 | no |" in text
 
 
 def test_suggest_k_per_task():
