@@ -73,9 +73,21 @@ def span_form(info, video_id: str, times, frame_key: str | None = None) -> None:
 
 
 def state_form(info, task: str, states: list[int]) -> None:
-    """Key-steps: merge states into one step, mark a state background, split a state in two."""
+    """Key-steps: merge states into one step, mark a state background, split a state in two
+    (where a state number is unambiguous: corrections.states_ambiguous), the list, refine."""
     st.subheader("Correct the key-steps")
     _message()
+    why = corrections.states_ambiguous(info.config)
+    if why:
+        st.caption(f"Merging, splitting or marking states is not offered here: {why}. Spans marked on **Explore** "
+                   "refine every task's network.")
+    else:
+        _state_buttons(info, task, states)
+    corrections_list(info, key=f"ks_{task}")
+    refine_panel(info)
+
+
+def _state_buttons(info, task: str, states: list[int]) -> None:
     c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
     group = c1.multiselect("States that are one step", states, key=f"corr_merge_{task}",
                            format_func=lambda s: info.state_label(task, s))
@@ -91,8 +103,6 @@ def state_form(info, task: str, states: list[int]) -> None:
                  help="Refining re-clusters its frames into two; both halves become steps of this task.")
     c2.button("Split", key=f"corr_split_btn_{task}", on_click=_do,
               args=(_add_state, info, "split", f"corr_split_{task}"), icon=":material/call_split:")
-    corrections_list(info, key=f"ks_{task}")
-    refine_panel(info)
 
 
 def corrections_list(info, key: str) -> None:

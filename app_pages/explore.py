@@ -188,8 +188,7 @@ with sh.guard(f"Run {info.name}"):
         with sh.guard("Frames"):
             reader, note = _reader_for(record)
         frame_viewer(video_id, out, row["task"], row["pred_task"], reader, note)
-        if info.config.get("setting") == "multi":
-            _corrections.span_form(info, video_id, out["times"], _frame_key(video_id))
+        _corrections.span_form(info, video_id, out["times"], _frame_key(video_id))
 
         left, right = st.columns([1, 1], gap="large")
         with left:

@@ -145,5 +145,4 @@ with sh.guard(f"Run {info.name}"):
         st.caption("Frames show where the network looks (red = most; the paper's spatial attention).")
 
     _framemap.frame_map(info, task)
-    if info.config.get("setting") == "multi":
-        _corrections.state_form(info, task, [int(s) for s in table["state"]])
+    _corrections.state_form(info, task, [int(s) for s in table["state"]])

@@ -218,10 +218,28 @@ def can_undo(run: str | os.PathLike) -> bool:
     return bool(_history(runs.run_dir(run)))
 
 
+STATE_KEYS = ("merge", "background", "names", "split")  # corrections that name states
+
+
+def states_ambiguous(config: dict) -> str | None:
+    """Why corrections that name states cannot apply to this run, or None when they can: a
+    single-task run of several tasks has one network, and its own states 0..M-1, per task,
+    so a state number alone does not say which task's state it is. Spans (segments) name a
+    video, and so a task: they always apply."""
+    units = config.get("units") or {}
+    if config.get("setting") == "single" and len(units) > 1:
+        return (f"this single-task run has one network per task ({len(units)} tasks), each with its own states, so "
+                "a state number alone is ambiguous: mark spans of videos instead (Explore), or train a run of one "
+                "task")
+    return None
+
+
 def add(run: str | os.PathLike, kind: str, value: Any, config: dict | None = None) -> dict:
     """One correction added to the run's saved ones: kind "segments" (a {video, start,
     end, step}), "merge" (a list of states), "background" (a state), "names" ((state,
-    name)) or "split" (a state)."""
+    name)) or "split" (a state). States only where they are unambiguous (`states_ambiguous`)."""
+    if kind in STATE_KEYS and config is not None and (why := states_ambiguous(config)):
+        raise ProclError(f"{kind}: {why}")
     corr = read_corrections(run)
     if kind == "segments":
         corr["segments"].append(dict(value))

@@ -216,8 +216,6 @@ def refine(parent: str | Path, run_name: str, corrections_file: str | Path | Non
     if status.get("state") != "done" or not (path / "model.pt").exists():
         raise ProclError(f"run {path.name!r} has not finished training ({status.get('state')}): refine a finished run")
     config = runs.read_config(path)
-    if config.get("setting") != "multi":
-        raise ProclError(f"run {path.name!r} is a single-task run: refine works on multi-task runs")
     runs.check_name(run_name)
     if corrections_file is not None:
         raw = corrections.read_file(corrections_file)
@@ -226,6 +224,9 @@ def refine(parent: str | Path, run_name: str, corrections_file: str | Path | Non
     else:
         raise ProclError(f"run {path.name!r} has no corrections.json: correct it in the app, "
                          "or give --corrections FILE")
+    named = [key for key in corrections.STATE_KEYS if isinstance(raw, dict) and raw.get(key)]
+    if named and (why := corrections.states_ambiguous(config)):
+        raise ProclError(f"run {path.name!r}: the corrections name states ({', '.join(named)}), but {why}")
     if epochs is not None and epochs < 1:
         raise ProclError(f"--epochs {epochs}: give at least 1")
     cfg = config_from_saved(config)

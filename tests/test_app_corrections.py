@@ -78,3 +78,36 @@ def test_correct_merge_background_span_undo_and_refine(app_env):  # noqa: F811
     cmp.multiselect(key="cmp_runs").set_value(["tiny-k3", "tiny-k3-fixed"]).run()
     assert_clean(cmp)
     assert any("changed step" in i.value and "refines **tiny-k3**" in i.value for i in cmp.info)
+
+
+def test_a_single_task_run_takes_spans_not_state_numbers(app_env):  # noqa: F811
+    """A single-task run of several tasks: Explore marks spans; Key-steps says why it offers
+    no state buttons (each task has its own states) and still lists the spans and refines."""
+    import shutil
+
+    from procl.train import TrainConfig, train
+
+    path = train(TrainConfig(dataset=app_env["dataset"], setting="single", k=3, M=8, epochs=2, width=16),
+                 run="single-k3", progress=False)
+    try:
+        ks = open_page("app_pages/keysteps.py", run="single-k3")
+        assert_clean(ks)
+        task = ks.selectbox(key="ks_task_single-k3").value
+        assert any("Merging, splitting or marking states is not offered here" in c.value for c in ks.caption)
+        assert not [m for m in ks.multiselect if m.key == f"corr_merge_{task}"]
+        assert ks.button(key="refine_btn_single-k3").disabled, "nothing to refine with yet"
+        ex = open_page("app_pages/explore.py", run="single-k3")
+        assert_clean(ex)
+        video = ex.selectbox(key="ex_video_single-k3").value
+        ex.number_input(key=f"corr_start_{video}").set_value(0.5)
+        ex.number_input(key=f"corr_end_{video}").set_value(2.0)
+        ex.text_input(key=f"corr_step_{video}").set_value("first step")
+        ex.button(key=f"corr_mark_{video}").click().run()
+        assert_clean(ex)
+        assert corrections.read_corrections(path)["segments"] == [
+            {"video": video, "start": 0.5, "end": 2.0, "step": "first step"}]
+        ks = open_page("app_pages/keysteps.py", run="single-k3")
+        assert_clean(ks)
+        assert not ks.button(key="refine_btn_single-k3").disabled
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

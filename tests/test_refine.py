@@ -217,3 +217,33 @@ def test_frame_map_is_capped_and_labelled(parent):
     assert 0 < len(data) <= 50
     assert {"x", "y", "video", "task", "time", "frame", "state", "name"} <= set(data.columns)
     assert data["x"].notna().all() and data["video"].nunique() > 1
+
+
+def test_a_single_task_run_refines_from_spans(env, tmp_path, capsys):
+    """One network per task: spans name a video, so a task, and refine them; a state
+    number would not say whose state it is (refused, at adding and at refining), except
+    in a run of one task."""
+    single = train(TrainConfig(dataset=env["spec"], seed=0, setting="single", **TINY), run="single", progress=False)
+    loaded = load_run(single)
+    dataset, features = open_for_run(loaded.config, None)
+    raw = simulated_corrections(dataset, features, pick_videos(dataset, loaded.config, 1))
+    path = tmp_path / "spans.json"
+    path.write_text(json.dumps(raw))
+    assert cli(["refine", "--run", "single", "--corrections", str(path), "--run-name", "single-child",
+                "--epochs", "2"]) == 0
+    child = runs.run_dir("single-child")
+    names = read_names(child)
+    assert set(names) == set(loaded.units) and all(names.values()), "every task's network names its steps"
+    for unit, unit_names in names.items():
+        (task,) = loaded.units[unit]
+        assert set(unit_names.values()) <= set(dataset.steps[task]), "the person's names of the unit's task"
+    with_states = tmp_path / "states.json"
+    with_states.write_text(json.dumps({**raw, "background": [1]}))
+    assert cli(["refine", "--run", "single", "--corrections", str(with_states), "--run-name", "single-bad"]) == 2
+    assert "the corrections name states (background)" in capsys.readouterr().err
+    assert not (checkpoints_dir() / "single-bad").exists()
+    with pytest.raises(ProclError, match="merge: this single-task run has one network per task"):
+        corrections.add(single, "merge", [1, 2], loaded.config)
+    one_task = {**loaded.config, "units": {"a": ["a"]}}
+    assert corrections.states_ambiguous(one_task) is None and corrections.states_ambiguous(
+        {"setting": "multi", "units": {"all": ["a", "b"]}}) is None
