@@ -274,8 +274,8 @@ def test_a_failed_torchrun_keeps_the_ranks_messages():
 def test_choosing_k_section_counts_tasks_within_one_of_their_true_k():
     from procl.bench.choose_k import format_choose_k
     row = {"ks": [4, 6, 8], "suggested": 6, "true_k": {"a": 5, "b": 8}, "tasks_within_1": 1, "tasks": 2,
-           "per_task_within_1": 2, "within_1_of_max": False}
+           "per_task_within_1": 2, "within_1_of_max": False, "best_within_1": 1, "best_ks": [4, 6, 8]}
     text = "\n".join(format_choose_k({"default": row}))
-    assert "| default recipe | 4, 6, 8 | 6 | 1/2 | 2/2 | no |" in text
+    assert "| default recipe | 4, 6, 8 | 6 | 1/2 | 1/2 (k = 4, 6, 8) | 2/2 | no |" in text
     assert "True k per task: a 5, b 8." in text
     assert "Not in this plan." in "\n".join(format_choose_k({}))

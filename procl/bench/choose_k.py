@@ -93,8 +93,7 @@ def format_choose_k(c: dict | None) -> list[str]:
           "| recipe | k tried | suggested | tasks within 1 | the best one k tried: tasks within 1 | each task's own "
           "suggestion: within 1 | within 1 of the largest true k |", "|---|---|---|---|---|---|---|"]
     for recipe, r in c.items():
-        best = (f"{r['best_within_1']}/{r['tasks']} (k = {', '.join(map(str, r['best_ks']))})"
-                if "best_within_1" in r else "–")
+        best = f"{r['best_within_1']}/{r['tasks']} (k = {', '.join(map(str, r['best_ks']))})"
         L.append(f"| {RECIPE_LABELS[recipe]} | {', '.join(map(str, r['ks']))} | {r['suggested']} | "
                  f"{r['tasks_within_1']}/{r['tasks']} | {best} | {r['per_task_within_1']}/{r['tasks']} | "
                  f"{'yes' if r['within_1_of_max'] else 'no'} |")
