@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from procl import ProclError, bench, evaluate, procedure, refine
+from procl import ProclError, evaluate, procedure, refine
 from procl import train as train_mod
+from procl.bench import run as bench
 from procl.data import synth
 from procl.features import cache
 

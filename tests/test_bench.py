@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from procl import bench, runs
+from procl import runs
+from procl.bench import run as bench
 from procl.bench.nogrid import write_without_grid
 from procl.bench.plan import RECIPE_LABELS, RECIPES
 from procl.bench.quality import unpaired_share
