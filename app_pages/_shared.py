@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from procl import ProclError, explore, runs, words
+from procl import ProclError, choosek, explore, runs, words
 from procl.data import Dataset, VideoRecord
 from procl.data.specs import has_region_grid, parse_spec
 from procl.features.video import FrameReader
@@ -123,6 +123,17 @@ def _video_table(path: str, stamp: tuple) -> pd.DataFrame:
 
 def video_table(info: explore.RunInfo) -> pd.DataFrame:
     return _video_table(str(info.path), explore.run_stamp(info.path))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _signals_table(paths: tuple[str, ...], stamps: tuple) -> pd.DataFrame:
+    return choosek.signals_table(list(paths))
+
+
+def signals_table(paths: list[str | Path]) -> pd.DataFrame:
+    """choosek.signals_table of these runs, cached until one of their files changes (it reads
+    every run's predictions and compares the seeds of each k: not on every rerun)."""
+    return _signals_table(tuple(str(p) for p in paths), tuple(explore.run_stamp(p) for p in paths))
 
 
 @st.cache_data(show_spinner=False, max_entries=512)

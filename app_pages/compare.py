@@ -88,7 +88,7 @@ if infos:
         if len(datasets) > 1:
             ds_choice = st.selectbox("Dataset", datasets, key="cmp_k_dataset", format_func=words.dataset_name,
                                      help="The signals and the suggestion compare runs of one dataset.")
-        signals = choosek.signals_table([i.path for i in infos if i.config.get("dataset") == ds_choice])
+        signals = sh.signals_table([i.path for i in infos if i.config.get("dataset") == ds_choice])
         if len(signals):
             st.plotly_chart(viz.signals_vs_k_figure(signals, choosek.shown_signals(signals)), key="cmp_signals",
                             config={"displayModeBar": False})

@@ -72,14 +72,23 @@ def states_used(states: np.ndarray, share: float = USED_SHARE) -> int:
     return int((counts >= share * len(s)).sum())
 
 
-def run_signals(run: str | os.PathLike) -> dict:
-    """The label-free signals of one finished run (ProclError when it has no predictions)."""
-    path = runs.run_dir(run)
+def _predictions(path) -> pd.DataFrame:
+    """A finished run's predicted states per frame, sorted by video and frame (ProclError when
+    it has no predictions.csv)."""
     pred = path / "predictions.csv"
     if not pred.exists():
         raise ProclError(f"run {path.name} has no predictions.csv: it has not finished")
-    config = runs.read_config(path)
-    frame = pd.read_csv(pred, usecols=["video", "pred_task", "state"])
+    frame = pd.read_csv(pred, usecols=["video", "task", "pred_task", "frame", "state"])
+    return frame.sort_values(["video", "frame"], kind="stable").reset_index(drop=True)
+
+
+def run_signals(run: str | os.PathLike) -> dict:
+    """The label-free signals of one finished run (ProclError when it has no predictions)."""
+    path = runs.run_dir(run)
+    return _signals(path, runs.read_config(path), _predictions(path))
+
+
+def _signals(path, config: dict, frame: pd.DataFrame) -> dict:
     per_task = {task: states_used(g["state"].to_numpy()) for task, g in frame.groupby("pred_task", sort=True)}
     segs = [segments(g["state"].to_numpy()) for _, g in frame.groupby("video", sort=False)]
     conf = []
@@ -104,19 +113,20 @@ def signals_table(run_paths: list[str | os.PathLike]) -> pd.DataFrame:
     """One row per run (run, k, dataset and the signals), sorted by k; unfinished runs left out.
     seed_agreement (and per_task_agreement) is that of the run's k (`seed_agreement` over the
     runs of the same settings), None where it has no other seed."""
-    rows, paths = [], []
+    rows, frames = [], []
+    groups: dict[tuple, list[int]] = {}
     for p in run_paths:
         try:
-            rows.append(run_signals(p))
-            paths.append(runs.run_dir(p))
+            path = runs.run_dir(p)
+            config = runs.read_config(path)
+            frame = _predictions(path)
+            rows.append(_signals(path, config, frame))
         except (ProclError, OSError, ValueError, KeyError):
             continue
-    groups: dict[tuple, list[int]] = {}
-    for i, path in enumerate(paths):
-        config = runs.read_config(path)
-        groups.setdefault(tuple(str(config.get(key)) for key in SAME_SETTINGS), []).append(i)
+        frames.append(frame)
+        groups.setdefault(tuple(str(config.get(key)) for key in SAME_SETTINGS), []).append(len(rows) - 1)
     for members in groups.values():
-        agreement, per_task = seed_agreement([paths[i] for i in members])
+        agreement, per_task = _agreement([frames[i] for i in members])
         for i in members:
             rows[i]["seed_agreement"], rows[i]["per_task_agreement"] = agreement, per_task
     cols = ["run", "k", "dataset"] + [c for c, _, _ in SIGNALS] + ["per_task", "per_task_agreement"]
@@ -135,15 +145,17 @@ def seed_agreement(run_paths: list[str | os.PathLike]) -> tuple[float | None, di
     own) over all frames of a task's videos, mean over the tasks, then over every pair of
     runs. Returns (that mean, task -> its mean over the pairs); (None, {}) with fewer than
     two runs. Reads predictions.csv only: no ground truth."""
+    return _agreement([_predictions(runs.run_dir(p)) for p in run_paths])
+
+
+def _agreement(frames: list[pd.DataFrame]) -> tuple[float | None, dict[str, float]]:
+    """`seed_agreement` of the runs' predictions (`_predictions`)."""
     from sklearn.metrics import adjusted_rand_score  # imported here: it takes a second, and most pages never need it
 
-    frames = []
-    for p in run_paths:
-        frame = pd.read_csv(runs.run_dir(p) / "predictions.csv", usecols=["video", "task", "frame", "state"])
-        frames.append(frame.sort_values(["video", "frame"], kind="stable").reset_index(drop=True))
     per_task: dict[str, list[float]] = {}
     for a, b in itertools.combinations(frames, 2):
-        both = a.merge(b, on=["video", "task", "frame"], suffixes=("_a", "_b"))
+        both = a[["video", "task", "frame", "state"]].merge(b[["video", "task", "frame", "state"]],
+                                                            on=["video", "task", "frame"], suffixes=("_a", "_b"))
         for task, g in both.groupby("task", sort=True):
             per_task.setdefault(str(task), []).append(adjusted_rand_score(g["state_a"], g["state_b"]))
     if not per_task:

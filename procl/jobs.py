@@ -89,14 +89,15 @@ def sweep_plan(cfg: TrainConfig, ks: list[int], run: str | None = None,
             c = replace(cfg, k=int(k), seed=seed)
             c.resolved().validate()
             c = c.resolved(grid=None)  # the levers that depend on a region grid: decided when the features are read
+            tag = f"-s{seed}" if seeds > 1 else ""
             if run:
-                name = runs.check_name(f"{run}-k{k}" + (f"-s{seed}" if seeds > 1 else ""))
+                name = runs.check_name(f"{run}-k{k}{tag}")
                 if (checkpoints_dir() / name).exists():
                     raise ProclError(f"run {name!r} already exists: choose another run name")
             else:
                 name = default_run_name(c)
             if name in [n for n, _ in plan]:
-                name = runs.unique_name(f"{name}-{k}" + (f"-s{seed}" if seeds > 1 else ""))
+                name = runs.unique_name(f"{name}-{k}{tag}")
             plan.append((name, c))
     return plan
 

@@ -378,7 +378,7 @@ def test_kept_medians_give_the_same_teacher_features_and_steps():
 
     from procl.config import net_config
     from procl.model import ProcedureNet, pad_videos
-    from procl.train import attention_features, train_step, video_medians
+    from procl.train import attention_features, batch_medians, train_step, video_medians
 
     cfg = TrainConfig(k=3, M=6, width=8).resolved()
     assert cfg.region_center, "the default recipe centres regions"
@@ -398,7 +398,7 @@ def test_kept_medians_give_the_same_teacher_features_and_steps():
         r = torch.zeros(y.shape[:2], dtype=torch.int64)
         for kept in (True, False):
             torch.manual_seed(1)  # the same dropout
-            median = torch.cat([medians[v] for v in ids]) if kept else None
+            median = batch_medians(medians, ids) if kept else None
             train_step(cfg, nets[kept], opts[kept], y, r, torch.zeros(len(ids), dtype=torch.int64), mask, median=median)
     assert all(torch.equal(a, b) for a, b in zip(nets[True].state_dict().values(), nets[False].state_dict().values()))
     assert video_medians(TrainConfig(recipe="paper").resolved(), ys) is None

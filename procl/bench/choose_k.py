@@ -57,14 +57,14 @@ def measure(run_paths: list[str | os.PathLike]) -> list[dict]:
         truth = true_ks(folder) if folder and (folder / "steps").is_dir() else {}
         near = {t: abs(s["k"] - k) <= 1 for t, k in truth.items()} if s["k"] is not None else {}
         reach = {k: sum(abs(k - t) <= 1 for t in truth.values()) for k in s["ks"]}  # one k for every task
+        best = max(reach.values(), default=0)
         own = {t: k for t, (k, _) in choosek.suggest_k_per_task(s["signals"]).items()}
         own_near = {t: own.get(t) is not None and abs(own[t] - k) <= 1 for t, k in truth.items()}
         rows.append({"dataset": spec, "ks": s["ks"], "suggested": s["k"], "why": s["why"], "true_k": truth,
                      "tasks_within_1": sum(near.values()), "tasks": len(near), "per_task_suggested": own,
                      "per_task_within_1": sum(own_near.values()),
                      "within_1_of_max": bool(truth) and s["k"] is not None and abs(s["k"] - max(truth.values())) <= 1,
-                     "best_within_1": max(reach.values(), default=0),
-                     "best_ks": [k for k, n in reach.items() if reach and n == max(reach.values())]})
+                     "best_within_1": best, "best_ks": [k for k, n in reach.items() if n == best]})
     return rows
 
 
