@@ -180,3 +180,13 @@ def test_only_signals_with_values_are_charted():
     assert [c for c, _, _ in choosek.shown_signals(t)] == ["states_used", "segments_per_video", "background_share"]
     t["seed_agreement"] = [0.5, None]
     assert [c for c, _, _ in choosek.shown_signals(t)][-1] == "seed_agreement"
+
+
+def test_the_choose_k_command_names_a_bad_folder(tmp_path, capsys):
+    from procl.bench import choose_k
+
+    for args, message in (([str(tmp_path / "nope")], "nope is not a folder"),
+                          ([str(tmp_path)], "no run folder (one with a config.json) in")):
+        with pytest.raises(SystemExit) as exit_:
+            choose_k.main(args)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err

@@ -108,7 +108,11 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     paths = []
     for r in map(Path, args.runs):
+        if not r.is_dir():
+            ap.error(f"{r} is not a folder: give run folders, or folders holding runs")
         paths += [r] if (r / "config.json").exists() else sorted(p for p in r.iterdir() if (p / "config.json").exists())
+    if not paths:
+        ap.error(f"no run folder (one with a config.json) in {', '.join(args.runs)}")
     rows = measure(paths)
     for r in rows:
         print(f"{r['dataset']}: k tried {r['ks']}, suggested {r['suggested']}, true k {r['true_k']}; "
