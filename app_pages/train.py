@@ -102,6 +102,12 @@ pooling = c3.toggle("Learnable pooling", True, key="tr_pooling", disabled=not mu
 
 
 grid = sh.region_grid(spec) if ds is not None else True  # some levers' defaults differ without a region grid
+if not grid and multi and ds is not None and len(ds.tasks) > 1:
+    st.info("These features have no region grid (one vector per frame), so the network cannot look at where "
+            "the hands are. There, telling the tasks apart is weak: on procl's benchmark sets given this way the "
+            "task is guessed about as often as by chance (docs/RESULTS.md, \"No grid\"), and a wrong task "
+            "brings the wrong task's steps. With **single** (one network per task), each video's task is given.",
+            icon=":material/info:")
 
 
 def lever_widget(col, lv: Lever, chosen: dict):

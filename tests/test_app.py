@@ -203,6 +203,32 @@ def test_train_levers_show_the_defaults_of_features_without_a_grid(app_env):
     assert at.number_input(key="tr_time_weight_default_nogrid").value == 0.0
 
 
+def test_train_says_the_task_guess_is_weak_on_features_without_a_grid(app_env, tmp_path):
+    """Multi-task on precomputed [T, D] features of several tasks: the page says the task
+    decision is weak there and what single-task does instead; not for one task, nor single."""
+    root = tmp_path / "two_tasks"
+    rng = np.random.default_rng(0)
+    for task in ("a", "b"):
+        for i in range(3):
+            vid = f"{task}_{i}"
+            (root / "features" / task).mkdir(parents=True, exist_ok=True)
+            np.save(root / "features" / task / f"{vid}.npy", rng.standard_normal((12, 4)).astype(np.float32))
+    at = open_page("app_pages/train.py")
+    note = "telling the tasks apart is weak"
+    assert not any(note in i.value for i in at.info)  # the built-in videos have a grid
+    at.selectbox(key="tr_dataset").set_value("another folder…").run()
+    at.selectbox(key="tr_kind").set_value("actseg").run()
+    at.text_input(key="tr_path").input(str(root)).run()
+    assert_clean(at)
+    assert any(note in i.value for i in at.info)
+    at.radio(key="tr_setting").set_value("single").run()
+    assert not any(note in i.value for i in at.info)
+    at.radio(key="tr_setting").set_value("multi").run()
+    at.text_input(key="tr_path").input(str(BREAKFAST)).run()  # one task: nothing to tell apart
+    assert_clean(at)
+    assert not any(note in i.value for i in at.info)
+
+
 def test_train_all_runs_table_never_says_none(app_env):
     """F1 of an unannotated run says so; a queued run's epochs and accuracy are not `None`;
     scores have one decimal; the dataset is named by its folder."""
