@@ -40,13 +40,16 @@ if infos:
                    icon=":material/warning:")
     if table["split"].nunique() > 1:
         st.caption("Runs are scored on different splits (multi-task: test split; single-task: all videos).")
-    score_cols = ["recall", "precision", "f1", "iou", "accuracy", "teacher_f1"]
+    score_cols = ["recall", "precision", "f1", "iou", "accuracy", "teacher_f1", "uniform_f1"]
     labels = {"recall": "R", "precision": "P", "f1": "F1", "iou": "IoU", "accuracy": "Acc",
-              "teacher_f1": "suggestion F1"}
+              "teacher_f1": "suggestion F1", "uniform_f1": "equal cuts F1"}
     shown = table.copy()
     unscored = [i.name for i in infos if not i.annotated]
+    text_cols = {col for col in score_cols if unscored and col != "accuracy"}  # a run without ground truth says so
+    if any(sh.missing(v) for v in table["uniform_f1"]):  # a run finished before procl kept equal cuts: "–"
+        text_cols.add("uniform_f1")
     for col in score_cols:
-        if unscored and col != "accuracy":  # text, so that a run without ground truth can say so
+        if col in text_cols:
             shown[col] = [sh.score(i, v).rstrip("%") for i, v in zip(infos, table[col])]
         else:
             shown[col] = [None if sh.missing(v) else 100 * v for v in table[col]]
@@ -54,8 +57,11 @@ if infos:
              "precision": "right: share of the found frames that are right (precision)",
              "f1": "balance of found and right (F1)", "iou": "overlap of found and true steps (IoU)",
              "accuracy": "share of the videos whose task is guessed right",
-             "teacher_f1": "F1 of the clustering's suggestion the network learned from (the paper's teacher)"}
-    config = {col: (st.column_config.TextColumn(label, help=helps.get(col)) if unscored and col != "accuracy"
+             "teacher_f1": "F1 of the clustering's suggestion the network learned from (the paper's teacher)",
+             "uniform_f1": "F1 of cutting each video into k equal parts (told its task), on the same videos: the "
+                           "trivial reference. A run near or below it found little beyond the order of the steps "
+                           "('–': a run finished before procl kept it)"}
+    config = {col: (st.column_config.TextColumn(label, help=helps.get(col)) if col in text_cols
                     else st.column_config.NumberColumn(label, format="%.1f", help=helps.get(col)))
               for col, label in labels.items()}
     config["dataset"] = st.column_config.TextColumn("dataset", help="The dataset's spec (--dataset SPEC).")

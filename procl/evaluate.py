@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from procl import ProclError, metrics, runs
+from procl import ProclError, baselines, metrics, runs
 from procl.data import Dataset, open_dataset
 from procl.dist import add_device_argument
 from procl.features.cache import load_or_extract
@@ -96,6 +96,9 @@ def finish_run(path: Path, dataset: Dataset, features: FeatureSet) -> dict:
     frame = predictions_frame(preds, dataset.steps, mapping)
     frame["split"] = [dataset.split.get(v, "") for v in frame["video"]]
     write_text(path / "predictions.csv", frame.to_csv(index=False))
+    uniform = uniform_score(scored, int(loaded.config["k"]))
+    if uniform is not None:
+        result["uniform"] = uniform
     metrics_out = {**headline(result["student"]), "split": split, **result}
     write_json(path / "metrics.json", metrics_out)
     return metrics_out
@@ -110,17 +113,32 @@ def headline(result: dict) -> dict:
     return {k: result.get(k) for k in HEADLINE}
 
 
+def uniform_score(preds: list[VideoPrediction], k: int) -> dict | None:
+    """The headline scores of equal cuts (`baselines.uniform_scores`) on the annotated videos of
+    `preds`, without accuracy (equal cuts are told each video's task); None when none is annotated."""
+    gt = {p.video_id: p.gt for p in preds}
+    if all(g is None for g in gt.values()):
+        return None
+    result = baselines.uniform_scores(gt, {p.video_id: p.task for p in preds}, k)
+    return {key: result.get(key) for key in HEADLINE if key != "accuracy"}
+
+
 def format_scores(result: dict, split: str) -> str:
-    """A small table of the student's and the teacher's headline scores, in %."""
+    """A small table of the student's and the teacher's headline scores, and equal cuts' (uniform)
+    when the result has them, in %."""
     def fmt(v):
         return "-" if v is None else f"{100 * v:.1f}"
     cols = [("R", "recall"), ("P", "precision"), ("F1", "f1"), ("IoU", "iou"), ("Edit", "edit"),
             ("F1@10", "10"), ("F1@25", "25"), ("F1@50", "50"), ("Acc", "accuracy")]
     lines = [f"{'':8} " + " ".join(f"{c:>6}" for c, _ in cols) + f"   (split: {split}, %)"]
-    for who in ("student", "teacher"):
-        r = result[who]
+    for who in ("student", "teacher", "uniform"):
+        r = result.get(who)
+        if r is None:  # no equal cuts without ground truth (or in a run finished before they were kept)
+            continue
         at = r.get("f1_at") or {}
         lines.append(f"{who:8} " + " ".join(f"{fmt(at.get(k) if k.isdigit() else r.get(k)):>6}" for _, k in cols))
+    if result.get("uniform") is not None:
+        lines.append("uniform: each video cut into k equal parts, told its task (the trivial reference)")
     if not metrics.annotated(result):
         lines.append("not annotated: these videos have no ground-truth key-steps, so the key-step scores are '-'; "
                      "Acc is the task classifier against the videos' task names (the dataset's task folders)")
@@ -151,6 +169,9 @@ def evaluate(run: str, split: str | None = None, device: str = "cpu") -> dict:
     if not preds:
         raise ProclError(f"no videos in split {split!r} of {dataset.spec}")
     out = {**headline(score(preds)), "split": split, "student": score(preds), "teacher": score(preds, "teacher")}
+    uniform = uniform_score(preds, int(loaded.config["k"]))
+    if uniform is not None:
+        out["uniform"] = uniform
     named = named_score(preds, dataset.steps, names_by_task(loaded.config, read_names(loaded.path)))
     if named is not None:
         out["named"] = named
@@ -175,6 +196,8 @@ def main_evaluate(args: argparse.Namespace) -> int:
                "per_video": result["student"].get("per_video"), "teacher": headline(result["teacher"])}
         if "named_f1" in result:
             out["named_f1"] = result["named_f1"]
+        if "uniform" in result:
+            out["uniform"] = result["uniform"]
         print(json.dumps(out, indent=2))
     else:
         def fmt(v):

@@ -483,6 +483,7 @@ def compare_row(info: RunInfo) -> dict:
         "run": info.name, "k": c.get("k"),
         "recall": m.get("recall"), "precision": m.get("precision"), "f1": m.get("f1"),
         "iou": m.get("iou"), "accuracy": m.get("accuracy"), "teacher_f1": teacher.get("f1"),
+        "uniform_f1": (m.get("uniform") or {}).get("f1"),
         "split": m.get("split"), "setting": c.get("setting"), "M": c.get("M"), "lambda": c.get("lam"),
         "attention": c.get("attention"), "learnable_pooling": c.get("learnable_pooling"),
         "background": c.get("background"), "epochs": c.get("epochs"), "seed": c.get("seed"),

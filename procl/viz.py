@@ -217,12 +217,14 @@ def smooth(values: Sequence[float], window: int = 10) -> list[float]:
 
 
 K_SCORES = (("recall", "found (recall, R)", "#1f77b4"), ("precision", "right (precision, P)", "#ff7f0e"),
-            ("f1", "F1", "#2ca02c"), ("accuracy", "task guessed right (accuracy)", "#9467bd"))
+            ("f1", "F1", "#2ca02c"), ("accuracy", "task guessed right (accuracy)", "#9467bd"),
+            ("uniform_f1", "F1 of equal cuts", "#7f7f7f"))  # the trivial reference, dashed
 
 
 def metrics_vs_k_figure(rows: list[dict]) -> go.Figure:
-    """rows: {"run", "k", "recall", "precision", "f1", "accuracy"} (fractions); one line per
-    score, in %, named in the legend; the x axis ticks the k values of the runs only.
+    """rows: {"run", "k", "recall", "precision", "f1", "accuracy", "uniform_f1"} (fractions); one
+    line per score, in %, named in the legend (equal cuts' F1 dashed, where the runs have it);
+    the x axis ticks the k values of the runs only.
 
     When several runs share a k (ablations), points are not joined by lines.
     """
@@ -235,6 +237,7 @@ def metrics_vs_k_figure(rows: list[dict]) -> go.Figure:
         if pts:
             fig.add_trace(go.Scatter(x=[r["k"] for r in pts], y=[100 * r[key] for r in pts], mode=mode,
                                      name=label, text=[r["run"] for r in pts], marker_size=9, line_color=color,
+                                     line_dash="dash" if key == "uniform_f1" else "solid",
                                      hovertemplate=f"%{{text}}<br>k=%{{x}}: {label} %{{y:.1f}}%<extra></extra>"))
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=10, b=40), showlegend=True,
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),

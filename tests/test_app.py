@@ -95,6 +95,7 @@ def test_every_page_renders_cleanly(app_env, page):
     assert sidebar_run.value == "tiny-k3" and set(sidebar_run.options) >= {"tiny-k2 · done", "tiny-k3 · done",
                                                                            "own-k3 · done"}
     assert "backbone **default**" in "\n".join(c.value for c in at.sidebar.caption)
+    assert re.search(r"steps F1 [\d.]+% \(equal cuts [\d.]+%\)", "\n".join(c.value for c in at.sidebar.caption))
     glossary = next(e for e in at.sidebar.expander if e.label == "Words and the paper's terms")
     words = "\n".join(m.value for m in glossary.markdown)
     assert "the clustering's suggestion" in words and "teacher" in words and "pooling weight beta" in words
@@ -758,9 +759,25 @@ def test_compare_stacks_runs(app_env):
     assert set(at.multiselect(key="cmp_runs").value) == {"tiny-k2", "tiny-k3"}
     table = at.dataframe[0].value
     assert sorted(table["k"]) == [2, 3]
+    # equal cuts beside every run: the run's own metrics.json, the same videos, in %
+    for _, row in table.iterrows():
+        kept = json.loads((app_env["checkpoints"] / row["run"] / "metrics.json").read_text())["uniform"]["f1"]
+        assert row["uniform_f1"] == pytest.approx(100 * kept)
     vs_k = next(f for f in figures(at)
                 if f["layout"].get("xaxis", {}).get("title", {}).get("text") == "k (steps per task)")
-    assert {t["name"] for t in vs_k["data"]} >= {"found (recall, R)", "right (precision, P)", "F1"}
+    assert {t["name"] for t in vs_k["data"]} >= {"found (recall, R)", "right (precision, P)", "F1",
+                                                 "F1 of equal cuts"}
+    # a run finished before procl kept equal cuts reads "–", never None
+    kept = app_env["checkpoints"] / "tiny-k2" / "metrics.json"
+    before = kept.read_text()
+    try:
+        kept.write_text(json.dumps({k: v for k, v in json.loads(before).items() if k != "uniform"}))
+        again = open_page("app_pages/compare.py")
+        assert_clean(again)
+        cuts = dict(zip(again.dataframe[0].value["run"], again.dataframe[0].value["uniform_f1"]))
+        assert cuts["tiny-k2"] == "–" and float(cuts["tiny-k3"]) > 0
+    finally:
+        kept.write_text(before)
     assert vs_k["data"][0]["x"] == [2, 3] and vs_k["layout"]["xaxis"]["tickvals"] == [2, 3]
     assert row_names(timeline(at)) == ["ground truth", "tiny-k3 (k=3)", "tiny-k2 (k=2)"]
     assert len(at.get("download_button")) == 4

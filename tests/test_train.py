@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -110,13 +111,22 @@ def test_evaluate_json_and_predict_csv(env, trained, capsys, tmp_path):
     out = json.loads(capsys.readouterr().out)
     assert out["annotated"] is True
     assert cli(["evaluate", "--run", "tiny"]) == 0
-    assert "not annotated" not in capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert "not annotated" not in table
+    assert re.search(r"^uniform +[\d.]+ +[\d.]+ +[\d.]+", table, re.M) and "k equal parts" in table
     for key in ("recall", "precision", "f1", "accuracy", "per_task", "edit", "f1_at"):
         assert key in out
     assert set(out["f1_at"]) == {"10", "25", "50"} and all(0 <= v <= 1 for v in out["f1_at"].values())
     assert 0 <= out["edit"] <= 1
     m = json.loads((trained / "metrics.json").read_text())
     assert out["f1"] == pytest.approx(m["f1"])  # same split, same model, same numbers
+    # equal cuts on the same videos, beside the run: the bench's Uniform baseline, same protocol
+    dataset, features = load_inputs(TrainConfig(dataset=env["spec"], **TINY).resolved(), progress=False)
+    bench_uniform = baselines.run_baselines(dataset, features, k=TINY["k"], split="test", names=("uniform",))
+    assert out["uniform"]["f1"] == pytest.approx(bench_uniform["uniform"]["f1"])
+    assert out["uniform"]["edit"] == pytest.approx(bench_uniform["uniform"]["edit"])
+    assert "accuracy" not in out["uniform"], "equal cuts are told each video's task"
+    assert m["uniform"] == out["uniform"], "metrics.json keeps the same reference"
     csv = tmp_path / "pred.csv"
     from procl import names
 
@@ -141,9 +151,10 @@ def test_evaluate_says_when_a_run_is_not_annotated(env, tiny_unannotated, capsys
     assert cli(["evaluate", "--run", "own", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["annotated"] is False and out["f1"] is None and out["accuracy"] is not None
+    assert "uniform" not in out, "no equal cuts to score without ground truth"
     assert cli(["evaluate", "--run", "own"]) == 0
     table = capsys.readouterr().out
-    assert "not annotated" in table and "task names" in table
+    assert "not annotated" in table and "task names" in table and "uniform" not in table
 
 
 def test_help_speaks_to_users(capsys):

@@ -98,6 +98,10 @@ def test_metrics_vs_k_sorts_by_k_and_skips_missing():
     assert fig.layout.showlegend and fig.layout.yaxis.title.text == "score (%)"
     assert list(fig.layout.yaxis.range) == [0, 100]
     assert list(fig.layout.xaxis.tickvals) == [7, 10], "ticks at the runs' k only"
+    assert "F1 of equal cuts" not in traces, "no reference line for runs that do not have it"
+    rows[0]["uniform_f1"], rows[1]["uniform_f1"] = 0.2, 0.25
+    cuts = next(t for t in viz.metrics_vs_k_figure(rows).data if t.name == "F1 of equal cuts")
+    assert list(cuts.x) == [7, 10] and list(cuts.y) == pytest.approx([25, 20]) and cuts.line.dash == "dash"
     rows.append({"run": "c", "k": 7, "recall": 0.1, "precision": 0.1, "f1": 0.1, "accuracy": 0.1})
     assert viz.metrics_vs_k_figure(rows).data[0].mode == "markers"
 
