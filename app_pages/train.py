@@ -336,6 +336,9 @@ else:
                                                help="The dataset's name (its folder); the spec is in the sidebar."),
         "F1 %": st.column_config.TextColumn("F1 %", help="How well the steps found match the annotated ones "
                                             "(needs annotations: *not annotated* otherwise)."),
+        "equal cuts F1 %": st.column_config.TextColumn(
+            "equal cuts F1 %", help="F1 of cutting each video into k equal parts (the trivial reference) on the same "
+                                    "videos: a run near or below it found little beyond the order of the steps."),
         "Acc %": st.column_config.TextColumn("Acc %", help="Share of test videos whose task is guessed right."),
     })
     broken = [e for e in entries if (e.get("status") or {}).get("state") in ("failed", "cancelled")][:10]

@@ -9,6 +9,7 @@ run folder does not hold: the video files (frames) and the ground truth of a pre
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -497,10 +498,8 @@ def runs_table(entries: list[dict]) -> pd.DataFrame:
     """The Train page's "All runs": one row per `runs.list_runs()` entry, every cell text so
     that nothing reads `None`: scores in % with one decimal ("75.0"), "not annotated" for
     F1 of a run without ground truth, "–" for what is not there yet (a queued run's
-    accuracy), "auto" for epochs not decided yet; the dataset by its name."""
-    import time
-
-
+    accuracy, equal cuts of a run without ground truth or finished before procl kept them),
+    "auto" for epochs not decided yet; the dataset by its name."""
     def pct(v) -> str:
         return "–" if v is None or v != v else f"{100 * float(v):.1f}"
 
@@ -517,11 +516,11 @@ def runs_table(entries: list[dict]) -> pd.DataFrame:
             "setting": c.get("setting") or "–", "k": num(c.get("k")), "M": num(c.get("M")),
             "epochs": num(c.get("epochs")) if c.get("epochs") is not None else ("auto" if c else "–"),
             "backbone": (c.get("features") or {}).get("backbone", c.get("backbone")) or "–",
-            "F1 %": f1, "Acc %": pct(m.get("accuracy")),
+            "F1 %": f1, "Acc %": pct(m.get("accuracy")), "equal cuts F1 %": pct((m.get("uniform") or {}).get("f1")),
             "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(e.get("mtime", 0))),
         })
     return pd.DataFrame(rows, columns=["run", "state", "dataset", "setting", "k", "M", "epochs", "backbone", "F1 %",
-                                       "Acc %", "created"])
+                                       "Acc %", "equal cuts F1 %", "created"])
 
 
 def dataset_summary(dataset: Dataset) -> pd.DataFrame:

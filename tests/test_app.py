@@ -241,7 +241,11 @@ def test_train_all_runs_table_never_says_none(app_env):
         assert_clean(at)
         table = at.dataframe[0].value.set_index("run")
         assert "None" not in table.astype(str).to_numpy().ravel().tolist()
-        assert table.loc["own-k3", "F1 %"] == "not annotated"
+        assert table.loc["own-k3", "F1 %"] == "not annotated" and table.loc["own-k3", "equal cuts F1 %"] == "–"
+        assert table.loc["queued-job", "equal cuts F1 %"] == "–"
+        for run in ("tiny-k2", "tiny-k3"):  # beside F1, from the run's metrics.json
+            kept = json.loads((app_env["checkpoints"] / run / "metrics.json").read_text())["uniform"]["f1"]
+            assert table.loc[run, "equal cuts F1 %"] == f"{100 * kept:.1f}"
         assert table.loc["queued-job", "epochs"] == "auto" and table.loc["queued-job", "Acc %"] == "–"
         for v in table.loc[["tiny-k2", "tiny-k3", "own-k3"], "Acc %"]:
             assert re.fullmatch(r"\d+\.\d", v), v
