@@ -380,11 +380,10 @@ def sidebar() -> None:
         m = entry.get("metrics")
         if m:
             f1 = pct(m.get("f1")) if explore.scored(m) else "not annotated"
-            uniform = (m.get("uniform") or {}).get("f1")
-            cuts = f" (equal cuts {pct(uniform)})" if uniform is not None and explore.scored(m) else ""
+            uniform = explore.equal_cuts_f1(m)
+            cuts = "" if uniform is None else f" (equal cuts {pct(uniform)})"
             st.caption(f"{m.get('split')} videos: steps F1 {f1}{cuts}, task guessed right {pct(m.get('accuracy'))}",
-                       help="Equal cuts: each video cut into k equal parts, the trivial reference; a run near "
-                            "or below it found little beyond the order of the steps." if cuts else None)
+                       help=words.EQUAL_CUTS_HELP if cuts else None)
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)

@@ -58,9 +58,7 @@ if infos:
              "f1": "balance of found and right (F1)", "iou": "overlap of found and true steps (IoU)",
              "accuracy": "share of the videos whose task is guessed right",
              "teacher_f1": "F1 of the clustering's suggestion the network learned from (the paper's teacher)",
-             "uniform_f1": "F1 of cutting each video into k equal parts (told its task), on the same videos: the "
-                           "trivial reference. A run near or below it found little beyond the order of the steps "
-                           "('–': a run finished before procl kept it)"}
+             "uniform_f1": words.EQUAL_CUTS_HELP + " ('–': a run finished before procl kept it)"}
     config = {col: (st.column_config.TextColumn(label, help=helps.get(col)) if col in text_cols
                     else st.column_config.NumberColumn(label, format="%.1f", help=helps.get(col)))
               for col, label in labels.items()}

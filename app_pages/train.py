@@ -4,7 +4,7 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages import _shared as sh
-from procl import ProclError, explore, jobs, runs, viz
+from procl import ProclError, explore, jobs, runs, viz, words
 from procl.config import DEFAULT_EPOCHS, LEVER_SPECS, RECIPES, Lever, TrainConfig, default_lam, default_M
 from procl.data.specs import normalise_spec
 from procl.dist import DEVICES
@@ -336,9 +336,7 @@ else:
                                                help="The dataset's name (its folder); the spec is in the sidebar."),
         "F1 %": st.column_config.TextColumn("F1 %", help="How well the steps found match the annotated ones "
                                             "(needs annotations: *not annotated* otherwise)."),
-        "equal cuts F1 %": st.column_config.TextColumn(
-            "equal cuts F1 %", help="F1 of cutting each video into k equal parts (the trivial reference) on the same "
-                                    "videos: a run near or below it found little beyond the order of the steps."),
+        "equal cuts F1 %": st.column_config.TextColumn("equal cuts F1 %", help=words.EQUAL_CUTS_HELP),
         "Acc %": st.column_config.TextColumn("Acc %", help="Share of test videos whose task is guessed right."),
     })
     broken = [e for e in entries if (e.get("status") or {}).get("state") in ("failed", "cancelled")][:10]

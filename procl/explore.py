@@ -37,6 +37,12 @@ def scored(metrics: dict | None) -> bool:
     return annotated(metrics or {})
 
 
+def equal_cuts_f1(metrics: dict | None) -> float | None:
+    """F1 of equal cuts a run's metrics.json keeps beside its own (`evaluate.uniform_score`);
+    None without ground truth or for a run finished before procl kept it."""
+    return ((metrics or {}).get("uniform") or {}).get("f1")
+
+
 @dataclass
 class RunInfo:
     """A run's settings, status, metrics and selected states, read once."""
@@ -484,7 +490,7 @@ def compare_row(info: RunInfo) -> dict:
         "run": info.name, "k": c.get("k"),
         "recall": m.get("recall"), "precision": m.get("precision"), "f1": m.get("f1"),
         "iou": m.get("iou"), "accuracy": m.get("accuracy"), "teacher_f1": teacher.get("f1"),
-        "uniform_f1": (m.get("uniform") or {}).get("f1"),
+        "uniform_f1": equal_cuts_f1(m),
         "split": m.get("split"), "setting": c.get("setting"), "M": c.get("M"), "lambda": c.get("lam"),
         "attention": c.get("attention"), "learnable_pooling": c.get("learnable_pooling"),
         "background": c.get("background"), "epochs": c.get("epochs"), "seed": c.get("seed"),
@@ -516,7 +522,7 @@ def runs_table(entries: list[dict]) -> pd.DataFrame:
             "setting": c.get("setting") or "–", "k": num(c.get("k")), "M": num(c.get("M")),
             "epochs": num(c.get("epochs")) if c.get("epochs") is not None else ("auto" if c else "–"),
             "backbone": (c.get("features") or {}).get("backbone", c.get("backbone")) or "–",
-            "F1 %": f1, "Acc %": pct(m.get("accuracy")), "equal cuts F1 %": pct((m.get("uniform") or {}).get("f1")),
+            "F1 %": f1, "Acc %": pct(m.get("accuracy")), "equal cuts F1 %": pct(equal_cuts_f1(m)),
             "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(e.get("mtime", 0))),
         })
     return pd.DataFrame(rows, columns=["run", "state", "dataset", "setting", "k", "M", "epochs", "backbone", "F1 %",

@@ -42,9 +42,15 @@ GLOSSARY: list[tuple[str, str, str]] = [
      "found, how much of what was found is right, their balance, and their overlap; only with annotations."),
     ("dataset", "dataset spec (`folder:PATH`, `synthetic`, ...)", "Pages name a dataset by its folder's name; the "
      "spec (the form and path the command line takes) is in the tooltip and the README."),
+    ("equal cuts", "Uniform baseline", "Each video cut into k equal parts, in order, and told its task: the "
+     "trivial reference every run is shown beside, scored the same way."),
     ("one network for all tasks / one per task", "multi-task / single-task setting", "Multi: one network for every "
      "task, trained on the train split and scored on the test split. Single: one network per task (Table 1)."),
 ]
+
+
+EQUAL_CUTS_HELP = ("F1 of cutting each video into k equal parts (told its task), on the same videos: the trivial "
+                   "reference. A run near or below it found little beyond the order of the steps.")
 
 
 def dataset_name(spec: str | None) -> str:
