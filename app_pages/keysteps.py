@@ -70,7 +70,7 @@ with sh.guard(f"Run {info.name}"):
         "suggested as": st.column_config.NumberColumn("suggested as", help="Pick order of the paper's subset "
                                                       "selection (Eq. 2), the teacher of the pseudo-labels."),
     })
-    d1, d2, d3 = st.columns(3)
+    d1, d2, d3, d4 = st.columns(4)
     d1.download_button("procedure.csv (every task)", data=lambda: procedure.procedure_csv(run_procedure_table()),
                        file_name=f"{info.name}-procedure.csv", mime="text/csv", key="ks_dl_csv",
                        icon=":material/download:", on_click="ignore")
@@ -81,7 +81,14 @@ with sh.guard(f"Run {info.name}"):
     d3.download_button(f"predictions.csv of {info.name}", data=lambda: explore.predictions_csv(info),
                        file_name=f"{info.name}-predictions.csv", mime="text/csv", key="ks_dl_pred",
                        icon=":material/download:", on_click="ignore")
-    st.caption(f"The same from the command line: `python -m procl procedure --run {info.name} [--json]`.")
+    d4.download_button(f"segments.csv of {info.name}", data=lambda: explore.segments_csv(info),
+                       file_name=f"{info.name}-segments.csv", mime="text/csv", key="ks_dl_seg",
+                       icon=":material/download:", on_click="ignore",
+                       help="Every video as segments (start and end in seconds, state, name): "
+                            "an annotation to read, edit or train on.")
+    st.caption(f"The same from the command line: `python -m procl procedure --run {info.name} [--json]`; "
+               f"`python -m procl predict --run {info.name} --dataset {info.config.get('dataset', 'SPEC')} --segments "
+               f"--out segments.csv`.")
 
     # ---------------------------------------------------------------- each key-step
     st.subheader("Name the key-steps")

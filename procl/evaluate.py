@@ -19,7 +19,15 @@ from procl.data import Dataset, open_dataset
 from procl.dist import add_device_argument
 from procl.features.cache import load_or_extract
 from procl.features.types import FeatureSet
-from procl.infer import LoadedRun, VideoPrediction, load_run, predict_dataset, predictions_frame, video_outputs
+from procl.infer import (
+    LoadedRun,
+    VideoPrediction,
+    load_run,
+    predict_dataset,
+    predictions_frame,
+    segments_frame,
+    video_outputs,
+)
 from procl.io import write_json, write_text
 from procl.names import names_by_task, read_names
 from procl.task_head import TaskHead, fit_task_head, state_summary
@@ -217,6 +225,9 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="dataset spec to predict on")
     p.add_argument("--split", choices=("test", "all", "train"), default="all")
     p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument("--segments", action="store_true",
+                   help="one row per predicted segment (video, task, pred_task, start, end, frames, state, name; "
+                        "times in seconds) instead of one per frame")
     add_device_argument(p)
 
 
@@ -227,6 +238,11 @@ def main_predict(args: argparse.Namespace) -> int:
     result = score(preds) if preds else {}
     mapping = {t: v["mapping"] for t, v in result.get("per_task", {}).items()}
     frame = predictions_frame(preds, dataset.steps, mapping, names_by_task(loaded.config, read_names(loaded.path)))
+    if args.segments:
+        segs = segments_frame(frame)
+        write_text(args.out, segs.to_csv(index=False))
+        print(f"{len(segs)} segments ({len(frame)} frames) of {len(preds)} videos -> {args.out}", file=sys.stderr)
+        return 0
     write_text(args.out, frame.to_csv(index=False))
     print(f"{len(frame)} frames of {len(preds)} videos -> {args.out}", file=sys.stderr)
     return 0

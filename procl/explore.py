@@ -21,6 +21,7 @@ from procl.config import config_from_saved
 from procl.corrections import CORRECTIONS_FILE, read_corrections
 from procl.data import Dataset, VideoRecord
 from procl.features.video import FrameReader
+from procl.infer import segments_frame
 from procl.io import read_json
 from procl.metrics import annotated
 from procl.names import NAMES_FILE, names_by_task, read_names, unit_of
@@ -218,10 +219,9 @@ def video_table(info: RunInfo) -> pd.DataFrame:
     return g.reset_index()[["video", "task", "pred_task", "correct", "frames", "split"]]
 
 
-def predictions_csv(info: RunInfo) -> bytes:
+def named_predictions(info: RunInfo) -> pd.DataFrame:
     """The run's predictions.csv with its `name` column filled from the names given so far
     (the file is written at the end of training, before any state has a name)."""
-
     path = info.path / "predictions.csv"
     try:
         df = pd.read_csv(path, dtype={"video": str, "task": str, "pred_task": str}, keep_default_na=False)
@@ -233,7 +233,18 @@ def predictions_csv(info: RunInfo) -> bytes:
         df["name"] = names
     else:  # a run from before names: the column goes after gt, as `predict` writes it
         df.insert(list(df.columns).index("gt") + 1 if "gt" in df else len(df.columns), "name", names)
-    return df.to_csv(index=False).encode("utf-8")
+    return df
+
+
+def predictions_csv(info: RunInfo) -> bytes:
+    """`named_predictions` as the CSV the app downloads (`predict`'s columns and `split`)."""
+    return named_predictions(info).to_csv(index=False).encode("utf-8")
+
+
+def segments_csv(info: RunInfo) -> bytes:
+    """The run's predictions as segments with the names given so far (`predict --segments`'s
+    columns, `procl.infer.segments_frame`): every video as an annotation."""
+    return segments_frame(named_predictions(info)).to_csv(index=False).encode("utf-8")
 
 
 def keystep_strength(out: dict[str, np.ndarray], selected: list[int]) -> tuple[np.ndarray, np.ndarray] | None:

@@ -27,11 +27,13 @@ from procl.data import Dataset
 from procl.decode import bias_background, decide_task, decode_states_batch, distance_loglik, fit_bound, path_fit
 from procl.dist import resolve_device
 from procl.features.types import FeatureSet
+from procl.metrics import segments_of
 from procl.model import NetOutput, ProcedureNet
 from procl.selection import pairwise_distances
 from procl.task_head import TaskHead
 
 PREDICT_COLUMNS = ["video", "task", "pred_task", "frame", "time", "state", "step", "teacher", "gt", "name"]
+SEGMENT_COLUMNS = ["video", "task", "pred_task", "start", "end", "frames", "state", "name"]
 
 
 @dataclass
@@ -256,3 +258,26 @@ def predictions_frame(preds: list[VideoPrediction], steps: dict[str, list[str]],
                          step_names[step] if step is not None and step < len(step_names) else "",
                          int(p.teacher[t]), -1 if p.gt is None else int(p.gt[t]), given.get(s, "")))
     return pd.DataFrame(rows, columns=PREDICT_COLUMNS)
+
+
+def segments_frame(frames: pd.DataFrame) -> pd.DataFrame:
+    """Per-frame predictions (`predictions_frame`'s columns, or a run's predictions.csv) as
+    segments: one row per run of one state in a video (`procl.metrics.segments_of`), with
+    the `SEGMENT_COLUMNS`. start = the time of its first frame, end = the time of the frame
+    after it (after a video's last frame: its time plus the video's median frame interval),
+    both in seconds, so a video's segments tile it; state -1 is background; name = the
+    name given to the state ("" if none). What a run turned every video into: an
+    annotation to read, edit or train another model on."""
+    rows = []
+    for vid, g in frames.groupby("video", sort=False):
+        g = g.sort_values("frame")
+        times = g["time"].to_numpy(dtype=np.float64)
+        step = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+        ends = np.append(times[1:], times[-1] + step)  # [T] the time each frame's sample ends
+        names = g["name"].to_numpy() if "name" in g else np.full(len(g), "")
+        task, pred_task = g["task"].iloc[0], g["pred_task"].iloc[0]
+        for state, a, b in segments_of(g["state"].to_numpy(dtype=np.int64)):
+            name = names[a]
+            rows.append((vid, task, pred_task, round(float(times[a]), 3), round(float(ends[b - 1]), 3), b - a, state,
+                         "" if not isinstance(name, str) else name))
+    return pd.DataFrame(rows, columns=SEGMENT_COLUMNS)

@@ -601,7 +601,8 @@ def test_keysteps_lists_states_with_frames(app_env):
     at.slider(key="ks_frames").set_value(2).run()
     assert all(len(el.value) <= 2 for el in at.get("image"))
     labels = {b.proto.label for b in at.get("download_button")}
-    assert {"procedure.csv (every task)", "procedure.json (every task)", "predictions.csv of tiny-k3"} <= labels
+    assert {"procedure.csv (every task)", "procedure.json (every task)", "predictions.csv of tiny-k3",
+            "segments.csv of tiny-k3"} <= labels
 
 
 def test_keysteps_names_a_state_everywhere(app_env):

@@ -21,7 +21,7 @@ from procl import ProclError, baselines, runs
 from procl.cli import main as cli
 from procl.decode import bias_background, decode_states, path_fit
 from procl.evaluate import evaluate
-from procl.infer import PREDICT_COLUMNS, load_run, predict_dataset
+from procl.infer import PREDICT_COLUMNS, SEGMENT_COLUMNS, load_run, predict_dataset
 from procl.train import TrainConfig, config_from_saved, load_inputs, train
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
@@ -143,6 +143,19 @@ def test_evaluate_json_and_predict_csv(env, trained, capsys, tmp_path):
     assert (df.loc[df["state"] != named, "name"] == "").all()
     assert (df.groupby("video")["frame"].apply(lambda f: (np.diff(f) == 1).all())).all()
     assert np.allclose(df[df.frame == 1]["time"], 0.5)  # 2 fps samples
+    # --segments: the same predictions, one row per segment, with the names
+    names.set_name(trained, config, stored.loc[stored["state"] == named, "task"].iloc[0], named, "loosen nuts")
+    seg_csv = tmp_path / "segments.csv"
+    assert cli(["predict", "--run", "tiny", "--dataset", env["spec"], "--split", "test", "--segments",
+                "--out", str(seg_csv)]) == 0
+    (trained / "names.json").unlink()
+    segs = pd.read_csv(seg_csv, keep_default_na=False)
+    assert list(segs.columns) == SEGMENT_COLUMNS
+    assert segs.groupby("video")["frames"].sum().to_dict() == df.groupby("video").size().to_dict()
+    assert (segs.loc[segs["state"] == named, "name"] == "loosen nuts").all()
+    first = segs.groupby("video").first()
+    assert (first["start"] == 0.0).all()
+    assert np.allclose(segs.groupby("video")["end"].last(), df.groupby("video")["time"].last() + 0.5)
 
 
 def test_evaluate_says_when_a_run_is_not_annotated(env, tiny_unannotated, capsys):

@@ -338,6 +338,48 @@ def test_predictions_download_carries_the_names(tiny_run, tmp_path):
     assert list(df.columns).index("name") == list(df.columns).index("gt") + 1
 
 
+def test_segments_tile_each_video_with_its_states_and_names():
+    from procl.infer import SEGMENT_COLUMNS, segments_frame
+
+    frames = pd.DataFrame({
+        "video": ["b"] * 5 + ["a"],
+        "task": ["tea"] * 5 + ["coffee"], "pred_task": ["tea"] * 4 + ["tea", "coffee"],
+        "frame": [4, 0, 1, 2, 3, 0],  # out of order: segments follow the frames, not the rows
+        "time": [2.0, 0.0, 0.5, 1.0, 1.5, 3.0],
+        "state": [5, -1, -1, 3, 3, 7],
+        "name": ["", "", "", "pour water", "pour water", ""],
+    })
+    segs = segments_frame(frames)
+    assert list(segs.columns) == SEGMENT_COLUMNS
+    assert segs.values.tolist() == [
+        ["b", "tea", "tea", 0.0, 1.0, 2, -1, ""],
+        ["b", "tea", "tea", 1.0, 2.0, 2, 3, "pour water"],
+        ["b", "tea", "tea", 2.0, 2.5, 1, 5, ""],  # the last frame lasts the video's median interval
+        ["a", "coffee", "coffee", 3.0, 3.0, 1, 7, ""],  # one frame: no interval to go by
+    ]
+
+
+def test_segments_download_is_the_named_predictions_as_segments(tiny_run, tmp_path):
+    import io
+    import shutil
+
+    from procl import names
+
+    run = tmp_path / "named"
+    shutil.copytree(tiny_run, run)
+    info = explore.load_run_info(run)
+    stored = pd.read_csv(run / "predictions.csv")
+    state = int(stored.loc[stored["state"] >= 0, "state"].mode()[0])
+    names.set_name(run, info.config, stored.loc[stored["state"] == state, "task"].iloc[0], state, "pour water")
+    info = explore.load_run_info(run)
+    segs = pd.read_csv(io.BytesIO(explore.segments_csv(info)), keep_default_na=False)
+    assert segs.groupby("video")["frames"].sum().to_dict() == stored.groupby("video").size().to_dict()
+    assert (segs.loc[segs["state"] == state, "name"] == "pour water").all() and (segs["state"] == state).any()
+    for _, g in segs.groupby("video", sort=False):
+        assert (g["start"].to_numpy()[1:] == g["end"].to_numpy()[:-1]).all(), "segments tile the video"
+        assert (np.diff(g["state"].to_numpy()) != 0).all(), "a segment is a whole run of one state"
+
+
 def test_keystep_strength_is_the_most_probable_states_p_times_beta():
     p = np.array([[0.1, 0.6, 0.3, 0.0], [0.5, 0.1, 0.2, 0.2], [0.0, 0.1, 0.1, 0.8]])
     beta = np.array([0.4, 0.3, 0.2, 0.1])
