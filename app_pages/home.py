@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _shared as sh
-from procl import ProclError, explore, jobs, viz
+from procl import ProclError, explore, jobs, viz, words
 from procl.features.backbones import fetch_imagenet, imagenet_cache_file
 from procl.train import TrainConfig
 from procl.upload import UploadError, create_dataset
@@ -128,8 +128,12 @@ with st.expander("Add a dataset by path (it is only read)"):
             extra = st.session_state.setdefault("extra_specs", [])
             if ds.spec not in extra:
                 extra.append(ds.spec)
-            st.success(f"Added {ds.spec}: {len(ds.tasks)} tasks, {len(ds.videos)} videos.")
+            # said after the rerun that lists it (a message written before st.rerun is never seen)
+            st.session_state["home_added"] = (f"Added {ds.spec}: {words.counted(len(ds.tasks), 'task')}, "
+                                              f"{words.counted(len(ds.videos), 'video')}.")
             st.rerun()
+    if "home_added" in st.session_state:
+        st.success(st.session_state.pop("home_added"), icon=":material/check_circle:")
 
 # ---------------------------------------------------------------- prepare and preview
 

@@ -5,7 +5,16 @@ import streamlit as st
 
 from app_pages import _shared as sh
 from procl import ProclError, explore, jobs, runs, viz, words
-from procl.config import DEFAULT_EPOCHS, LEVER_SPECS, RECIPES, Lever, TrainConfig, default_lam, default_M
+from procl.config import (
+    DEFAULT_EPOCHS,
+    LEVER_SPECS,
+    RECIPES,
+    Lever,
+    TrainConfig,
+    default_lam,
+    default_M,
+    suggested_setting,
+)
 from procl.data.specs import normalise_spec
 from procl.dist import DEVICES
 from procl.features.backbones import NAMES as BACKBONES
@@ -63,10 +72,15 @@ else:
         errors["dataset"] = str(err)
 
 c1, c2, c3, c4 = st.columns(4)
-setting = c1.radio("Setting", ["multi", "single"], horizontal=True, key="tr_setting",
+one_task = ds is not None and suggested_setting(len(ds.tasks)) == "single"
+# a one-task dataset starts from single (its own widget key, so the choice resets when the dataset changes kind)
+setting = c1.radio("Setting", ["multi", "single"], index=int(one_task), horizontal=True,
+                   key="tr_setting_one_task" if one_task else "tr_setting",
                    help="multi: one network for all tasks (train/test split, task classifier). "
                         "single: one network per task on all its videos, no classifier (the paper's Table 1).")
 multi = setting == "multi"
+if one_task and multi:
+    st.info(words.ONE_TASK_NOTE, icon=":material/info:")
 # no min/max on k, M, λ and epochs: a value out of range stays in the field, gets a message and blocks the
 # launch (bounds would make the field keep its last valid value and launch that)
 k = c2.number_input("Steps per task (k)", value=7, step=1, key="tr_k",
@@ -186,7 +200,7 @@ for key, slot in dict(dataset=dataset_slot, k=k_slot, M=M_slot, lam=lam_slot, ru
                       device=device_slot).items():
     field_error(slot, errors, key)
 if ds is not None and "dataset" not in errors:
-    dataset_slot.caption(f"{len(ds.tasks)} tasks, {len(ds.videos)} videos"
+    dataset_slot.caption(f"{words.counted(len(ds.tasks), 'task')}, {words.counted(len(ds.videos), 'video')}"
                          f"{'' if ds.annotated else ', not annotated (no localization scores)'}; "
                          "features are extracted by the job when missing.")
 if "general" in errors:

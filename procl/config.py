@@ -150,6 +150,15 @@ def default_lam(setting: str) -> float:
     return 0.5 if setting == "multi" else 0.0
 
 
+def suggested_setting(n_tasks: int) -> str:
+    """The setting for a dataset of `n_tasks` tasks: "single" for one task (many
+    recordings of one procedure: its network trains on all its videos, with no task
+    classifier, which would have nothing to tell apart, and no test split held out),
+    else "multi". The app starts its form from it; `train --setting` keeps its
+    documented default (multi) and says this (words.ONE_TASK_NOTE)."""
+    return "single" if n_tasks == 1 else "multi"
+
+
 def _with_levers(cls):
     """TrainConfig's lever fields, one per LEVER_SPECS entry (None: the recipe's value)."""
     for lv in LEVER_SPECS:

@@ -41,8 +41,8 @@ import torch
 from torch import nn
 
 import procl
-from procl import ProclError, dist, runs
-from procl.config import TrainConfig, config_from_args, config_from_saved, net_config
+from procl import ProclError, dist, runs, words
+from procl.config import TrainConfig, config_from_args, config_from_saved, net_config, suggested_setting
 from procl.config import add_arguments as add_config_arguments
 from procl.corrections import Constraints
 from procl.data import Dataset, open_dataset
@@ -750,5 +750,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"run ended: {status['state']}", file=sys.stderr)
     else:
         print(format_metrics(runs.run_dir(path)), file=sys.stderr)
+    if config.get("setting") == "multi" and suggested_setting(len(config.get("tasks", []))) == "single":
+        print(f"note: {words.ONE_TASK_NOTE} (--setting single)", file=sys.stderr)
     print(path)
     return 0 if status["state"] == "done" else 1

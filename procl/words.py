@@ -53,6 +53,15 @@ EQUAL_CUTS_HELP = ("F1 of cutting each video into k equal parts (told its task),
                    "reference. A run near or below it found little beyond the order of the steps.")
 
 
+ONE_TASK_NOTE = ("This dataset has one task: the single-task setting trains its network on all its videos; "
+                 "multi holds a test split out and trains a task classifier that has nothing to tell apart.")
+
+
+def counted(n: int, noun: str) -> str:
+    """"1 task", "3 tasks": a count with its noun (a regular plural)."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def dataset_name(spec: str | None) -> str:
     """A dataset as a person calls it: the folder's name ("folder:data/own5" -> "own5"),
     "built-in (synthetic)" for the built-in one; the spec itself when it is not one."""

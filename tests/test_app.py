@@ -18,7 +18,7 @@ import pytest
 from conftest import SAMPLES
 from streamlit.testing.v1 import AppTest
 
-from procl import explore, jobs, runs
+from procl import explore, jobs, runs, words
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = ["app_pages/home.py", "app_pages/train.py", "app_pages/explore.py", "app_pages/keysteps.py",
@@ -154,6 +154,11 @@ def test_home_reads_an_added_path_and_refuses_a_missing_one(app_env, tmp_path):
     at.button(key="home_add").click().run()
     assert any("is not a folder" in e.value for e in at.error)
     assert not at.exception
+    at.selectbox(key="home_add_kind").set_value("actseg")
+    at.text_input(key="home_add_path").input(str(BREAKFAST))
+    at.button(key="home_add").click().run()
+    assert_clean(at)
+    assert [s.value for s in at.success] == [f"Added actseg:{BREAKFAST}: 1 task, 5 videos."]
 
 
 # ---------------------------------------------------------------- Train
@@ -228,6 +233,23 @@ def test_train_says_the_task_guess_is_weak_on_features_without_a_grid(app_env, t
     at.text_input(key="tr_path").input(str(BREAKFAST)).run()  # one task: nothing to tell apart
     assert_clean(at)
     assert not any(note in i.value for i in at.info)
+
+
+def test_train_starts_one_task_datasets_from_single(app_env):
+    """Recordings of one procedure: the form starts from single (all videos, no classifier)
+    and says why when multi is chosen; a dataset of several tasks starts from multi."""
+    at = open_page("app_pages/train.py")
+    assert at.radio(key="tr_setting").value == "multi"  # the built-in set: six tasks
+    at.selectbox(key="tr_dataset").set_value("another folder…").run()
+    at.selectbox(key="tr_kind").set_value("actseg").run()
+    at.text_input(key="tr_path").input(str(BREAKFAST)).run()
+    assert_clean(at)
+    assert at.radio(key="tr_setting_one_task").value == "single"
+    assert "1 task, 5 videos" in " ".join(c.value for c in at.caption)
+    assert not any(words.ONE_TASK_NOTE in i.value for i in at.info)
+    assert at.number_input(key="tr_M_single").value == 30
+    at.radio(key="tr_setting_one_task").set_value("multi").run()
+    assert any(words.ONE_TASK_NOTE in i.value for i in at.info)
 
 
 def test_train_all_runs_table_never_says_none(app_env):

@@ -158,6 +158,20 @@ def test_evaluate_json_and_predict_csv(env, trained, capsys, tmp_path):
     assert np.allclose(segs.groupby("video")["end"].last(), df.groupby("video")["time"].last() + 0.5)
 
 
+def test_train_says_when_single_suits_a_one_task_dataset(env, capsys):
+    """Recordings of one procedure: `train` keeps its default (multi) but says what single does."""
+    from procl import words
+    from procl.config import suggested_setting
+
+    assert (suggested_setting(1), suggested_setting(2)) == ("single", "multi")
+    spec = f"actseg:{SAMPLES / 'breakfast_coffee'}"  # one task, precomputed features
+    tiny = ["--k", "2", "--M", "4", "--width", "8", "--epochs", "1"]
+    assert cli(["train", "--dataset", spec, *tiny, "--run", "one-multi"]) == 0
+    assert f"note: {words.ONE_TASK_NOTE} (--setting single)" in capsys.readouterr().err
+    assert cli(["train", "--dataset", spec, *tiny, "--setting", "single", "--run", "one-single"]) == 0
+    assert words.ONE_TASK_NOTE not in capsys.readouterr().err
+
+
 def test_evaluate_says_when_a_run_is_not_annotated(env, tiny_unannotated, capsys):
     train(TrainConfig(dataset=f"folder:{tiny_unannotated}", k=3, M=8, epochs=1, width=8), run="own",
           progress=False)
