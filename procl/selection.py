@@ -164,7 +164,8 @@ def background_states(states: np.ndarray, task_of_frame: np.ndarray, n_tasks: in
     state whose p(a | state) has normalised entropy H / log(n_tasks) above `threshold`
     tells no task apart: it is what the videos of all tasks show between key-steps
     (an idle hand, the scene), and subset selection should not spend a key-step on it.
-    Fewer than 3 tasks: none (with two, a step shared unevenly already looks even).
+    Fewer than 3 tasks: none (with two, a step shared unevenly already looks even):
+    `background_over_time` finds it there.
     Returned most even first (`select_tasks` drops from the end when they take too much).
     """
     return _background(states, task_of_frame, n_tasks, M, threshold, distributed=False)
@@ -181,13 +182,53 @@ def background_states_distributed(states: np.ndarray, task_of_frame: np.ndarray,
 
 
 def _background(states, task_of_frame, n_tasks: int, M: int, threshold: float, distributed: bool) -> list[int]:
-    if n_tasks < 3:
+    if n_tasks < SHARED_MIN_TASKS:
         return []
     counts = np.zeros((M, n_tasks))  # [M, A] frames of each task nearest to each state
     np.add.at(counts, (np.asarray(states, dtype=np.int64), np.asarray(task_of_frame, dtype=np.int64)), 1.0)
     if distributed:
         counts = _all_reduce(torch.from_numpy(counts), "counting the frames of each state per task").numpy()
     if counts.sum() == 0:
+        return []
+    return states_used_evenly(counts, threshold)
+
+
+SHARED_MIN_TASKS = 3  # fewer tasks: background_over_time finds the background instead
+TIME_BINS = 10  # parts of a procedure's course that background_over_time compares
+TIME_THRESHOLD = 0.93  # normalised entropy over them above which a state is background (docs/method.md)
+
+
+def background_over_time(states: np.ndarray, rel_time: np.ndarray, videos: int, M: int,
+                         threshold: float = TIME_THRESHOLD, distributed: bool = False) -> list[int]:
+    """The latent states that every part of a procedure shows alike: background where
+    there are too few tasks for `background_states` (one procedure, single-task; procl's
+    addition).
+
+    states: [N] each training frame's nearest state, by appearance alone (without the
+    temporal prior's column, which would tie every state to a time); rel_time: [N] its
+    place in its video, in [0, 1); videos: how many videos the frames come from. A
+    key-step happens at some point of the procedure; what happens between key-steps (an
+    idle hand, the scene) happens all along it. So the frames are counted per state and
+    per tenth of the videos' course ([M, TIME_BINS], each tenth weighed alike) and, as for
+    tasks, a state whose normalised entropy over the tenths is above `threshold` is
+    background (`states_used_evenly`), most even first. With fewer videos than tenths,
+    none: a step that happens once per video, at another point in each, could then fill
+    the tenths as evenly by chance (development: three Breakfast-structured runs of 5
+    videos lost 8-16 F1 points to such a step called background). The threshold is
+    stricter than the tasks' 0.9: at 0.9 a long phase of carrot grating (12 real
+    demonstrations, no background) was background for two refreshes and one run lost 10
+    points; at 0.93 none, while generated single-task videos keep most of the gain.
+    distributed: states, rel_time and videos are this rank's; the counts are summed over
+    the ranks first (one all-reduce), so every rank returns what one process would.
+    """
+    bins = np.minimum((np.asarray(rel_time, dtype=np.float64) * TIME_BINS).astype(np.int64), TIME_BINS - 1)
+    counts = np.zeros((M + 1, TIME_BINS))  # [M, TIME_BINS] frames of each tenth nearest to each state; the videos
+    np.add.at(counts, (np.asarray(states, dtype=np.int64), bins), 1.0)
+    counts[M, 0] = videos
+    if distributed:
+        counts = _all_reduce(torch.from_numpy(counts), "counting the frames of each state per tenth").numpy()
+    counts, videos = counts[:M], counts[M, 0]
+    if videos < TIME_BINS or counts.sum() == 0:
         return []
     return states_used_evenly(counts, threshold)
 

@@ -56,6 +56,8 @@ from procl.model import ProcedureNet, classification_loss, pad_videos, ranking_l
 from procl.model.attention import median_over_frames
 from procl.paths import slug
 from procl.selection import (
+    SHARED_MIN_TASKS,
+    background_over_time,
     background_states,
     background_states_distributed,
     fit_states,
@@ -194,10 +196,14 @@ def refresh_teacher(
     if con is not None:
         unit.centers = con.seed_centers(unit.centers, f)
     candidates = []
-    if cfg.background == "shared":
+    if cfg.background == "shared" and len(unit.tasks) >= SHARED_MIN_TASKS:
         task_index = np.concatenate([np.full(len(f[v]), unit.tasks.index(task_of[v])) for v in unit.videos])
         find = background_states_distributed if distributed else background_states
         candidates = find(nearest_state(X, unit.centers), task_index, len(unit.tasks), cfg.M, cfg.background_threshold)
+    elif cfg.background == "shared":  # one procedure (or two): what every part of it shows alike
+        rel_time = np.concatenate([(np.arange(len(f[v])) + 0.5) / len(f[v]) for v in unit.videos])
+        candidates = background_over_time(nearest_state(net.appearance(X), net.appearance(unit.centers)), rel_time,
+                                          len(unit.videos), cfg.M, distributed=distributed)
     if con is not None:  # the person's background first (kept longest), no anchored state as background
         taken = {s for anchors in con.anchors.values() for s in anchors}
         candidates = con.background + [s for s in candidates if s not in con.background and s not in taken]

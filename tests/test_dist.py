@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import TEST_LEVERS as LEVERS
+from test_selection import procedure_states
 
 from procl import ProclError, dist
 from procl.bench.scale import compare_caches, features_command
@@ -20,6 +21,7 @@ from procl.cli import main as cli_main
 from procl.decode import order_by_places, state_places, typical_order
 from procl.features.cache import load_or_extract
 from procl.selection import (
+    background_over_time,
     fit_states,
     fit_states_distributed,
     pairwise_distances,
@@ -127,6 +129,11 @@ def _rank_worker(root: str, few: str) -> dict:
     except ProclError as err:
         out["one_video"] = str(err)
     out["refresh"] = _refresh_case([v for i, v in enumerate(REFRESH_VIDEOS) if (i % 3 == 0) == (me == 0)])
+    states, times = procedure_states(12)
+    mine = [i for i in range(12) if (i % 4 == 0) == (me == 0)]  # 3 videos on rank 0, 9 on rank 1
+    out["over_time"] = background_over_time(np.concatenate([states[i] for i in mine]),
+                                            np.concatenate([times[i] for i in mine]), len(mine), M=6,
+                                            distributed=True)
     from procl.train import TrainConfig, train
 
     try:  # the single-task setting with a task of 1 video: more ranks than its videos
@@ -179,6 +186,15 @@ def rank_runs(tiny_synth, tmp_path_factory):
     results = dist.spawn(_rank_worker, 2, args=(str(tiny_synth), str(few)), timeout=120,
                          env={"PROCL_DATA": str(data), "PROCL_CHECKPOINTS": str(data / "checkpoints")})
     return [r.get() for r in results]
+
+
+def test_distributed_background_over_time_equals_one_process(rank_runs):
+    """Each rank holds fewer videos than tenths (3 and 9): the counts, videos included, are
+    summed over the ranks before the rule decides, as one process with all 12 does."""
+    states, times = procedure_states(12)
+    one = background_over_time(np.concatenate(states), np.concatenate(times), 12, M=6)
+    assert one == [4]
+    assert [run["over_time"] for run in rank_runs] == [one, one]
 
 
 def test_distributed_selection_equals_one_process(rank_runs):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from procl import ProclError
-from procl.selection import fit_states, nearest_state, subset_selection
+from procl.selection import TIME_BINS, background_over_time, fit_states, nearest_state, subset_selection
 
 
 def reference_cost(videos, centers, S):
@@ -89,3 +89,29 @@ def test_kmeans_refresh_keeps_center_identity():
     assert (nearest_state(c1 + 0.2, c2) == np.arange(4)).all()
     with pytest.raises(ProclError, match="M=50"):
         fit_states(X[:10], 50)
+
+
+def procedure_states(n_videos: int, seed: int = 0) -> tuple[list, list]:
+    """Each video's states [T] and relative times [T]: steps 0-3 in order, each at its own
+    point of the procedure (a little jitter), and between them state 4, the idle hand, all
+    along."""
+    rng = np.random.default_rng(seed)
+    states, times = [], []
+    for v in range(n_videos):
+        T = int(rng.integers(60, 90))
+        s = np.full(T, 4)
+        for step in range(4):
+            start = int((0.1 + 0.2 * step + rng.uniform(-0.03, 0.03)) * T)
+            s[start:start + int(0.06 * T)] = step
+        states.append(s)
+        times.append((np.arange(T) + 0.5) / T)
+    return states, times
+
+
+def test_background_over_time_is_what_every_part_of_the_procedure_shows():
+    states, times = procedure_states(12)
+    assert background_over_time(np.concatenate(states), np.concatenate(times), 12, M=6) == [4]
+    # fewer videos than tenths: a step could fill them by chance, so none is called background
+    assert background_over_time(np.concatenate(states[:TIME_BINS - 1]), np.concatenate(times[:TIME_BINS - 1]),
+                                TIME_BINS - 1, M=6) == []
+    assert background_over_time(np.zeros(0, int), np.zeros(0), 12, M=6) == []

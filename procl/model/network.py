@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -108,6 +109,11 @@ class ProcedureNet(nn.Module):
         rms = spread.clamp_min(1e-12).sqrt()  # a one-frame video has no spread (and sqrt no slope at 0)
         tau = (torch.arange(T, dtype=f.dtype, device=f.device) + 0.5) / frame_count(f, mask).clamp_min(1)[:, None]
         return torch.cat([f, zero_padding(self.cfg.time_weight * rms * tau, mask)[..., None]], 2)  # [B, T, D + 1]
+
+    def appearance(self, x: np.ndarray) -> np.ndarray:
+        """Frames in the teacher's space [..., D'] without the temporal prior's column
+        (`teacher_space`): what they look like, not when they happen."""
+        return x[..., :-1] if self.cfg.time_weight else x
 
     def forward(self, y: torch.Tensor, mask: torch.Tensor | None = None,
                 median: torch.Tensor | None = None) -> NetOutput:
