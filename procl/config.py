@@ -76,9 +76,12 @@ LEVER_SPECS: tuple[Lever, ...] = (
                                     "(0: the paper's spatial attention)."),
     Lever("background", str, "none", "shared", "train",
           "none: every frame gets a key-step; unselected: frames whose best state is not one of the task's; "
-          "shared: states that all tasks use alike are background",
+          "shared: states that all tasks use alike are background (with one or two tasks: states that every part "
+          "of the videos shows alike)",
           "Background", "none: every frame gets a key-step (the paper). unselected: a frame whose best state is not "
-                        "one of its task's k is background. shared: states that every task uses alike are background.",
+                        "one of its task's k is background. shared: states that every task uses alike are background "
+                        "(with one or two tasks, as one network per task has: states that every part of the videos "
+                        "shows alike).",
           choices=BACKGROUND_OPTIONS),
     Lever("background_bias", float, 0.0, 1.5, "decode",
           "'shared': log-probability taken off the background label when the network's timeline is decoded "

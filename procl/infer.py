@@ -57,7 +57,7 @@ class Decoding:
     (procl.config, stage "decode") and what its training left for them."""
 
     background: str = "none"  # none | unselected | shared
-    background_states: Sequence[int] = ()  # "shared": the states all tasks use alike
+    background_states: Sequence[int] = ()  # "shared": the states all tasks (or every time) use alike
     switch_cost: float = 0.0  # Viterbi's cost of a change of key-step (0: per-frame argmax)
     order: dict[str, list[int]] | None = None  # task -> its key-steps in typical order (ordered decoding)
     task_evidence: float = 0.0  # weight of the key-steps' fit in the task decision

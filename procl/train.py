@@ -81,7 +81,7 @@ class Unit:
     centers: np.ndarray | None = None  # [M, D]
     selected: dict[str, list[int]] = field(default_factory=dict)  # task -> k states
     labels: dict[str, torch.Tensor] = field(default_factory=dict)  # video -> [T] pseudo-labels
-    background: list[int] = field(default_factory=list)  # states all tasks use alike (background "shared")
+    background: list[int] = field(default_factory=list)  # background "shared": states all tasks (or times) use alike
     constraints: Constraints | None = None  # a person's corrections (procl.refine), obeyed by the teacher
 
 
