@@ -111,12 +111,18 @@ def typical_order(labels: list[np.ndarray], selected: list[int]) -> list[int]:
     return order_by_places([state_places(lab, selected) for lab in labels], selected)
 
 
+def relative_time(T: int) -> np.ndarray:
+    """[T] each frame's place in its video, (t + 0.5) / T, in (0, 1): the numpy twin of the
+    temporal prior's column (`ProcedureNet.teacher_space`)."""
+    return (np.arange(T) + 0.5) / max(T, 1)
+
+
 def state_places(labels: np.ndarray, selected: list[int]) -> dict[int, float]:
     """One video's part of `typical_order`: each selected state's place there, the mean
     relative time (t + 0.5) / T of its frames (states it does not show are left out).
     k numbers per video: what ranks that hold different videos exchange."""
     lab = np.asarray(labels)
-    rel = (np.arange(len(lab)) + 0.5) / max(len(lab), 1)
+    rel = relative_time(len(lab))
     return {int(s): float(rel[lab == s].mean()) for s in selected if (lab == s).any()}
 
 

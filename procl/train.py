@@ -46,7 +46,7 @@ from procl.config import TrainConfig, config_from_args, config_from_saved, net_c
 from procl.config import add_arguments as add_config_arguments
 from procl.corrections import Constraints
 from procl.data import Dataset, open_dataset
-from procl.decode import order_by_places, state_places
+from procl.decode import order_by_places, relative_time, state_places
 from procl.dist import resolve_device
 from procl.evaluate import finish_run, format_metrics
 from procl.features.cache import load_or_extract
@@ -201,7 +201,7 @@ def refresh_teacher(
         find = background_states_distributed if distributed else background_states
         candidates = find(nearest_state(X, unit.centers), task_index, len(unit.tasks), cfg.M, cfg.background_threshold)
     elif cfg.background == "shared":  # one procedure (or two): what every part of it shows alike
-        rel_time = np.concatenate([(np.arange(len(f[v])) + 0.5) / len(f[v]) for v in unit.videos])
+        rel_time = np.concatenate([relative_time(len(f[v])) for v in unit.videos])
         candidates = background_over_time(nearest_state(net.appearance(X), net.appearance(unit.centers)), rel_time,
                                           len(unit.videos), cfg.M, distributed=distributed)
     if con is not None:  # the person's background first (kept longest), no anchored state as background
