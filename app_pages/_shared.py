@@ -18,6 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from procl import ProclError, choosek, explore, runs, words
+from procl.config import task_given
 from procl.data import Dataset, VideoRecord
 from procl.data.specs import has_region_grid, parse_spec
 from procl.features.video import FrameReader
@@ -197,16 +198,6 @@ def describe_features(config: dict) -> str:
             f"{cells}, {f.get('fps', '?')} fps")
 
 
-def describe_run(config: dict) -> str:
-    """A run's settings in plain words, the paper's symbol in brackets (the glossary says more)."""
-    c = config
-    setting = "one network for all tasks" if c.get("setting") != "single" else "one network per task"
-    return (f"{setting}, {c.get('k')} steps per task (k), {c.get('M')} kinds of moment (M), task-guess weight "
-            f"{c.get('lam')} (λ), {c.get('epochs') or 'automatic'} epochs, where-it-looks "
-            f"{'on' if c.get('attention') else 'off'} (attention), learned reliance "
-            f"{'on' if c.get('learnable_pooling') else 'off'} (pooling), background {c.get('background')}")
-
-
 def dataset_label(spec: str | None) -> str:
     """A dataset as pages name it (its folder's name; `words.dataset_name`)."""
     return words.dataset_name(spec)
@@ -376,13 +367,14 @@ def sidebar() -> None:
         st.caption(f"**Dataset** {words.dataset_name(config.get('dataset'))}",
                    help=f"Its spec (as the command line takes it): `{config.get('dataset')}`")
         st.caption(describe_features(config))
-        st.caption(describe_run(config))
+        st.caption(explore.describe_run(config))
         m = entry.get("metrics")
         if m:
             f1 = pct(m.get("f1")) if explore.scored(m) else "not annotated"
             uniform = explore.equal_cuts_f1(m)
             cuts = "" if uniform is None else f" (equal cuts {pct(uniform)})"
-            st.caption(f"{m.get('split')} videos: steps F1 {f1}{cuts}, task guessed right {pct(m.get('accuracy'))}",
+            task = words.TASK_GIVEN if task_given(config) else f"task guessed right {pct(m.get('accuracy'))}"
+            st.caption(f"{m.get('split')} videos: steps F1 {f1}{cuts}, {task}",
                        help=words.EQUAL_CUTS_HELP if cuts else None)
 
 

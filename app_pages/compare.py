@@ -4,6 +4,7 @@ import streamlit as st
 
 from app_pages import _shared as sh
 from procl import choosek, explore, refine, viz, words
+from procl.config import task_given
 
 st.title("Compare runs")
 
@@ -48,15 +49,21 @@ if infos:
     text_cols = {col for col in score_cols if unscored and col != "accuracy"}  # a run without ground truth says so
     if any(sh.missing(v) for v in table["uniform_f1"]):  # a run finished before procl kept equal cuts: "–"
         text_cols.add("uniform_f1")
+    given = [task_given(i.config) for i in infos]  # single-task: the task is given, not guessed
+    if any(given):
+        text_cols.add("accuracy")
     for col in score_cols:
-        if col in text_cols:
+        if col == "accuracy" and col in text_cols:
+            shown[col] = ["given" if g else sh.pct(v).rstrip("%") for g, v in zip(given, table[col])]
+        elif col in text_cols:
             shown[col] = [sh.score(i, v).rstrip("%") for i, v in zip(infos, table[col])]
         else:
             shown[col] = [None if sh.missing(v) else 100 * v for v in table[col]]
     helps = {"recall": "found: share of the true steps' frames found (recall)",
              "precision": "right: share of the found frames that are right (precision)",
              "f1": "balance of found and right (F1)", "iou": "overlap of found and true steps (IoU)",
-             "accuracy": "share of the videos whose task is guessed right",
+             "accuracy": "share of the videos whose task is guessed right ('given': a single-task run is told "
+                         "each video's task)",
              "teacher_f1": "F1 of the clustering's suggestion the network learned from (the paper's teacher)",
              "uniform_f1": words.EQUAL_CUTS_HELP + " ('–': a run finished before procl kept it)"}
     config = {col: (st.column_config.TextColumn(label, help=helps.get(col)) if col in text_cols
@@ -67,7 +74,7 @@ if infos:
                  width="stretch", column_config=config)
     st.caption("Scores in %: how well the steps found match the true ones (R, P, F1, IoU: each found step paired "
                "one to one with a true step per task, averaged over tasks) and how often the task is guessed "
-               "right (Acc)."
+               "right (Acc; *given*: a single-task run is told each video's task)."
                + (f" *not annotated*: {', '.join(unscored)} ran on videos without ground truth, so only task "
                   "accuracy is scored." if unscored else ""))
     for child in infos:  # a refined run beside its parent: what the corrections changed elsewhere

@@ -5,6 +5,7 @@ import streamlit as st
 from app_pages import _corrections
 from app_pages import _shared as sh
 from procl import explore, viz
+from procl.config import task_given
 
 st.title("Explore a video")
 info = sh.require_finished_run()
@@ -21,8 +22,14 @@ def _pick_video() -> str | None:
     split = c1.selectbox("Split", splits, index=splits.index(default_split) if default_split in splits else 0,
                          key=f"ex_split_{info.name}")
     task = c2.selectbox("Task", ["all tasks"] + info.tasks, key=f"ex_task_{info.name}")
-    verdict = c3.selectbox("Task prediction", ["any", "correct", "incorrect"], key=f"ex_correct_{info.name}",
-                           help="Filter videos by whether the classifier predicted their task right.")
+    if task_given(info.config):
+        c3.selectbox("Task prediction", ["given"], disabled=True, key=f"ex_given_{info.name}",
+                     help="One network per task: each video is run through its own task's network, so there "
+                          "is no task guess to filter by.")
+        verdict = "any"
+    else:
+        verdict = c3.selectbox("Task prediction", ["any", "correct", "incorrect"], key=f"ex_correct_{info.name}",
+                               help="Filter videos by whether the classifier predicted their task right.")
     rows = explore.filter_videos(table, split, None if task == "all tasks" else task,
                                  {"any": None, "correct": True, "incorrect": False}[verdict])
     if rows.empty:
@@ -41,8 +48,10 @@ def _scores_row(out: dict, task: str, pred_task: str) -> None:
     """The video's task, its predicted task and its R/P/F1/IoU, Edit and F1@50 under the run's matching."""
     scores = explore.video_scores(out, info.mapping(task))
     verdict = ":green-badge[correct]" if pred_task == task else ":red-badge[wrong]"
+    guess = (":gray-badge[given: one network per task]" if task_given(info.config)
+             else f"predicted **{pred_task}** {verdict}")
     cols = st.columns([2.4, 1, 1, 1, 1, 1, 1])
-    cols[0].markdown(f"task **{task}**  \npredicted **{pred_task}** {verdict}  \n"
+    cols[0].markdown(f"task **{task}**  \n{guess}  \n"
                      f"{len(out['times'])} frames, {float(out['times'][-1]) if len(out['times']) else 0:.0f} s")
     labels = ("Recall", "Precision", "F1", "IoU", "Edit", "F1@50")
     if scores is None:

@@ -162,6 +162,14 @@ def suggested_setting(n_tasks: int) -> str:
     return "single" if n_tasks == 1 else "multi"
 
 
+def task_given(config: dict | None) -> bool:
+    """Whether a saved run (its config.json) is told each video's task instead of guessing
+    it: single-task, one network per task, each video run through its own task's network.
+    Its task accuracy is 100 % by construction, so tables and pages say "given" there
+    (as the bench's single-task rows do) rather than show it as a score."""
+    return (config or {}).get("setting") == "single"
+
+
 def _with_levers(cls):
     """TrainConfig's lever fields, one per LEVER_SPECS entry (None: the recipe's value)."""
     for lv in LEVER_SPECS:

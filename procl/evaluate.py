@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from procl import ProclError, baselines, metrics, runs
+from procl.config import task_given
 from procl.data import Dataset, open_dataset
 from procl.dist import add_device_argument
 from procl.features.cache import load_or_extract
@@ -131,9 +132,10 @@ def uniform_score(preds: list[VideoPrediction], k: int) -> dict | None:
     return {key: result.get(key) for key in HEADLINE if key != "accuracy"}
 
 
-def format_scores(result: dict, split: str) -> str:
+def format_scores(result: dict, split: str, task_given: bool = False) -> str:
     """A small table of the student's and the teacher's headline scores, and equal cuts' (uniform)
-    when the result has them, in %."""
+    when the result has them, in %. task_given: the run is told each video's task
+    (`config.task_given`), so Acc is '-' and a line says why."""
     def fmt(v):
         return "-" if v is None else f"{100 * v:.1f}"
     cols = [("R", "recall"), ("P", "precision"), ("F1", "f1"), ("IoU", "iou"), ("Edit", "edit"),
@@ -144,9 +146,12 @@ def format_scores(result: dict, split: str) -> str:
         if r is None:  # no equal cuts without ground truth (or in a run finished before they were kept)
             continue
         at = r.get("f1_at") or {}
+        r = {**r, "accuracy": None} if task_given else r
         lines.append(f"{who:8} " + " ".join(f"{fmt(at.get(k) if k.isdigit() else r.get(k)):>6}" for _, k in cols))
     if result.get("uniform") is not None:
         lines.append("uniform: each video cut into k equal parts, told its task (the trivial reference)")
+    if task_given:
+        lines.append("Acc '-': one network per task, each video is run through its own task's (the task is given)")
     if not metrics.annotated(result):
         lines.append("not annotated: these videos have no ground-truth key-steps, so the key-step scores are '-'; "
                      "Acc is the task classifier against the videos' task names (the dataset's task folders)")
@@ -155,7 +160,7 @@ def format_scores(result: dict, split: str) -> str:
 
 def format_metrics(path: Path) -> str:
     m = runs.read_metrics(path)
-    return format_scores(m, m["split"])
+    return format_scores(m, m["split"], task_given(runs.read_config(path)))
 
 
 def open_for_run(config: dict, spec: str | None, device: str = "auto"):
@@ -211,7 +216,7 @@ def main_evaluate(args: argparse.Namespace) -> int:
         def fmt(v):
             return "-" if v is None else f"{100 * v:.1f}"
         print(f"run {args.run}")
-        print(format_scores(result, result["split"]))
+        print(format_scores(result, result["split"], task_given(runs.read_config(args.run))))
         for task, r in result["student"].get("per_task", {}).items():
             print(f"  {task:28} R {fmt(r.get('recall'))}  P {fmt(r.get('precision'))}  F1 {fmt(r.get('f1'))}  "
                   f"Edit {fmt(r.get('edit'))}")

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from procl import ProclError, metrics, runs, viz
-from procl.config import config_from_saved
+from procl.config import config_from_saved, task_given
 from procl.corrections import CORRECTIONS_FILE, read_corrections
 from procl.data import Dataset, VideoRecord
 from procl.features.video import FrameReader
@@ -26,6 +26,7 @@ from procl.io import read_json
 from procl.metrics import annotated
 from procl.names import NAMES_FILE, names_by_task, read_names, unit_of
 from procl.paths import data_dir, slug
+from procl.selection import SHARED_MIN_TASKS
 from procl.words import dataset_name
 
 RUN_FILES = ("config.json", "status.json", "metrics.json", "selected.json", "predictions.csv", NAMES_FILE,
@@ -195,6 +196,38 @@ def load_run_info(run: str | os.PathLike) -> RunInfo:
         merged = []
     return RunInfo(path, runs.read_config(path), runs.read_status(path), runs.read_metrics(path),
                    runs.read_selected(path), read_names(path), merged)
+
+
+def describe_run(config: dict) -> str:
+    """A run's settings (its config.json) in plain words, the paper's symbol in brackets,
+    as they acted: a single-task run has no task guess to weigh or pool for, features
+    without a grid give attention nothing to choose among, and a network of fewer than
+    three tasks finds background over the procedure's course rather than across tasks."""
+    c = config
+    single = c.get("setting") == "single"
+    parts = ["one network per task" if single else "one network for all tasks",
+             f"{c.get('k')} steps per task (k)", f"{c.get('M')} kinds of moment (M)"]
+    if single:
+        parts.append("no task guess")
+    else:
+        parts.append(f"task-guess weight {c.get('lam')} (λ)")
+    parts.append(f"{c.get('epochs') or 'automatic'} epochs")
+    if (c.get("features") or {}).get("R", 2) == 1:
+        parts.append("no grid to look at (attention)")
+    else:
+        parts.append(f"where-it-looks {'on' if c.get('attention') else 'off'} (attention)")
+    if not single:
+        parts.append(f"learned reliance {'on' if c.get('learnable_pooling') else 'off'} (pooling)")
+    per_network = 1 if single else len(c.get("tasks") or [])
+    if c.get("background") == "none":
+        parts.append("no background (every frame a step)")
+    elif c.get("background") != "shared":
+        parts.append("background: frames whose best kind of moment is not one of the task's steps")
+    elif per_network and per_network < SHARED_MIN_TASKS:
+        parts.append("background: what every part of the procedure shows alike")
+    else:
+        parts.append("background: what every task shows alike")
+    return ", ".join(parts)
 
 
 def video_table(info: RunInfo) -> pd.DataFrame:
@@ -493,14 +526,15 @@ def nearest_frames(frame_times: np.ndarray, times: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- comparing runs
 
 def compare_row(info: RunInfo) -> dict:
-    """One line of the Compare table: the settings that tell runs apart and their scores."""
+    """One line of the Compare table: the settings that tell runs apart and their scores
+    (no accuracy for a run told each video's task: `config.task_given`)."""
     c, m = info.config, info.metrics or {}
     feats = info.features
     teacher = m.get("teacher") or {}
     return {
         "run": info.name, "k": c.get("k"),
         "recall": m.get("recall"), "precision": m.get("precision"), "f1": m.get("f1"),
-        "iou": m.get("iou"), "accuracy": m.get("accuracy"), "teacher_f1": teacher.get("f1"),
+        "iou": m.get("iou"), "accuracy": None if task_given(c) else m.get("accuracy"), "teacher_f1": teacher.get("f1"),
         "uniform_f1": equal_cuts_f1(m),
         "split": m.get("split"), "setting": c.get("setting"), "M": c.get("M"), "lambda": c.get("lam"),
         "attention": c.get("attention"), "learnable_pooling": c.get("learnable_pooling"),
@@ -516,6 +550,7 @@ def runs_table(entries: list[dict]) -> pd.DataFrame:
     that nothing reads `None`: scores in % with one decimal ("75.0"), "not annotated" for
     F1 of a run without ground truth, "–" for what is not there yet (a queued run's
     accuracy, equal cuts of a run without ground truth or finished before procl kept them),
+    "given" for the accuracy of a single-task run (told each video's task: `config.task_given`),
     "auto" for epochs not decided yet; the dataset by its name."""
     def pct(v) -> str:
         return "–" if v is None or v != v else f"{100 * float(v):.1f}"
@@ -533,7 +568,8 @@ def runs_table(entries: list[dict]) -> pd.DataFrame:
             "setting": c.get("setting") or "–", "k": num(c.get("k")), "M": num(c.get("M")),
             "epochs": num(c.get("epochs")) if c.get("epochs") is not None else ("auto" if c else "–"),
             "backbone": (c.get("features") or {}).get("backbone", c.get("backbone")) or "–",
-            "F1 %": f1, "Acc %": pct(m.get("accuracy")), "equal cuts F1 %": pct(equal_cuts_f1(m)),
+            "F1 %": f1, "Acc %": "given" if m and task_given(c) else pct(m.get("accuracy")),
+            "equal cuts F1 %": pct(equal_cuts_f1(m)),
             "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(e.get("mtime", 0))),
         })
     return pd.DataFrame(rows, columns=["run", "state", "dataset", "setting", "k", "M", "epochs", "backbone", "F1 %",

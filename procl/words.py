@@ -57,6 +57,9 @@ ONE_TASK_NOTE = ("This dataset has one task: the single-task setting trains its 
                  "multi holds a test split out and trains a task classifier that has nothing to tell apart.")
 
 
+TASK_GIVEN = "task given (one network per task)"
+
+
 def counted(n: int, noun: str) -> str:
     """"1 task", "3 tasks": a count with its noun (a regular plural)."""
     return f"{n} {noun}{'' if n == 1 else 's'}"

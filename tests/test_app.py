@@ -388,6 +388,46 @@ def test_compare_suggests_k_by_the_agreement_of_seeds(app_env):
             shutil.rmtree(copy, ignore_errors=True)
 
 
+def test_a_single_task_run_is_told_its_task_and_every_page_says_so(app_env):
+    """One network per task runs each video through its own task's network: its accuracy
+    (100 % by construction) is shown as "given" on Train, Compare, the sidebar, Explore
+    and the command line, never as a score; the run's settings read as they acted."""
+    from procl.evaluate import format_metrics
+    from procl.train import TrainConfig, train
+
+    path = Path(train(TrainConfig(dataset=app_env["dataset"], setting="single", k=3, M=8, epochs=1, width=16),
+                      run="single-k3", progress=False))
+    try:
+        assert json.loads((path / "metrics.json").read_text())["accuracy"] == 1.0  # kept: the JSON is a contract
+        table = open_page("app_pages/train.py").dataframe[0].value.set_index("run")
+        assert table.loc["single-k3", "Acc %"] == "given" and re.fullmatch(r"\d+\.\d", table.loc["tiny-k3", "Acc %"])
+
+        at = open_page("app_pages/explore.py", run="single-k3")
+        assert_clean(at)
+        side = "\n".join(c.value for c in at.sidebar.caption)
+        assert words.TASK_GIVEN in side and "task guessed right" not in side
+        assert "no task guess" in side and "learned reliance" not in side and "task-guess weight" not in side
+        assert at.selectbox(key="ex_given_single-k3").disabled
+        assert "given: one network per task" in texts(at) and "predicted **" not in texts(at)
+        assert "task guessed right" in "\n".join(c.value for c in open_page("app_pages/explore.py").sidebar.caption)
+
+        at = open_page("app_pages/compare.py")
+        at.multiselect(key="cmp_runs").set_value(["tiny-k3", "single-k3"]).run()
+        assert_clean(at)
+        acc = dict(zip(at.dataframe[0].value["run"], at.dataframe[0].value["accuracy"]))
+        assert acc["single-k3"] == "given" and float(acc["tiny-k3"]) >= 0
+        vs_k = next(f for f in figures(at)
+                    if f["layout"].get("xaxis", {}).get("title", {}).get("text") == "k (steps per task)")
+        guessed = next(t for t in vs_k["data"] if t["name"] == "task guessed right (accuracy)")
+        assert guessed["text"] == ["tiny-k3"], "no accuracy point for the run told its task"
+
+        printed = format_metrics(path)
+        assert printed.splitlines()[1].split()[-1] == "-" and "the task is given" in printed
+        assert "the task is given" not in format_metrics(app_env["checkpoints"] / "tiny-k3")
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def fake_run(checkpoints: Path, name: str, status: dict, log: str = "") -> Path:
     path = checkpoints / name
     shutil.copytree(checkpoints / "tiny-k3", path)

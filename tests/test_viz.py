@@ -479,3 +479,24 @@ def test_plain_words_name_a_dataset_and_map_to_the_paper():
     for paper in ("teacher", "beta", "Hungarian", "KLN", "λ", "M, latent states", "ranking loss"):
         assert paper in terms
     assert words.glossary_markdown().count("\n|") == len(words.GLOSSARY) + 1
+
+
+def test_a_run_is_described_as_its_settings_acted():
+    """What a setting could not do is not listed as on: no task guess or pooling with one
+    network per task, no attention to choose without a grid; the background rule that ran."""
+    multi = {"setting": "multi", "k": 7, "M": 50, "lam": 0.5, "epochs": 20, "attention": True,
+             "learnable_pooling": True, "background": "shared", "tasks": ["a", "b", "c"],
+             "features": {"R": 49}}
+    text = explore.describe_run(multi)
+    assert "one network for all tasks" in text and "task-guess weight 0.5 (λ)" in text
+    assert "where-it-looks on (attention)" in text and "learned reliance on (pooling)" in text
+    assert text.endswith("background: what every task shows alike")
+    two = explore.describe_run({**multi, "tasks": ["a", "b"]})  # fewer than 3 tasks: background over time
+    assert two.endswith("background: what every part of the procedure shows alike")
+    single = explore.describe_run({**multi, "setting": "single", "lam": 0.0, "features": {"R": 1}})
+    assert "one network per task" in single and "no task guess" in single
+    assert "λ" not in single and "pooling" not in single and "where-it-looks" not in single
+    assert "no grid to look at (attention)" in single
+    assert single.endswith("background: what every part of the procedure shows alike")
+    assert explore.describe_run({**multi, "background": "none"}).endswith("no background (every frame a step)")
+    assert "not one of the task's steps" in explore.describe_run({**multi, "background": "unselected"})
