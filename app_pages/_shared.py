@@ -126,6 +126,16 @@ def video_table(info: explore.RunInfo) -> pd.DataFrame:
     return _video_table(str(info.path), explore.run_stamp(info.path))
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _videos_to_correct(path: str, stamp: tuple) -> dict[str, list[str]]:
+    return explore.videos_to_correct(explore.load_run_info(path))
+
+
+def videos_to_correct(info: explore.RunInfo) -> dict[str, list[str]]:
+    """explore.videos_to_correct of the run, cached until one of its files changes."""
+    return _videos_to_correct(str(info.path), explore.run_stamp(info.path))
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def _signals_table(paths: tuple[str, ...], stamps: tuple) -> pd.DataFrame:
     return choosek.signals_table(list(paths))

@@ -19,8 +19,9 @@ def _pick_video() -> str | None:
     splits = ["all"] + sorted(s for s in table["split"].unique() if s)
     default_split = info.metrics.get("split", "all")
     c1, c2, c3, c4 = st.columns([1, 1.4, 1.2, 2])
-    split = c1.selectbox("Split", splits, index=splits.index(default_split) if default_split in splits else 0,
-                         key=f"ex_split_{info.name}")
+    if st.session_state.get(f"ex_split_{info.name}") not in splits:  # the run's scored split first
+        st.session_state[f"ex_split_{info.name}"] = default_split if default_split in splits else "all"
+    split = c1.selectbox("Split", splits, key=f"ex_split_{info.name}")
     task = c2.selectbox("Task", ["all tasks"] + info.tasks, key=f"ex_task_{info.name}")
     if task_given(info.config):
         c3.selectbox("Task prediction", ["given"], disabled=True, key=f"ex_given_{info.name}",
@@ -42,6 +43,14 @@ def _pick_video() -> str | None:
     if st.session_state.get(key) not in marks:
         st.session_state[key] = explore.default_video(rows)  # a correctly classified one when there is one
     return c4.selectbox("Video", list(marks), format_func=marks.get, key=key)
+
+
+def _open_video(video_id: str) -> None:
+    """Show `video_id` (a suggested video to correct): the filters widened so that it is a choice."""
+    st.session_state[f"ex_split_{info.name}"] = "all"
+    st.session_state[f"ex_task_{info.name}"] = sh.video_table(info).set_index("video").loc[video_id, "task"]
+    st.session_state[f"ex_correct_{info.name}"] = "any"
+    st.session_state[f"ex_video_{info.name}"] = video_id
 
 
 def _scores_row(out: dict, task: str, pred_task: str) -> None:
@@ -198,6 +207,8 @@ with sh.guard(f"Run {info.name}"):
             reader, note = _reader_for(record)
         frame_viewer(video_id, out, row["task"], row["pred_task"], reader, note)
         _corrections.span_form(info, video_id, out["times"], _frame_key(video_id))
+        with sh.guard("Videos to correct first"):
+            _corrections.first_to_correct(info, video_id, row["task"], _open_video)
 
         left, right = st.columns([1, 1], gap="large")
         with left:

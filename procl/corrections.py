@@ -24,14 +24,16 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+from scipy.spatial.distance import cdist
 
 from procl import ProclError, runs
+from procl.decode import relative_time
 from procl.io import read_json, write_json
 from procl.names import check_name
-from procl.selection import pairwise_distances
+from procl.selection import TIME_BINS, pairwise_distances
 
 CORRECTIONS_FILE = "corrections.json"
 HISTORY_FILE = "corrections.history.json"
@@ -277,6 +279,45 @@ def describe(corr: dict) -> list[str]:
 
 def is_empty(corr: dict) -> bool:
     return not any(corr.get(k) for k in KEYS)
+
+
+# ------------------------------------------------------------------ which videos to correct first
+
+def course_profile(states: np.ndarray, steps: Sequence[int], bins: int = TIME_BINS) -> np.ndarray:
+    """What a run found in one video, and where: the share of the video's frames that fall
+    in each (key-step, tenth of the video's course) pair, with background and every other
+    state in one last row. [(len(steps) + 1) * bins], summing to 1 (zeros for no frame)."""
+    states = np.asarray(states)
+    T = len(states)
+    row = {int(s): i for i, s in enumerate(steps)}
+    rows = np.array([row.get(int(s), len(steps)) for s in states], dtype=np.int64)
+    tenth = np.minimum((relative_time(T) * bins).astype(np.int64), bins - 1)
+    profile = np.zeros((len(steps) + 1, bins))
+    np.add.at(profile, (rows, tenth), 1.0)
+    return (profile / max(T, 1)).ravel()
+
+
+def suggest_videos(states: Mapping[str, np.ndarray], task_of: Mapping[str, str],
+                   steps: Mapping[str, Sequence[int]], per_task: int) -> dict[str, list[str]]:
+    """task -> the `per_task` videos a person should correct first, most typical first: the
+    videos whose `course_profile` (which key-step the run found where in the video's course)
+    lies nearest to the task's other videos' (least summed distance; the first is the
+    medoid). The names and spans a person gives in a typical video carry furthest to the
+    other videos: on the development sets one video per task chosen so gave the refined run
+    5-9 points more named F1 than one drawn at random (docs/method.md, "Which videos to
+    correct first"). Ties go to the video id that sorts first.
+
+    states: video -> its per-frame states (-1 background), for the videos to choose from;
+    task_of: video -> task; steps: task -> its k key-step states."""
+    out: dict[str, list[str]] = {}
+    for task in sorted(set(task_of[v] for v in states)):
+        ids = sorted(v for v in states if task_of[v] == task and len(states[v]))
+        if not ids or per_task < 1:
+            continue
+        profiles = np.stack([course_profile(states[v], steps.get(task, ())) for v in ids])
+        spread = cdist(profiles, profiles).sum(1)  # [videos] float64: exact, so ties stay ties
+        out[task] = [ids[i] for i in np.argsort(spread, kind="stable")[:per_task]]
+    return out
 
 
 # ------------------------------------------------------------------ constraints

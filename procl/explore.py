@@ -18,7 +18,7 @@ import pandas as pd
 
 from procl import ProclError, metrics, runs, viz
 from procl.config import config_from_saved, task_given
-from procl.corrections import CORRECTIONS_FILE, read_corrections
+from procl.corrections import CORRECTIONS_FILE, read_corrections, suggest_videos
 from procl.data import Dataset, VideoRecord
 from procl.features.video import FrameReader
 from procl.infer import segments_frame
@@ -250,6 +250,27 @@ def video_table(info: RunInfo) -> pd.DataFrame:
     g["correct"] = g["task"] == g["pred_task"]
     g["split"] = g["split"].fillna("").astype(str)
     return g.reset_index()[["video", "task", "pred_task", "correct", "frames", "split"]]
+
+
+def videos_to_correct(info: RunInfo, per_task: int = 3) -> dict[str, list[str]]:
+    """task -> the videos the run trained on that a person should correct first, best first
+    (`corrections.suggest_videos` over the states predictions.csv holds: the most typical
+    of what the run found in the task first)."""
+    path = info.path / "predictions.csv"
+    try:
+        df = pd.read_csv(path, usecols=["video", "task", "frame", "state"], dtype={"video": str, "task": str})
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        raise ProclError(f"{path} is unreadable ({err}): re-run `python -m procl evaluate`") from err
+    trained = set(info.config.get("train_videos") or df["video"])
+    df = df[df["video"].isin(trained)].sort_values(["video", "frame"], kind="stable")
+    states = {v: g["state"].to_numpy() for v, g in df.groupby("video", sort=True)}
+    task_of = df.groupby("video")["task"].first().to_dict()
+    return suggest_videos(states, task_of, {t: info.selected(t) for t in info.tasks}, per_task)
+
+
+def corrected_videos(info: RunInfo) -> set[str]:
+    """The videos the person has marked a span of (corrections.json's segments)."""
+    return {s["video"] for s in read_corrections(info.path).get("segments", [])}
 
 
 def named_predictions(info: RunInfo) -> pd.DataFrame:

@@ -111,3 +111,43 @@ def test_a_single_task_run_takes_spans_not_state_numbers(app_env):  # noqa: F811
         assert not ks.button(key="refine_btn_single-k3").disabled
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def test_explore_opens_the_videos_to_correct_first(app_env):  # noqa: F811
+    """Explore names the training videos of the shown video's task that procl suggests
+    correcting first (explore.videos_to_correct), ticks those with a marked span, and opens
+    the next one not corrected yet, widening the filters so that it can be shown."""
+    path = app_env["checkpoints"] / "tiny-k3"
+    info = explore.load_run_info(path)
+    suggested = explore.videos_to_correct(info)
+    trained = set(runs.read_config(path)["train_videos"])
+    assert set(suggested) == set(info.tasks)
+    assert all(1 <= len(v) <= 3 and set(v) <= trained and len(set(v)) == len(v) for v in suggested.values())
+
+    ex = open_page("app_pages/explore.py")
+    assert_clean(ex)
+    video = ex.selectbox(key="ex_video_tiny-k3").value
+    assert video not in trained, "the page opens on a scored (test) video"
+    task = explore.video_table(info).set_index("video").loc[video, "task"]
+    line = next(c.value for c in ex.caption if c.value.startswith(f"Correct these first for **{task}**"))
+    assert all(v in line for v in suggested[task])
+    done = explore.corrected_videos(info)
+    upcoming = [v for v in suggested[task] if v not in done]
+    ex.button(key=f"corr_next_{video}").click().run()
+    assert_clean(ex)
+    assert ex.selectbox(key="ex_split_tiny-k3").value == "all"
+    assert ex.selectbox(key="ex_video_tiny-k3").value == upcoming[0]
+
+    ex.number_input(key=f"corr_start_{upcoming[0]}").set_value(0.0)
+    ex.number_input(key=f"corr_end_{upcoming[0]}").set_value(1.0)
+    ex.text_input(key=f"corr_step_{upcoming[0]}").set_value("first step")
+    ex.button(key=f"corr_mark_{upcoming[0]}").click().run()
+    assert_clean(ex)
+    line = next(c.value for c in ex.caption if c.value.startswith(f"Correct these first for **{task}**"))
+    assert f"**{upcoming[0]}** ✓" in line
+    nxt = ex.button(key=f"corr_next_{upcoming[0]}")
+    if len(upcoming) > 1:
+        nxt.click().run()
+        assert ex.selectbox(key="ex_video_tiny-k3").value == upcoming[1]
+    else:
+        assert nxt.disabled

@@ -209,6 +209,16 @@ def test_quick_path_on_tiny_plan(tmp_path, monkeypatch, capsys):
         assert re.search(NUMBER, measured), target
         assert met in ("**met**", "**missed**", "**not measured**"), target
 
+    human = _section(text, "## Human in the loop")  # both ways of picking the labelled videos, 1 and 3 per task
+    for name in ("builtin", "harder"):
+        part = human.split(f"### {name}\n", 1)[1].split("\n### ", 1)[0]
+        (rows,) = _tables(part, "| labelled videos | labelled / task |")
+        assert [(r[0], r[1]) for r in rows] == [(w, n) for w in ("drawn at random", "procl's suggestion")
+                                                for n in ("1", "3")], rows
+        for cells in rows:
+            assert all(re.fullmatch(rf"{CELL}|[+-]{NUMBER}|-", c) for c in cells[2:]), cells  # "-": no name yet
+            assert re.fullmatch(CELL, cells[6]) and re.fullmatch(NUMBER, cells[8]), cells  # F1 parent, time ratio
+
     (small,) = _tables(text, "| method | epochs | training s | Acc |")
     assert len(small) == 5  # Uniform, each recipe, and each with min_steps changed
     assert small[0][0] == "Uniform"

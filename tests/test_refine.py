@@ -80,6 +80,32 @@ def test_subset_selection_keeps_fixed_states():
     assert 0 not in barred.selected and 1 not in barred.selected
 
 
+def test_videos_to_correct_first_are_the_typical_ones():
+    """Per task, the videos by how typical their course profiles are (which key-step falls
+    where): the medoid first, the one whose steps come in another order last; empty videos
+    are never suggested; tasks are ranked apart."""
+    def video(cuts, order=(3, 5, 7), T=30):
+        edges = [0, *cuts, T]
+        return np.concatenate([np.full(edges[i + 1] - edges[i], s) for i, s in enumerate(order)])
+
+    states = {"a0": video((9, 19)), "a1": video((10, 20)), "a2": video((11, 21)), "a3": video((10, 21)),
+              "odd": video((10, 20), order=(7, 5, 3)), "empty": np.array([], dtype=int),
+              "b0": video((5, 25), order=(1, 2, 4)), "b1": video((5, 25), order=(1, 2, 4))}
+    task_of = {v: ("b" if v.startswith("b") else "a") for v in states}
+    steps = {"a": [3, 5, 7], "b": [1, 2, 4]}
+    profile = corrections.course_profile(states["a1"], steps["a"])
+    assert profile.shape == (40,) and profile.sum() == pytest.approx(1.0)
+    assert corrections.course_profile(np.array([-1, 9, 3]), [3, 5, 7]).reshape(4, 10)[3].sum() == pytest.approx(2 / 3)
+    first = corrections.suggest_videos(states, task_of, steps, 1)
+    assert first["a"] == ["a1"] and len(first["b"]) == 1
+    two = corrections.suggest_videos(states, task_of, steps, 2)["a"]
+    assert two[0] == "a1" and "odd" not in two, two
+    ranked = corrections.suggest_videos(states, task_of, steps, 5)["a"]
+    assert ranked[-1] == "odd" and ranked[0] == "a1", ranked
+    everyone = corrections.suggest_videos(states, task_of, steps, 9)
+    assert sorted(everyone["a"]) == ["a0", "a1", "a2", "a3", "odd"] and sorted(everyone["b"]) == ["b0", "b1"]
+
+
 def test_named_scores():
     gt = {"a": ["x", "x", None, "y"], "b": ["z", None]}
     pred = {"a": ["X ", None, "x", "y"], "b": ["z", "z"]}

@@ -1,7 +1,8 @@
 """The bench's "Human in the loop" measurement (issue 21).
 
 A simulated person labels the ground truth of some training videos (`per_task` of each
-task: every key-step span by its step name, and the background between them) as
+task, drawn at random or the ones procl suggests correcting first: every key-step span by
+its step name, and the background between them) as
 corrections of a finished run; the run is refined with them (procl.refine) and scored
 on the test split:
 - named F1 (procl.metrics.named_scores) of the refined run, against the *vote*
@@ -10,7 +11,7 @@ on the test split:
 - Hungarian F1 of the refined run against the parent's;
 - the refinement's training time against the parent's.
 
-`python -m procl.bench.human --run PARENT [--run ...] [--per-task 1 3] [--out FILE.json]`
+`python -m procl.bench.human --run PARENT [--run ...] [--per-task 1 3] [--pick drawn|suggested] [--out FILE.json]`
 measures finished runs now; the bench runs it on its own trainings.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from procl import runs
+from procl.corrections import suggest_videos
 from procl.evaluate import named_score, open_for_run, score
 from procl.infer import load_run, predict_dataset
 from procl.io import write_json
@@ -63,6 +65,16 @@ def pick_videos(dataset, config: dict, per_task: int, seed: int = 0) -> list[str
     return out
 
 
+def suggested_videos(loaded, preds: dict, per_task: int) -> list[str]:
+    """`per_task` training videos of each task as procl suggests them to a person
+    (`corrections.suggest_videos` over the run's own predictions `preds`: video -> prediction)."""
+    train = set(loaded.config["train_videos"])
+    steps = {task: states for unit in loaded.selected.values() for task, states in unit.items()}
+    picked = suggest_videos({v: p.states for v, p in preds.items() if v in train},
+                            {v: p.task for v, p in preds.items()}, steps, per_task)
+    return [v for task in loaded.config["tasks"] for v in picked.get(task, [])]
+
+
 def vote_names(preds, steps: dict[str, list[str]]) -> dict[str, dict[int, str]]:
     """task -> state -> the step name most of the state's frames have in `preds`' videos
     (their ground truth); states mostly on background get no name. States are shared by
@@ -78,12 +90,15 @@ def vote_names(preds, steps: dict[str, list[str]]) -> dict[str, dict[int, str]]:
     return {task: named for task in steps}
 
 
-def measure(parent: str, per_task: int, seed: int = 0, epochs: int | None = None, tag: str = "") -> dict:
-    """One row: the parent, its vote baseline and its refinement with `per_task` labelled videos per task."""
+def measure(parent: str, per_task: int, seed: int = 0, epochs: int | None = None, tag: str = "",
+            pick: str = "drawn") -> dict:
+    """One row: the parent, its vote baseline and its refinement with `per_task` labelled videos
+    per task, drawn with `seed` (pick "drawn") or the ones procl suggests (pick "suggested")."""
     loaded = load_run(parent)
     dataset, features = open_for_run(loaded.config, None)
-    labelled = pick_videos(dataset, loaded.config, per_task, seed)
     all_preds = {p.video_id: p for p in predict_dataset(loaded, dataset, features, split="all")}
+    labelled = (suggested_videos(loaded, all_preds, per_task) if pick == "suggested"
+                else pick_videos(dataset, loaded.config, per_task, seed))
     test = [p for p in all_preds.values() if dataset.split.get(p.video_id) == "test"]
     vote = vote_names([all_preds[v] for v in labelled], dataset.steps)
     corr_file = runs.run_dir(parent) / f"sim-corrections-{per_task}.json"
@@ -98,7 +113,7 @@ def measure(parent: str, per_task: int, seed: int = 0, epochs: int | None = None
     parent_status = runs.read_status(parent)
     child_status = runs.read_status(path)
     return {
-        "parent": Path(parent).name, "refined": path.name, "per_task": per_task, "labelled": labelled,
+        "parent": Path(parent).name, "refined": path.name, "per_task": per_task, "pick": pick, "labelled": labelled,
         "parent_f1": score(test)["f1"], "refined_f1": score(child_preds)["f1"],
         "vote_named_f1": (named_score(test, dataset.steps, vote) or {}).get("named_f1"),
         "refined_named_f1": (named_score(child_preds, dataset.steps, child_names) or {}).get("named_f1"),
@@ -126,13 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", action="append", required=True, help="a finished multi-task run (repeat for seeds)")
     p.add_argument("--per-task", type=int, nargs="+", default=[1, 3])
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--pick", choices=PICKS, default="drawn",
+                   help="the labelled videos: drawn at random (seed 0) or the ones procl suggests correcting first")
     p.add_argument("--tag", default="")
     p.add_argument("--out", default=None, help="JSON file for the rows")
     args = p.parse_args(argv)
     rows = []
     for run in args.run:
         for n in args.per_task:
-            rows.append(measure(run, n, seed=0, epochs=args.epochs, tag=args.tag))
+            rows.append(measure(run, n, seed=0, epochs=args.epochs, tag=args.tag, pick=args.pick))
             print(json.dumps(rows[-1]), file=sys.stderr)
     print(format_rows(rows))
     if args.out:
@@ -143,19 +160,23 @@ def main(argv: list[str] | None = None) -> int:
 
 HUMAN_DATA = ("builtin", "harder")  # the bench's sets the section measures (each at its true k)
 PER_TASK = (1, 3)
+PICKS = ("drawn", "suggested")  # which videos the person labels: a seeded draw, or procl's suggestion
+PICK_WORDS = {"drawn": "drawn at random", "suggested": "procl's suggestion"}
 
 
 def human_table(b) -> dict:
-    """The bench's section: per set of HUMAN_DATA it has, per seed of the plan and per
-    number of labelled videos per task, one `measure` row of the default recipe's
-    training at the true k. The vote baseline and the refinement see the same labels."""
+    """The bench's section: per set of HUMAN_DATA it has, per seed of the plan, per way of
+    picking the labelled videos (PICKS) and per number of them per task, one `measure`
+    row of the default recipe's training at the true k. The vote baseline and the
+    refinement see the same labels."""
     out = {}
     for name in HUMAN_DATA:
         if name not in b.data:
             continue
         k = b.data[name].k_true
-        out[name] = [measure(str(b.run(name, "default", "full", k, seed)), n, seed=seed)
-                     for seed in b.plan.seeds for n in PER_TASK]
+        out[name] = [measure(str(b.run(name, "default", "full", k, seed)), n, seed=seed, pick=pick,
+                             tag="" if pick == "drawn" else "s")
+                     for seed in b.plan.seeds for pick in PICKS for n in PER_TASK]
     return out
 
 
@@ -165,22 +186,29 @@ def format_human(h: dict | None) -> list[str]:
     if not h:
         return L + ["Not in this plan.", ""]
     L += ["A simulated person labels the ground truth of training videos (1, then 3 per task) as corrections; "
-          "`refine` learns from them; scored on the test split. Named F1: a frame is right when its predicted "
-          "step name is the true step's name. Vote: no retraining, each parent state takes the name most of its "
-          "frames have in the labelled videos. Targets: named F1 >= vote + 10; F1 >= parent + 5 (1 video/task), "
-          "+ 10 (3).", ""]
+          "`refine` learns from them; scored on the test split. The labelled videos are drawn at random (seeded), "
+          "or are the ones procl suggests correcting first (Explore: the most typical of what the parent found, "
+          "`corrections.suggest_videos`). Named F1: a frame is right when its predicted step name is the true "
+          "step's name. Vote: no retraining, each parent state takes the name most of its frames have in the "
+          "same labelled videos. Targets: named F1 >= vote + 10; F1 >= parent + 5 (1 video/task), + 10 (3).", ""]
     for name, rows in h.items():
-        L += [f"### {name}", "", "| labelled / task | named F1 refined | named F1 vote | F1 refined | F1 parent "
-              "| refine s / parent s |", "|---|---|---|---|---|---|"]
-        for n in sorted({r["per_task"] for r in rows}):
-            sub = [r for r in rows if r["per_task"] == n]
+        L += [f"### {name}", "", "| labelled videos | labelled / task | named F1 refined | named F1 vote | gain "
+              "| F1 refined | F1 parent | gain | refine s / parent s |", "|---|---|---|---|---|---|---|---|---|"]
+        for pick in [p for p in PICKS if any(r.get("pick", "drawn") == p for r in rows)]:
+            for n in sorted({r["per_task"] for r in rows}):
+                sub = [r for r in rows if r["per_task"] == n and r.get("pick", "drawn") == pick]
 
-            def m(key, sub=sub):
-                vals = [100 * r[key] for r in sub if r[key] is not None]
-                return f"{np.mean(vals):.1f} ± {np.std(vals, ddof=1) if len(vals) > 1 else 0:.1f}" if vals else "-"
-            ratio = np.mean([r["refine_train_s"] / max(r["parent_train_s"], 1e-9) for r in sub])
-            L.append(f"| {n} | {m('refined_named_f1')} | {m('vote_named_f1')} | {m('refined_f1')} | "
-                     f"{m('parent_f1')} | {ratio:.2f} |")
+                def m(key, sub=sub):
+                    vals = [100 * r[key] for r in sub if r[key] is not None]
+                    return f"{np.mean(vals):.1f} ± {np.std(vals, ddof=1) if len(vals) > 1 else 0:.1f}" if vals else "-"
+
+                def gain(a, b, sub=sub):
+                    vals = [100 * (r[a] - r[b]) for r in sub if r[a] is not None and r[b] is not None]
+                    return f"{np.mean(vals):+.1f}" if vals else "-"
+                ratio = np.mean([r["refine_train_s"] / max(r["parent_train_s"], 1e-9) for r in sub])
+                L.append(f"| {PICK_WORDS[pick]} | {n} | {m('refined_named_f1')} | {m('vote_named_f1')} | "
+                         f"{gain('refined_named_f1', 'vote_named_f1')} | {m('refined_f1')} | {m('parent_f1')} | "
+                         f"{gain('refined_f1', 'parent_f1')} | {ratio:.2f} |")
         L.append("")
     return L
 
