@@ -89,7 +89,7 @@ def first_to_correct(info, video_id: str, task: str, open_video: Callable[[str],
     c1.caption(f"Correct these first for **{task}**: " + ", ".join(marks),
                help="The videos most like the others of the task in what procl found where (the first is the "
                     "most typical): the names a person gives in one of them reach the other videos best. On "
-                    "generated sets, one corrected video per task chosen this way gave the refined run 3 to 9 "
+                    "generated sets, one corrected video per task chosen this way gave the refined run 3 to 11 "
                     "points more named F1 than one drawn at random (docs/method.md, \"Which videos to correct "
                     "first\"). ✓: has a marked span.")
     c2.button("Open the next one", key=f"corr_next_{video_id}", disabled=upcoming is None, on_click=open_video,

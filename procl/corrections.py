@@ -303,7 +303,7 @@ def suggest_videos(states: Mapping[str, np.ndarray], task_of: Mapping[str, str],
     videos whose `course_profile` (which key-step the run found where in the video's course)
     lies nearest to the task's other videos' (least summed distance; the first is the
     medoid). The names and spans a person gives in a typical video carry furthest to the
-    other videos: on generated sets one video per task chosen so gave the refined run 3 to 9
+    other videos: on generated sets one video per task chosen so gave the refined run 3 to 11
     points more named F1 than one drawn at random (docs/method.md, "Which videos to correct
     first"). Ties go to the video id that sorts first.
 

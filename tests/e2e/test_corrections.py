@@ -1,4 +1,5 @@
-"""Human in the loop in a real browser (issue 21): correct a span on Explore, merge two
+"""Human in the loop in a real browser (issue 21): open the video procl suggests correcting
+first, correct a span of it on Explore, merge two
 states on Key-steps, refine with the corrections, and find the person's step name on
 another video's timeline of the refined run; Compare shows what changed. Screenshots go
 to artifacts/screenshots/corrections-*.png (and docs/screenshots/ with
@@ -20,7 +21,7 @@ from browser import (
     visit,
 )
 
-from procl import corrections, runs
+from procl import corrections, explore, runs
 from procl.train import TrainConfig, train
 
 NAME = "first step"
@@ -50,6 +51,11 @@ def test_correct_refine_and_see_the_names(served):
     srv, pg, root = served
     parent = root / "checkpoints" / "tiny"
     visit(pg, srv["url"] + "/explore?run=tiny", "Explore a video")
+    suggested = explore.videos_to_correct(explore.load_run_info(parent))
+    pg.get_by_text(re.compile("Correct these first for")).first.wait_for()
+    pg.get_by_role("button", name="Open the next one").click()  # the page opened on a test video
+    settle(pg)
+    no_exception(pg)
     fill(pg, "Start (s)", 0.5)
     fill(pg, "End (s)", 3.0)
     fill(pg, "Step (a name, or background)", NAME)
@@ -59,7 +65,9 @@ def test_correct_refine_and_see_the_names(served):
     segs = corrections.read_corrections(parent)["segments"]
     assert len(segs) == 1 and segs[0]["step"] == NAME and segs[0]["start"] == 0.5
     video = segs[0]["video"]
+    assert video == suggested[video.rsplit("_", 1)[0]][0], "the button opened the video to correct first"
     pg.get_by_text(f"{video} 0.5-3.0 s is '{NAME}'").first.wait_for()
+    pg.get_by_text(re.compile(rf"Correct these first for .*{video} ✓")).first.wait_for()
     shoot(pg, "corrections-explore")
 
     navigate(pg, "Key-steps", "Key-steps")
