@@ -132,9 +132,9 @@ def uniform_score(preds: list[VideoPrediction], k: int) -> dict | None:
     return {key: result.get(key) for key in HEADLINE if key != "accuracy"}
 
 
-def format_scores(result: dict, split: str, task_given: bool = False) -> str:
+def format_scores(result: dict, split: str, given: bool = False) -> str:
     """A small table of the student's and the teacher's headline scores, and equal cuts' (uniform)
-    when the result has them, in %. task_given: the run is told each video's task
+    when the result has them, in %. given: the run is told each video's task
     (`config.task_given`), so Acc is '-' and a line says why."""
     def fmt(v):
         return "-" if v is None else f"{100 * v:.1f}"
@@ -146,11 +146,11 @@ def format_scores(result: dict, split: str, task_given: bool = False) -> str:
         if r is None:  # no equal cuts without ground truth (or in a run finished before they were kept)
             continue
         at = r.get("f1_at") or {}
-        r = {**r, "accuracy": None} if task_given else r
+        r = {**r, "accuracy": None} if given else r
         lines.append(f"{who:8} " + " ".join(f"{fmt(at.get(k) if k.isdigit() else r.get(k)):>6}" for _, k in cols))
     if result.get("uniform") is not None:
         lines.append("uniform: each video cut into k equal parts, told its task (the trivial reference)")
-    if task_given:
+    if given:
         lines.append("Acc '-': one network per task, each video is run through its own task's (the task is given)")
     if not metrics.annotated(result):
         lines.append("not annotated: these videos have no ground-truth key-steps, so the key-step scores are '-'; "
