@@ -253,6 +253,11 @@ def test_damaged_run_files_are_proclerrors(tiny_run, tmp_path):
     info = explore.load_run_info(broken)
     with pytest.raises(ProclError, match="predictions.csv"):
         explore.video_table(info)
+    with pytest.raises(ProclError, match="predictions.csv"):
+        explore.videos_to_correct(info)
+    (broken / "predictions.csv").write_text("video,task\nx,y\n")  # no frames or states
+    with pytest.raises(ProclError, match="predictions.csv is unreadable"):
+        explore.videos_to_correct(info)
     shutil.rmtree(broken)
     with pytest.raises(ProclError, match="gone"):
         explore.run_stamp(broken)
