@@ -1,6 +1,6 @@
 """The command line (a contract: docs/design.md; every option: docs/cli.md).
 
-data synth, features, train, evaluate, predict, procedure, refine, bench: each command's
+data synth, features, train, evaluate, predict, procedure, refine, videos-to-correct, bench: each command's
 arguments and work live in the module that owns it; this module wires them together.
 """
 from __future__ import annotations
@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "prints its directory")
     refine.add_arguments(p)
     p.set_defaults(func=refine.main)
+
+    p = sub.add_parser("videos-to-correct", help="the videos of each task a person's corrections help most, "
+                                                 "as CSV (task,rank,video)")
+    refine.add_to_correct_arguments(p)
+    p.set_defaults(func=refine.main_to_correct)
 
     p = sub.add_parser("bench", help="reproduce the paper's tables and measure speed")
     bench.add_arguments(p)

@@ -43,6 +43,7 @@ from procl import ProclError, corrections, runs
 from procl.config import config_from_saved
 from procl.corrections import BACKGROUND, Constraints
 from procl.evaluate import format_metrics, open_for_run
+from procl.explore import load_run_info, videos_to_correct
 from procl.infer import load_run, predict_video
 from procl.io import write_json
 from procl.names import NAMES_FILE, read_names
@@ -337,3 +338,23 @@ def changed_frames(parent: str | Path, child: str | Path) -> dict:
         frames, changed, videos = frames + len(a), changed + diff, videos + (diff > 0)
     return {"frames": frames, "changed": changed, "videos_changed": videos, "labelled_videos": len(labelled),
             "share": changed / frames if frames else None}
+
+
+def add_to_correct_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="a finished run (name under checkpoints/ or folder)")
+    p.add_argument("--per-task", type=int, default=3, help="videos per task, most typical first (default 3)")
+
+
+def main_to_correct(args: argparse.Namespace) -> int:
+    """`videos-to-correct`: the videos of each task to correct first, as CSV `task,rank,video`
+    (`explore.videos_to_correct`, the rule Explore shows), for a person who labels them in
+    another tool and gives the spans to `refine --corrections`."""
+    if args.per_task < 1:
+        raise ProclError(f"--per-task {args.per_task}: ask for at least 1 video per task")
+    info = load_run_info(args.run)
+    picked = videos_to_correct(info, args.per_task)
+    print("task,rank,video")
+    for task in info.tasks:
+        for rank, video in enumerate(picked.get(task, []), 1):
+            print(f"{task},{rank},{video}")
+    return 0

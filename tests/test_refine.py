@@ -236,6 +236,24 @@ def test_refine_refuses_bad_input(env, parent, tmp_path, capsys):
     assert "no corrections" in capsys.readouterr().err
 
 
+def test_videos_to_correct_command_lists_the_app_s_suggestion(env, parent, capsys):
+    """`procl videos-to-correct` prints, per task, the training videos Explore suggests
+    correcting first, as CSV; a bad count or run is a message."""
+    from procl.explore import load_run_info, videos_to_correct
+
+    assert cli(["videos-to-correct", "--run", "parent", "--per-task", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "task,rank,video"
+    rows = [line.split(",") for line in lines[1:]]
+    expected = videos_to_correct(load_run_info(parent), 2)
+    assert rows == [[task, str(rank), v] for task in expected for rank, v in enumerate(expected[task], 1)]
+    assert {task for task, _, _ in rows} == set(runs.read_config(parent)["tasks"])
+    assert cli(["videos-to-correct", "--run", "parent", "--per-task", "0"]) == 2
+    assert "--per-task 0" in capsys.readouterr().err
+    assert cli(["videos-to-correct", "--run", "missing"]) == 2
+    assert "unknown run 'missing'" in capsys.readouterr().err
+
+
 def test_frame_map_is_capped_and_labelled(parent):
     from procl.framemap import frame_map
 
