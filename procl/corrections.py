@@ -33,7 +33,7 @@ from procl import ProclError, runs
 from procl.decode import relative_time
 from procl.io import read_json, write_json
 from procl.names import check_name
-from procl.selection import TIME_BINS, pairwise_distances
+from procl.selection import TIME_BINS, pairwise_distances, time_bins
 
 CORRECTIONS_FILE = "corrections.json"
 HISTORY_FILE = "corrections.history.json"
@@ -289,11 +289,11 @@ def course_profile(states: np.ndarray, steps: Sequence[int], bins: int = TIME_BI
     state in one last row. [(len(steps) + 1) * bins], summing to 1 (zeros for no frame)."""
     states = np.asarray(states)
     T = len(states)
-    row = {int(s): i for i, s in enumerate(steps)}
-    rows = np.array([row.get(int(s), len(steps)) for s in states], dtype=np.int64)
-    tenth = np.minimum((relative_time(T) * bins).astype(np.int64), bins - 1)
+    rows = np.full(T, len(steps), dtype=np.int64)  # background and states that are not key-steps: the last row
+    for i, s in enumerate(steps):
+        rows[states == s] = i
     profile = np.zeros((len(steps) + 1, bins))
-    np.add.at(profile, (rows, tenth), 1.0)
+    np.add.at(profile, (rows, time_bins(relative_time(T), bins)), 1.0)
     return (profile / max(T, 1)).ravel()
 
 

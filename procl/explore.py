@@ -230,19 +230,25 @@ def describe_run(config: dict) -> str:
     return ", ".join(parts)
 
 
+def read_predictions(info: RunInfo, **read_csv) -> pd.DataFrame:
+    """The run's predictions.csv (video, task and pred_task as text; pandas' `read_csv`
+    options such as `usecols` passed on); a ProclError naming the file when it is missing
+    (the run has not finished) or unreadable."""
+    path = info.path / "predictions.csv"
+    if not path.exists():
+        raise ProclError(f"{path} is missing: the run has not finished (state: {info.state})")
+    try:
+        return pd.read_csv(path, dtype={"video": str, "task": str, "pred_task": str}, **read_csv)
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        raise ProclError(f"{path} is unreadable ({err}): re-run `python -m procl evaluate`") from err
+
+
 def video_table(info: RunInfo) -> pd.DataFrame:
     """One row per scored video: video, task, pred_task, correct, frames, split.
 
     Read from predictions.csv, so it needs neither the dataset nor the outputs.
     """
-    path = info.path / "predictions.csv"
-    if not path.exists():
-        raise ProclError(f"{path} is missing: the run has not finished (state: {info.state})")
-    try:
-        df = pd.read_csv(path, usecols=lambda c: c in ("video", "task", "pred_task", "frame", "split"),
-                         dtype={"video": str, "task": str, "pred_task": str})
-    except (OSError, ValueError, pd.errors.ParserError) as err:
-        raise ProclError(f"{path} is damaged ({err}): re-run `python -m procl evaluate`") from err
+    df = read_predictions(info, usecols=lambda c: c in ("video", "task", "pred_task", "frame", "split"))
     if "split" not in df:
         df["split"] = ""
     g = df.groupby("video", sort=True).agg(task=("task", "first"), pred_task=("pred_task", "first"),
@@ -256,11 +262,7 @@ def videos_to_correct(info: RunInfo, per_task: int = 3) -> dict[str, list[str]]:
     """task -> the videos the run trained on that a person should correct first, best first
     (`corrections.suggest_videos` over the states predictions.csv holds: the most typical
     of what the run found in the task first)."""
-    path = info.path / "predictions.csv"
-    try:
-        df = pd.read_csv(path, usecols=["video", "task", "frame", "state"], dtype={"video": str, "task": str})
-    except (OSError, ValueError, pd.errors.ParserError) as err:
-        raise ProclError(f"{path} is unreadable ({err}): re-run `python -m procl evaluate`") from err
+    df = read_predictions(info, usecols=["video", "task", "frame", "state"])
     trained = set(info.config.get("train_videos") or df["video"])
     df = df[df["video"].isin(trained)].sort_values(["video", "frame"], kind="stable")
     states = {v: g["state"].to_numpy() for v, g in df.groupby("video", sort=True)}
@@ -276,11 +278,7 @@ def corrected_videos(info: RunInfo) -> set[str]:
 def named_predictions(info: RunInfo) -> pd.DataFrame:
     """The run's predictions.csv with its `name` column filled from the names given so far
     (the file is written at the end of training, before any state has a name)."""
-    path = info.path / "predictions.csv"
-    try:
-        df = pd.read_csv(path, dtype={"video": str, "task": str, "pred_task": str}, keep_default_na=False)
-    except (OSError, ValueError, pd.errors.ParserError) as err:
-        raise ProclError(f"{path} is missing or damaged ({err}): re-run `python -m procl evaluate`") from err
+    df = read_predictions(info, keep_default_na=False)
     given = names_by_task(info.config, info.names)
     names = [given.get(t, {}).get(int(s), "") for t, s in zip(df["task"], df["state"])]
     if "name" in df:

@@ -198,6 +198,12 @@ TIME_BINS = 10  # parts of a procedure's course that background_over_time compar
 TIME_THRESHOLD = 0.93  # normalised entropy over them above which a state is background (docs/method.md)
 
 
+def time_bins(rel_time: np.ndarray, bins: int = TIME_BINS) -> np.ndarray:
+    """[N] which of `bins` equal parts of its video's course each frame falls in, from its
+    relative time in [0, 1) (`decode.relative_time`)."""
+    return np.minimum((np.asarray(rel_time, dtype=np.float64) * bins).astype(np.int64), bins - 1)
+
+
 def background_over_time(states: np.ndarray, rel_time: np.ndarray, videos: int, M: int,
                          threshold: float = TIME_THRESHOLD, distributed: bool = False) -> list[int]:
     """The latent states that every part of a procedure shows alike: background where
@@ -221,7 +227,7 @@ def background_over_time(states: np.ndarray, rel_time: np.ndarray, videos: int, 
     distributed: states, rel_time and videos are this rank's; the counts are summed over
     the ranks first (one all-reduce), so every rank returns what one process would.
     """
-    bins = np.minimum((np.asarray(rel_time, dtype=np.float64) * TIME_BINS).astype(np.int64), TIME_BINS - 1)
+    bins = time_bins(rel_time)
     counts = np.zeros((M + 1, TIME_BINS))  # [M, TIME_BINS] frames of each tenth nearest to each state; the videos
     np.add.at(counts, (np.asarray(states, dtype=np.int64), bins), 1.0)
     counts[M, 0] = videos
