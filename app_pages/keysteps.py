@@ -124,6 +124,11 @@ with sh.guard(f"Run {info.name}"):
                      None if sh.missing(r.beta) else f"reliance {r.beta:.4f}",
                      f"also selected by: {r.shared_with}" if r.shared_with else "selected by this task only"]
             head.caption(" · ".join(f for f in facts if f))
+            if (into := info.merged_into(task, state)) is not None:
+                st.caption(f"Labelled as {info.state_text(task, into)}: on the training videos the network does not "
+                           "tell the two apart, so the decoding counts them as one key-step (the setting *Merge "
+                           "confused states*; 0 keeps every state apart). Its frames are shown there.")
+                continue
             best = explore.representative_frames(outs, state, n)
             if not best:
                 best = explore.representative_frames(outs, state, n, field="teacher")

@@ -115,6 +115,15 @@ LEVER_SPECS: tuple[Lever, ...] = (
                               "takes, fit on the training videos after training (off: the network's classifier, as "
                               "the paper).",
           multi_only=True, before=False),
+    Lever("merge_confused", float, 0.0, 0.1, "decode",
+          "label a task's states as one key-step while their mean confusion on the training videos (the network's "
+          "probability of one on the frames decoded as the other, against the other's) is at least this (0: every "
+          "selected state is a key-step of its own, as the paper)",
+          "Merge confused states", "A task's states that the network does not tell apart on the training videos are "
+                                   "labelled as one key-step: merged while their mean confusion is at least this (0: "
+                                   "never; each of the k states is a key-step of its own, as the paper). Helps most "
+                                   "when k is above the true number of key-steps.",
+          step=0.05, maximum=1.0, before=0.0),
     Lever("time_weight", float, 0.0, 2.0, "train",
           "relative time in the teacher's space, in units of the features' spread (0: none; default recipe: "
           "2 on videos, 0 on features without a region grid)",

@@ -13,6 +13,8 @@ from typing import Callable
 
 import numpy as np
 
+from procl import ProclError
+
 
 def viterbi(logp: np.ndarray, switch_cost: float) -> np.ndarray:
     """argmax_z sum_t logp[t, z_t] - switch_cost * #{t: z_t != z_t-1}; logp [T, K] -> [T].
@@ -349,3 +351,154 @@ def decide_task(task_logprob: np.ndarray, fit: Callable[[int], float], bound: np
         best = max(best, logprob[a] + weight * fits[a])
         decoded.append(int(a))
     return task_posterior(logprob, fits, weight), decoded
+
+
+MERGE_MIN_FRAMES = 5  # a state decoded on fewer training frames has no confusion measured: never merged
+
+
+def state_confusion(labels: list[np.ndarray], probs: list[np.ndarray], states: list[int],
+                    min_frames: int = MERGE_MIN_FRAMES) -> np.ndarray:
+    """How little the network tells a task's states apart, on its training videos.
+
+    labels: per video, each frame's decoded state [T] (-1 background); probs: per video,
+    the network's state probabilities p [T, M]; states: the task's selected states.
+    Returns C [k, k], symmetric, with
+        C[i, j] = 1/2 (mean_{t: z_t = s_i} p_t(s_j) / mean_{t: z_t = s_i} p_t(s_i) + the same with i, j swapped):
+    on the frames decoded as one state, how probable the network finds the other, against
+    the state it chose. 0: never confused; 1: indistinguishable. NaN where either state
+    has fewer than `min_frames` frames (nothing to measure) and on the diagonal.
+    """
+    states = [int(s) for s in states]
+    k = len(states)
+    ratio = np.full((k, k), np.nan)  # ratio[i, j]: p(s_j) against p(s_i) on the frames of s_i
+    if labels:
+        z = np.concatenate([np.asarray(lab) for lab in labels])  # [N]
+        p = np.concatenate([np.asarray(q, dtype=np.float64) for q in probs])[:, states]  # [N, k]
+        for i, s in enumerate(states):
+            mask = z == s
+            if mask.sum() >= min_frames:
+                mean = p[mask].mean(0)  # [k]
+                ratio[i] = mean / max(mean[i], 1e-12)
+    confusion = 0.5 * (ratio + ratio.T)
+    np.fill_diagonal(confusion, np.nan)
+    return confusion
+
+
+MERGE_MIN_RUN = 0.7  # two states merge only if they form one run in at least this share of their videos
+
+
+def state_contiguity(labels: list[np.ndarray], states: list[int]) -> np.ndarray:
+    """How often two of a task's states make one stretch of a video: [k, k], symmetric.
+
+    labels: per training video, each frame's decoded state [T] (-1 background).
+    R[i, j] = among the videos where s_i or s_j occurs, the share where their frames form
+    one run (no other label, background included, between them): a step cut in two halves
+    or told in two variants does; two steps with something between them do not. NaN when
+    neither occurs, and on the diagonal.
+    """
+    states = [int(s) for s in states]
+    k = len(states)
+    R = np.full((k, k), np.nan)
+    hits = [[np.flatnonzero(np.asarray(z) == s) for s in states] for z in labels]  # per video, per state
+    for i in range(k):
+        for j in range(i + 1, k):
+            held = one = 0
+            for h in hits:
+                frames = np.union1d(h[i], h[j])
+                if len(frames):
+                    held += 1
+                    one += frames[-1] - frames[0] + 1 == len(frames)
+            if held:
+                R[i, j] = R[j, i] = one / held
+    return R
+
+
+def merge_groups(confusion: np.ndarray, states: list[int], threshold: float,
+                 contiguity: np.ndarray | None = None) -> dict[int, int]:
+    """The states a decoding labels as one key-step (procl's addition: the paper keeps k).
+
+    Two states may merge when the network confuses them (`state_confusion`) and, with
+    `contiguity` (`state_contiguity`), when they form one run in at least MERGE_MIN_RUN of
+    the videos holding either (other pairs count as never confused). Average-linkage
+    agglomeration: while two groups' mean confusion (over every pair between them) is at
+    least `threshold`, the two most confused groups join. A NaN confusion between two
+    states (unmeasured, or kept apart on purpose: two states a person named differently)
+    keeps their groups apart. Returns state -> the state its group is labelled as (the
+    first of `states`, pick order, in the group), for the states of groups of two or
+    more; {} when threshold <= 0 (off).
+
+    Why: the teacher selects k states per task whatever the true number of key-steps; at
+    k above it the extra states split steps (one step's frames in two states, the halves
+    of a step or its variants), and the metric's one-to-one matching counts every frame
+    of the unpaired half wrong. States the network itself does not tell apart are that
+    split (development sets: a state pair's confusion separates the pairs of one true
+    step from the others with AUC 0.96). The run condition keeps apart what a weaker
+    network confuses but the videos show apart (at k below the true count, on few
+    videos): without it, merging cost up to 9 F1 points there (docs/method.md).
+    """
+    k = len(states)
+    if threshold <= 0 or k < 2:
+        return {}
+    C = np.asarray(confusion, dtype=np.float64)
+    if contiguity is not None:
+        C = np.where(np.isnan(C) | (np.nan_to_num(contiguity, nan=0.0) >= MERGE_MIN_RUN), C, 0.0)
+    groups = [[i] for i in range(k)]
+    while len(groups) > 1:
+        best, pair = -np.inf, None
+        for a in range(len(groups)):
+            for b in range(a + 1, len(groups)):
+                block = C[np.ix_(groups[a], groups[b])]
+                if np.isnan(block).any():
+                    continue
+                if block.mean() > best:
+                    best, pair = float(block.mean()), (a, b)
+        if pair is None or best < threshold:
+            break
+        a, b = pair
+        groups[a] = sorted(groups[a] + groups[b])
+        del groups[b]
+    return {int(states[i]): int(states[g[0]]) for g in groups if len(g) > 1 for i in g}
+
+
+def keep_apart(confusion: np.ndarray, states: list[int], names: dict[int, str]) -> np.ndarray:
+    """The confusion with NaN between two states named differently (a person's names, which
+    say they are two steps), so that `merge_groups` never joins them. A copy."""
+    C = np.array(confusion, dtype=np.float64, copy=True)
+    named = [(i, str(names[int(s)]).strip().lower()) for i, s in enumerate(states) if int(s) in names]
+    for i, a in named:
+        for j, b in named:
+            if a != b:
+                C[i, j] = np.nan
+    return C
+
+
+def relabel(labels: np.ndarray, merge: dict[int, int]) -> np.ndarray:
+    """labels [T] with each merged state replaced by its group's (`merge_groups`); -1 stays."""
+    labels = np.asarray(labels)
+    if not merge or not len(labels):
+        return labels
+    out = labels.copy()
+    for s, rep in merge.items():
+        out[labels == s] = rep
+    return out
+
+
+def merge_maps(decoding: dict, selected: dict[str, list[int]], threshold: float | None) -> dict[str, dict[int, int]]:
+    """task -> `merge_groups` of its states at `threshold` (0 or None: {}), from what a
+    network's training left in decoding.json (`decoding`: "confusion" and "contiguity",
+    task -> [k, k] over its selected states in pick order; runs without them: {})."""
+    confusion, contiguity = decoding.get("confusion") or {}, decoding.get("contiguity") or {}
+    if not threshold:
+        return {}
+    out = {}
+    for task, C in confusion.items():
+        states = selected.get(task, [])
+        R = contiguity.get(task)
+        if R is None:
+            continue
+        if np.shape(C) != (len(states), len(states)) or np.shape(R) != np.shape(C):
+            raise ProclError(f"the state confusion of task {task!r} is {np.shape(C)} but the task selected "
+                             f"{len(states)} states: decoding.json and selected.json are from different trainings")
+        if merge := merge_groups(C, states, threshold, R):
+            out[task] = merge
+    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from procl import ProclError, baselines, metrics, runs
 from procl.config import task_given
 from procl.data import Dataset, open_dataset
+from procl.decode import keep_apart, state_confusion, state_contiguity
 from procl.dist import add_device_argument
 from procl.features.cache import load_or_extract
 from procl.features.types import FeatureSet
@@ -84,12 +86,37 @@ def fit_task_heads(loaded: LoadedRun, dataset: Dataset, features: FeatureSet) ->
     return heads
 
 
+def merge_evidence(loaded: LoadedRun, dataset: Dataset, features: FeatureSet) -> dict[str, dict[str, dict]]:
+    """What the decoding lever merge_confused reads, per network: unit -> {"confusion",
+    "contiguity"} -> task -> [k, k] (`procl.decode.state_confusion`, `state_contiguity`),
+    on its training videos decoded without merges; a video counts for its task when that
+    task is the one predicted. Two states a person named differently (a refinement's
+    names.json) are kept apart (`keep_apart`). Measured for every run, whatever its recipe,
+    so that merge_confused is a decoding choice."""
+    names = read_names(loaded.path)
+    unmerged = replace(loaded, decoding_states={u: {k: v for k, v in d.items() if k not in runs.MERGE_EVIDENCE}
+                                                for u, d in loaded.decoding_states.items()})
+    preds = predict_dataset(unmerged, dataset, features, only=set(loaded.config["train_videos"]))
+    out: dict[str, dict[str, dict]] = {}
+    for unit, tasks in loaded.units.items():
+        out[unit] = {"confusion": {}, "contiguity": {}}
+        for task in tasks:
+            mine = [p for p in preds if p.task == task and p.pred_task == task]
+            states = loaded.selected[unit][task]
+            C = state_confusion([p.states for p in mine], [p.p for p in mine], states)
+            out[unit]["confusion"][task] = keep_apart(C, states, names.get(unit, {}))
+            out[unit]["contiguity"][task] = state_contiguity([p.states for p in mine], states)
+    return out
+
+
 def finish_run(path: Path, dataset: Dataset, features: FeatureSet) -> dict:
-    """After training: the state classifiers (task_head.npz), per-video outputs for the
-    app, predictions.csv and metrics.json."""
+    """After training: the state classifiers (task_head.npz), the states' confusions
+    and runs (decoding.json), per-video outputs for the app, predictions.csv and metrics.json."""
     loaded = load_run(path, device=runs.read_config(path).get("device", "cpu"))
     loaded.task_heads = fit_task_heads(loaded, dataset, features)
     runs.save_task_heads(path, loaded.task_heads)
+    runs.save_merge_evidence(path, merge_evidence(loaded, dataset, features))
+    loaded.decoding_states = runs.load_decoding(path)
     preds = predict_dataset(loaded, dataset, features, split="all")
     split = default_split(loaded.config)
     scored = [p for p in preds if split == "all" or dataset.split.get(p.video_id) == split]

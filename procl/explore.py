@@ -20,6 +20,7 @@ from procl import ProclError, metrics, runs, viz
 from procl.config import config_from_saved, task_given
 from procl.corrections import CORRECTIONS_FILE, read_corrections, suggest_videos
 from procl.data import Dataset, VideoRecord
+from procl.decode import merge_maps
 from procl.features.video import FrameReader
 from procl.infer import segments_frame
 from procl.io import read_json
@@ -56,6 +57,8 @@ class RunInfo:
     selected_states: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # unit -> task -> states
     names: dict[str, dict[int, str]] = field(default_factory=dict)  # unit -> state -> the user's name
     merged: list[list[int]] = field(default_factory=list)  # the person's merges: states that are one step
+    auto_merged: dict[str, dict[int, int]] = field(default_factory=dict)  # task -> state -> the state it is
+    # labelled as (the decoding lever merge_confused: states the network does not tell apart)
 
     @property
     def name(self) -> str:
@@ -157,13 +160,25 @@ class RunInfo:
 
         sel = sorted(self.selected(task))
         others = sorted({int(s) for s in np.asarray(extra).reshape(-1) if int(s) >= 0} - set(sel))
+        return self.merge_colors(viz.state_colors(self.mapping(task), sel + others, len(self.step_names(task))), task)
+
+    def merge_colors(self, colors: dict[int, str], task: str) -> dict[int, str]:
+        """`colors` with each merged group in one colour, a matched member's first: a person's
+        merges (one step) and the decoding's (merge_confused: one label)."""
         mapping = self.mapping(task)
-        colors = viz.state_colors(mapping, sel + others, len(self.step_names(task)))
-        for group in self.merged:  # a person's merge is one step: one colour, a matched member's first
+        groups = list(self.merged)
+        auto = self.auto_merged.get(task, {})
+        groups += [[s for s, r in auto.items() if r == rep] for rep in sorted(set(auto.values()))]
+        for group in groups:
             present = sorted((str(s) not in mapping and s not in mapping, s) for s in group if s in colors)
             for _, s in present:
                 colors[s] = colors[present[0][1]]
         return colors
+
+    def merged_into(self, task: str, state: int) -> int | None:
+        """The state that `state` is labelled as in `task` (the decoding merged it, merge_confused), or None."""
+        rep = self.auto_merged.get(task, {}).get(int(state))
+        return None if rep is None or rep == int(state) else rep
 
     def state_names(self, task: str) -> dict[int, str]:
         """Selected state -> its label (given name, matched step, or 'state m')."""
@@ -194,8 +209,19 @@ def load_run_info(run: str | os.PathLike) -> RunInfo:
         merged = read_corrections(path)["merge"]
     except ProclError:  # a damaged corrections file: the Key-steps page says so where they are edited
         merged = []
-    return RunInfo(path, runs.read_config(path), runs.read_status(path), runs.read_metrics(path),
-                   runs.read_selected(path), read_names(path), merged)
+    config, selected = runs.read_config(path), runs.read_selected(path)
+    return RunInfo(path, config, runs.read_status(path), runs.read_metrics(path), selected, read_names(path), merged,
+                   auto_merges(path, config, selected))
+
+
+def auto_merges(path: Path, config: dict, selected: dict[str, dict[str, list[int]]]) -> dict[str, dict[int, int]]:
+    """task -> state -> the state the run's decoding labels it as (`procl.decode.merge_maps` at the
+    run's merge_confused), as its predictions were made; {} for runs without merges."""
+    threshold = config_from_saved(config).resolved().merge_confused
+    out: dict[str, dict[int, int]] = {}
+    for unit, d in runs.load_decoding(path).items():
+        out.update(merge_maps(d, selected.get(unit, {}), threshold))
+    return out
 
 
 def describe_run(config: dict) -> str:
@@ -439,7 +465,7 @@ def stacked_state_colors(infos: list[RunInfo], labels: list[np.ndarray], task: s
         mapping = info.mapping(task)
         colors = viz.state_colors(mapping, order, 0, spare=spare)
         spare += sum(1 for s in order if mapping.get(str(s), mapping.get(s)) is None)
-        out.append(colors)
+        out.append(info.merge_colors(colors, task))
     return out
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,16 @@ from torch import nn
 from procl import ProclError, runs
 from procl.config import TrainConfig, config_from_saved, net_config
 from procl.data import Dataset
-from procl.decode import bias_background, decide_task, decode_states_batch, distance_loglik, fit_bound, path_fit
+from procl.decode import (
+    bias_background,
+    decide_task,
+    decode_states_batch,
+    distance_loglik,
+    fit_bound,
+    merge_maps,
+    path_fit,
+    relabel,
+)
 from procl.dist import resolve_device
 from procl.features.types import FeatureSet
 from procl.metrics import segments_of
@@ -63,6 +72,7 @@ class Decoding:
     task_evidence: float = 0.0  # weight of the key-steps' fit in the task decision
     background_bias: float = 0.0  # log-probability taken off the background label
     task_head: TaskHead | None = None  # the state classifier, deciding in place of the network's
+    merge: dict[str, dict[int, int]] | None = None  # task -> state -> the state it is labelled as (merge_confused)
 
 
 @dataclass
@@ -73,7 +83,7 @@ class LoadedRun:
     units: dict[str, list[str]]  # unit -> tasks
     centers: dict[str, np.ndarray]  # unit -> [M, D]
     selected: dict[str, dict[str, list[int]]]  # unit -> task -> states
-    decoding_states: dict[str, dict]  # unit -> {"background": states, "order": {task: states}}
+    decoding_states: dict[str, dict]  # unit -> {"background": states, "order": {task: states}, "confusion": ...}
     train_config: TrainConfig  # the run's settings, resolved (old runs: the paper's recipe)
     task_heads: dict[str, TaskHead] = field(default_factory=dict)  # unit -> state classifier (task_head.npz)
 
@@ -84,7 +94,8 @@ class LoadedRun:
         return Decoding(background=cfg.background, background_states=d.get("background", []),
                         switch_cost=cfg.switch_cost, order=d.get("order") if cfg.ordered else None,
                         task_evidence=cfg.task_evidence, background_bias=cfg.background_bias,
-                        task_head=self.task_heads.get(unit) if cfg.state_classifier else None)
+                        task_head=self.task_heads.get(unit) if cfg.state_classifier else None,
+                        merge=merge_maps(d, self.selected.get(unit, {}), cfg.merge_confused))
 
     def unit_of(self, task: str) -> str:
         for key, tasks in self.units.items():
@@ -204,6 +215,8 @@ def predict_video(
     if background == "unselected":
         states = np.where(np.isin(p.argmax(1), selected[task]), states, -1)
         teacher = np.where(np.isin(dist.argmin(1), teacher_sel), teacher, -1)
+    merge = decoding.merge or {}
+    states, teacher = relabel(states, merge.get(task, {})), relabel(teacher, merge.get(teacher_task, {}))
     return {
         "task_probs": probs, "pred_task": pred_task, "p": p, "alpha": out.alpha.numpy(),
         "beta": None if out.beta is None else out.beta.numpy(), "states": states, "teacher": teacher,
@@ -212,8 +225,10 @@ def predict_video(
 
 def predict_dataset(
     loaded: LoadedRun, dataset: Dataset, features: FeatureSet, split: str = "all", given_task: bool = False,
+    only: Collection[str] | None = None,
 ) -> list[VideoPrediction]:
-    """Predictions of every video of `split` that has features (`given_task`: see predict_video)."""
+    """Predictions of every video of `split` that has features (`given_task`: see predict_video;
+    `only`: of these video ids alone)."""
     feats = loaded.config["features"]
     if features.D != feats["D"]:
         raise ProclError(
@@ -223,7 +238,7 @@ def predict_dataset(
     all_tasks = loaded.config["tasks"]
     out = []
     for video in dataset.videos_of(split=split):
-        if video.id not in features.videos:
+        if video.id not in features.videos or (only is not None and video.id not in only):
             continue
         vf = features.videos[video.id]
         if not np.isfinite(vf.feats).all():

@@ -7,6 +7,7 @@ Files (every one written to a temporary name and renamed into place):
   resume.pt      model + optimizer + teacher state after the last completed epoch (for --resume)
   states.npz     k-means centers; selected.json the per-task selected states;
   decoding.json  per network, the background states and each task's key-steps in typical order
+                 and how much the network confuses them and how often they make one run (merge_confused)
   task_head.npz  per multi-task network, the state classifier fit after training (procl.task_head)
   metrics.json   the metric protocol's figures (procl.metrics) and the baselines
   predictions.csv  one row per scored frame (the `predict` columns)
@@ -355,17 +356,41 @@ def load_states(run: Path) -> tuple[dict[str, np.ndarray], dict[str, dict[str, l
 
 
 def load_decoding(run: Path) -> dict[str, dict]:
-    """unit -> {"background": [states], "order": {task: [states]}} ({} for runs made
-    before procl decoded with them)."""
+    """unit -> {"background": [states], "order": {task: [states]}, and what `save_merge_evidence`
+    added: "confusion" and "contiguity", task -> [k, k] arrays over the task's selected
+    states} ({} for runs made before procl decoded with them; no "confusion" and
+    "contiguity" for runs made before they were measured)."""
     path = Path(run) / "decoding.json"
     if not path.exists():
         return {}
+
+    def matrices(d: dict, key: str) -> dict[str, np.ndarray]:
+        return {t: np.array(c, dtype=np.float64).reshape(len(c), len(c)) for t, c in d.get(key, {}).items()}
+
     try:
         return {u: {"background": [int(s) for s in d.get("background", [])],
-                    "order": {t: [int(s) for s in o] for t, o in d.get("order", {}).items()}}
+                    "order": {t: [int(s) for s in o] for t, o in d.get("order", {}).items()},
+                    **{key: matrices(d, key) for key in MERGE_EVIDENCE if key in d}}
                 for u, d in read_json(path).items()}
     except (OSError, ValueError, AttributeError, TypeError) as err:
         raise ProclError(f"{path} is damaged ({err}); retrain the run or delete the file") from err
+
+
+MERGE_EVIDENCE = ("confusion", "contiguity")  # decoding.json's matrices that merge_confused reads
+
+
+def save_merge_evidence(run: Path, evidence: dict[str, dict[str, dict[str, np.ndarray]]]) -> None:
+    """Add to decoding.json, per network, what the decoding lever merge_confused reads
+    (unit -> {"confusion" | "contiguity": task -> [k, k] over its selected states in pick
+    order}: `procl.decode.state_confusion`, `state_contiguity`; NaN written as null)."""
+    path = Path(run) / "decoding.json"
+    raw = read_json(path) if path.exists() else {}
+    for unit, kinds in evidence.items():
+        entry = raw.setdefault(unit, {"background": [], "order": {}})
+        for key, tasks in kinds.items():
+            entry[key] = {t: [[round(float(x), 6) if np.isfinite(x) else None for x in row] for row in np.asarray(c)]
+                          for t, c in tasks.items()}
+    write_json(path, raw)
 
 
 def save_task_heads(run: Path, heads: dict[str, TaskHead]) -> None:

@@ -7,13 +7,20 @@ import itertools
 import numpy as np
 import pytest
 
+from procl import ProclError
 from procl.decode import (
     bias_background,
     decide_task,
     decode_states,
     decode_states_batch,
     fit_bound,
+    keep_apart,
+    merge_groups,
+    merge_maps,
     path_fit,
+    relabel,
+    state_confusion,
+    state_contiguity,
     task_posterior,
     viterbi,
     viterbi_ordered,
@@ -203,3 +210,69 @@ def test_ordered_decoding_refuses_scores_that_are_not_finite():
         viterbi_ordered(scores, None, 1.0)
     with pytest.raises(ValueError, match="finite"):
         viterbi_ordered(np.zeros((4, 2)), np.array([0.0, np.nan, 0.0, 0.0]), 1.0)
+
+
+def test_state_confusion_measures_what_the_network_does_not_tell_apart():
+    """C[i, j] averages, over the two states' frames, the other state's probability
+    against the chosen one's; unmeasured states (too few frames) are NaN."""
+    M = 6
+    p = np.full((12, M), 0.01)
+    p[:6, 2], p[:6, 4] = 0.6, 0.3  # frames of state 2: state 4 half as probable
+    p[6:, 4], p[6:, 2] = 0.8, 0.08  # frames of state 4: state 2 a tenth as probable
+    labels = np.array([2] * 6 + [4] * 6)
+    C = state_confusion([labels[:5], labels[5:]], [p[:5], p[5:]], [2, 4, 5])
+    assert C.shape == (3, 3)
+    assert C[0, 1] == pytest.approx(0.5 * (0.5 + 0.1)) and C[1, 0] == C[0, 1]
+    assert np.isnan(C[0, 2]) and np.isnan(C[2, 1]) and np.isnan(C[0, 0])  # state 5 has no frames
+    assert np.isnan(state_confusion([labels], [p], [2, 4], min_frames=7)[0, 1])
+
+
+def test_merge_groups_joins_the_states_the_network_confuses():
+    states = [31, 4, 24, 9]
+    C = np.full((4, 4), 0.01)
+    C[1, 2] = C[2, 1] = 0.4  # 4 and 24: one step in two states
+    C[0, 3] = C[3, 0] = 0.12
+    np.fill_diagonal(C, np.nan)
+    assert merge_groups(C, states, 0.1) == {31: 31, 9: 31, 4: 4, 24: 4}  # labelled as the first picked
+    assert merge_groups(C, states, 0.2) == {4: 4, 24: 4}
+    assert merge_groups(C, states, 0.0) == {} and merge_groups(C, states, 0.5) == {}
+    # average linkage: 9 joins {4, 24} when its mean confusion with both (0.16) is enough,
+    # not on its confusion with one of them (0.3)
+    C[3, 1] = C[1, 3] = 0.3
+    C[3, 2] = C[2, 3] = 0.02
+    assert merge_groups(C, states, 0.2) == {4: 4, 24: 4}
+    assert merge_groups(C, states, 0.15) == {4: 4, 24: 4, 9: 4}
+    # a NaN (unmeasured, or named differently by a person) keeps two states apart
+    named = keep_apart(C, states, {4: "loosen nuts", 24: "Jack up"})
+    assert np.isnan(named[1, 2]) and not np.isnan(C[1, 2])
+    assert 24 not in merge_groups(named, states, 0.1)
+    assert merge_groups(keep_apart(C, states, {4: "jack up", 24: "Jack up "}), states, 0.2) == {4: 4, 24: 4}
+    assert relabel(np.array([24, -1, 4, 31, 24]), {4: 4, 24: 4}).tolist() == [4, -1, 4, 31, 4]
+
+
+def test_state_contiguity_tells_a_cut_step_from_two_steps():
+    """Two states make one run where nothing (background included) comes between them."""
+    videos = [np.array([-1, 3, 3, 5, 5, -1, 8, 8]),  # 3|5 one run; 5, background, 8 not
+              np.array([5, 5, 5, -1, 8]),  # 3 absent: 3|5 one run (5 alone); 5 and 8 not
+              np.array([3, 3, 8, 8, 5, 5])]  # 3 ... 5 with 8 between
+    R = state_contiguity(videos, [3, 5, 8, 9])
+    assert R[0, 1] == pytest.approx(2 / 3) and R[1, 0] == R[0, 1]
+    assert R[1, 2] == pytest.approx(1 / 3)  # only the last video: 8 then 5 adjacent
+    assert R[0, 2] == pytest.approx(2 / 3)  # apart in the first video; 8 alone in the second, 3|8 in the last
+    assert R[0, 3] == 1.0  # 9 never occurs: 3 alone is one run
+    assert np.isnan(state_contiguity([np.array([-1, -1])], [3, 9])[0, 1])
+    # the run condition: confused states that the videos show apart never merge
+    C = np.array([[np.nan, 0.5], [0.5, np.nan]])
+    assert merge_groups(C, [3, 5], 0.1, np.array([[np.nan, 0.7], [0.7, np.nan]])) == {3: 3, 5: 3}
+    assert merge_groups(C, [3, 5], 0.1, np.array([[np.nan, 0.6], [0.6, np.nan]])) == {}
+    assert merge_groups(C, [3, 5], 0.1, np.full((2, 2), np.nan)) == {}
+
+
+def test_merge_maps_refuse_the_evidence_of_another_training():
+    C, R = np.full((2, 2), 0.5), np.full((2, 2), 1.0)
+    assert merge_maps({"confusion": {"t": C}, "contiguity": {"t": R}}, {"t": [3, 8]}, 0.1) == {"t": {3: 3, 8: 3}}
+    assert merge_maps({"confusion": {"t": C}, "contiguity": {"t": R}}, {"t": [3, 8]}, 0.0) == {}
+    assert merge_maps({"confusion": {"t": C}}, {"t": [3, 8]}, 0.1) == {}, "runs without the run condition: none"
+    assert merge_maps({}, {"t": [3, 8]}, 0.1) == {}
+    with pytest.raises(ProclError, match="different trainings"):
+        merge_maps({"confusion": {"t": C}, "contiguity": {"t": R}}, {"t": [3, 8, 9]}, 0.1)

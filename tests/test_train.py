@@ -19,7 +19,7 @@ from conftest import TEST_LEVERS, run_folders
 
 from procl import ProclError, baselines, runs
 from procl.cli import main as cli
-from procl.decode import bias_background, decode_states, path_fit
+from procl.decode import bias_background, decode_states, merge_maps, path_fit, relabel
 from procl.evaluate import evaluate
 from procl.infer import PREDICT_COLUMNS, SEGMENT_COLUMNS, load_run, predict_dataset
 from procl.train import TrainConfig, config_from_saved, load_inputs, train
@@ -440,3 +440,40 @@ def test_kept_medians_give_the_same_teacher_features_and_steps():
             train_step(cfg, nets[kept], opts[kept], y, r, torch.zeros(len(ids), dtype=torch.int64), mask, median=median)
     assert all(torch.equal(a, b) for a, b in zip(nets[True].state_dict().values(), nets[False].state_dict().values()))
     assert video_medians(TrainConfig(recipe="paper").resolved(), ys) is None
+
+
+def test_a_finished_run_merges_the_states_its_network_confuses(env, trained):
+    """finish_run measures each task's state confusion on the training videos (decoding.json);
+    the decoding lever merge_confused labels the confused states as one, in the student's
+    and the teacher's labels alike, and 0 decodes every state on its own."""
+    run = load_run("tiny")
+    dataset, features = load_inputs(run.train_config, progress=False)
+    for task, states in run.selected["all"].items():
+        for key in ("confusion", "contiguity"):
+            C = run.decoding_states["all"][key][task]
+            assert C.shape == (len(states), len(states))
+            finite = C[np.isfinite(C)]
+            assert len(finite) and (finite >= 0).all() and (key == "confusion" or (finite <= 1).all())
+    low = 1e-3  # low enough that the tiny run's states merge
+    run.train_config = dataclasses.replace(run.train_config, merge_confused=low)
+    maps = run.decoding("all").merge
+    assert maps and all(set(m.values()) <= set(m) for m in maps.values())
+    merged = predict_dataset(run, dataset, features, split="all")
+    run.train_config = dataclasses.replace(run.train_config, merge_confused=0.0)
+    assert run.decoding("all").merge == {}
+    apart = predict_dataset(run, dataset, features, split="all")
+    changed = 0
+    for m, a in zip(merged, apart):
+        assert m.pred_task == a.pred_task
+        np.testing.assert_array_equal(m.states, relabel(a.states, maps.get(a.pred_task, {})))
+        np.testing.assert_array_equal(m.teacher, relabel(a.teacher, maps.get(a.task, {})))
+        absorbed = [s for s, rep in maps.get(m.pred_task, {}).items() if s != rep]
+        assert not np.isin(m.states, absorbed).any()
+        changed += int((m.states != a.states).sum())
+    assert changed > 0
+    # the run as saved decodes at its own threshold: predictions.csv holds no merged-away state
+    frame = pd.read_csv(trained / "predictions.csv")
+    saved = config_from_saved(runs.read_config(trained)).resolved().merge_confused
+    for task, m in merge_maps(run.decoding_states["all"], run.selected["all"], saved).items():
+        gone = [s for s, rep in m.items() if s != rep]
+        assert not frame.loc[frame["pred_task"] == task, "state"].isin(gone).any()

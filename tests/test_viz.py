@@ -116,8 +116,10 @@ def test_stacked_runs_never_share_a_colour_for_different_states(tiny_run):
     bare = dataclasses.replace(info, metrics={})  # no matching: every state unmatched
     labels = [np.array(info.selected(task))] * 3
     palettes = explore.stacked_state_colors([bare, bare, bare], labels, task)
-    seen = [c for p in palettes for c in p.values()]
-    assert len(seen) == len(set(seen)) == 3 * len(info.selected(task))
+    into = {s: info.merged_into(task, s) for s in info.selected(task)}
+    labels_shown = len({s if r is None else r for s, r in into.items()})  # merged states: one label, one colour
+    assert all(len(set(p.values())) == labels_shown for p in palettes)
+    assert len({c for p in palettes for c in p.values()}) == 3 * labels_shown, "no colour shared between runs"
     assert palettes[0] == bare.state_colors(task)
     both = explore.stacked_state_colors([info, info], labels[:2], task)
     for s, step in info.mapping(task).items():
