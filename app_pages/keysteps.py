@@ -61,6 +61,10 @@ with sh.guard(f"Run {info.name}"):
                       "beta": "reliance", "pick": "suggested as"})
     columns = ["order", "state", "name", "step", "iou", "at", "occurs in", "typical duration", "shared with",
                "reliance", "suggested as"]
+    into = {int(s): info.merged_into(task, int(s)) for s in table["state"]}
+    if any(r is not None for r in into.values()):  # the decoding labels some states as others (merge_confused)
+        shown["labelled as"] = ["" if into[int(s)] is None else f"state {into[int(s)]}" for s in table["state"]]
+        columns.insert(2, "labelled as")
     if not info.annotated:
         columns = [c for c in columns if c not in ("step", "iou")]
     st.dataframe(shown[columns], hide_index=True, width="stretch", column_config={
@@ -69,6 +73,10 @@ with sh.guard(f"Run {info.name}"):
                                                 "over the task's videos."),
         "suggested as": st.column_config.NumberColumn("suggested as", help="Pick order of the paper's subset "
                                                       "selection (Eq. 2), the teacher of the pseudo-labels."),
+        "labelled as": st.column_config.TextColumn("labelled as", help="The network does not tell this state apart "
+                                                   "from that one on the training videos, and the two make one run "
+                                                   "in the videos: the decoding counts them as one key-step (the "
+                                                   "setting Merge confused states)."),
     })
     d1, d2, d3, d4 = st.columns(4)
     d1.download_button("procedure.csv (every task)", data=lambda: procedure.procedure_csv(run_procedure_table()),

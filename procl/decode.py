@@ -385,6 +385,7 @@ def state_confusion(labels: list[np.ndarray], probs: list[np.ndarray], states: l
 
 
 MERGE_MIN_RUN = 0.7  # two states merge only if they form one run in at least this share of their videos
+MERGE_STANDOUT = 2.0  # ... and the network confuses them at least this many times its median pair of the task
 
 
 def state_contiguity(labels: list[np.ndarray], states: list[int]) -> np.ndarray:
@@ -417,7 +418,8 @@ def merge_groups(confusion: np.ndarray, states: list[int], threshold: float,
                  contiguity: np.ndarray | None = None) -> dict[int, int]:
     """The states a decoding labels as one key-step (procl's addition: the paper keeps k).
 
-    Two states may merge when the network confuses them (`state_confusion`) and, with
+    Two states may merge when the network confuses them (`state_confusion`), at least
+    MERGE_STANDOUT times as much as the median pair of the task's states, and, with
     `contiguity` (`state_contiguity`), when they form one run in at least MERGE_MIN_RUN of
     the videos holding either (other pairs count as never confused). Average-linkage
     agglomeration: while two groups' mean confusion (over every pair between them) is at
@@ -434,14 +436,21 @@ def merge_groups(confusion: np.ndarray, states: list[int], threshold: float,
     split (development sets: a state pair's confusion separates the pairs of one true
     step from the others with AUC 0.96). The run condition keeps apart what a weaker
     network confuses but the videos show apart (at k below the true count, on few
-    videos): without it, merging cost up to 9 F1 points there (docs/method.md).
+    videos): without it, merging cost up to 9 F1 points there; the standout condition keeps
+    a network that confuses all its states (five videos of one task) from merging them
+    all into one (docs/method.md).
     """
     k = len(states)
     if threshold <= 0 or k < 2:
         return {}
     C = np.asarray(confusion, dtype=np.float64)
+    measured = C[np.isfinite(C)]
+    if not len(measured):
+        return {}
+    keep = C >= MERGE_STANDOUT * float(np.median(measured))
     if contiguity is not None:
-        C = np.where(np.isnan(C) | (np.nan_to_num(contiguity, nan=0.0) >= MERGE_MIN_RUN), C, 0.0)
+        keep &= np.nan_to_num(contiguity, nan=0.0) >= MERGE_MIN_RUN
+    C = np.where(np.isnan(C) | keep, C, 0.0)
     groups = [[i] for i in range(k)]
     while len(groups) > 1:
         best, pair = -np.inf, None

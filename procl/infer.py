@@ -155,6 +155,7 @@ def predict_video(
     decoding (`procl.decode.bias_background`; the fit is scored on the unbiased p).
     `given_task`: the student localizes with the true task's key-steps instead of the
     predicted task's (a diagnostic: what task errors cost; the teacher always does).
+    `merge`: the student's states the network confuses are labelled as one (merge_confused).
     """
     background, switch_cost, task_evidence = decoding.background, decoding.switch_cost, decoding.task_evidence
     task_head, order = decoding.task_head, decoding.order or {}
@@ -215,8 +216,9 @@ def predict_video(
     if background == "unselected":
         states = np.where(np.isin(p.argmax(1), selected[task]), states, -1)
         teacher = np.where(np.isin(dist.argmin(1), teacher_sel), teacher, -1)
-    merge = decoding.merge or {}
-    states, teacher = relabel(states, merge.get(task, {})), relabel(teacher, merge.get(teacher_task, {}))
+    # the network's confused states as one key-step (merge_confused); the teacher's labels stay as
+    # subset selection gives them: the merges are read from the network, and C1 compares the two
+    states = relabel(states, (decoding.merge or {}).get(task, {}))
     return {
         "task_probs": probs, "pred_task": pred_task, "p": p, "alpha": out.alpha.numpy(),
         "beta": None if out.beta is None else out.beta.numpy(), "states": states, "teacher": teacher,

@@ -262,17 +262,30 @@ def test_state_contiguity_tells_a_cut_step_from_two_steps():
     assert R[0, 3] == 1.0  # 9 never occurs: 3 alone is one run
     assert np.isnan(state_contiguity([np.array([-1, -1])], [3, 9])[0, 1])
     # the run condition: confused states that the videos show apart never merge
-    C = np.array([[np.nan, 0.5], [0.5, np.nan]])
-    assert merge_groups(C, [3, 5], 0.1, np.array([[np.nan, 0.7], [0.7, np.nan]])) == {3: 3, 5: 3}
-    assert merge_groups(C, [3, 5], 0.1, np.array([[np.nan, 0.6], [0.6, np.nan]])) == {}
-    assert merge_groups(C, [3, 5], 0.1, np.full((2, 2), np.nan)) == {}
+    C = pair_matrix(0.5, 0.01, 0.01)
+    assert merge_groups(C, [3, 5, 8], 0.1, pair_matrix(0.7, 1.0, 1.0)) == {3: 3, 5: 3}
+    assert merge_groups(C, [3, 5, 8], 0.1, pair_matrix(0.6, 1.0, 1.0)) == {}
+    assert merge_groups(C, [3, 5, 8], 0.1, np.full((3, 3), np.nan)) == {}
+
+
+def pair_matrix(ab: float, ac: float, bc: float) -> np.ndarray:
+    """A symmetric 3 x 3 matrix of three states' pairs, NaN on the diagonal."""
+    return np.array([[np.nan, ab, ac], [ab, np.nan, bc], [ac, bc, np.nan]])
+
+
+def test_a_network_that_confuses_all_its_states_merges_none():
+    """Merged pairs must stand out: at least MERGE_STANDOUT times the task's median pair."""
+    assert merge_groups(pair_matrix(0.5, 0.4, 0.3), [3, 5, 8], 0.1) == {}  # all confused alike
+    assert merge_groups(pair_matrix(0.8, 0.4, 0.3), [3, 5, 8], 0.1) == {3: 3, 5: 3}  # 0.8 >= 2 x 0.4
+    assert merge_groups(pair_matrix(0.5, np.nan, np.nan), [3, 5, 8], 0.1) == {}, "one pair: nothing to stand out from"
 
 
 def test_merge_maps_refuse_the_evidence_of_another_training():
-    C, R = np.full((2, 2), 0.5), np.full((2, 2), 1.0)
-    assert merge_maps({"confusion": {"t": C}, "contiguity": {"t": R}}, {"t": [3, 8]}, 0.1) == {"t": {3: 3, 8: 3}}
-    assert merge_maps({"confusion": {"t": C}, "contiguity": {"t": R}}, {"t": [3, 8]}, 0.0) == {}
-    assert merge_maps({"confusion": {"t": C}}, {"t": [3, 8]}, 0.1) == {}, "runs without the run condition: none"
-    assert merge_maps({}, {"t": [3, 8]}, 0.1) == {}
+    C, R = pair_matrix(0.5, 0.01, 0.01), np.ones((3, 3))
+    evidence = {"confusion": {"t": C}, "contiguity": {"t": R}}
+    assert merge_maps(evidence, {"t": [3, 8, 9]}, 0.1) == {"t": {3: 3, 8: 3}}
+    assert merge_maps(evidence, {"t": [3, 8, 9]}, 0.0) == {}
+    assert merge_maps({"confusion": {"t": C}}, {"t": [3, 8, 9]}, 0.1) == {}, "runs without the run condition: none"
+    assert merge_maps({}, {"t": [3, 8, 9]}, 0.1) == {}
     with pytest.raises(ProclError, match="different trainings"):
-        merge_maps({"confusion": {"t": C}, "contiguity": {"t": R}}, {"t": [3, 8, 9]}, 0.1)
+        merge_maps(evidence, {"t": [3, 8]}, 0.1)
