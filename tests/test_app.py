@@ -667,6 +667,35 @@ def test_keysteps_lists_states_with_frames(app_env):
             "segments.csv of tiny-k3"} <= labels
 
 
+def test_keysteps_says_which_state_a_merged_one_is_labelled_as(app_env):
+    """States the decoding merges (merge_confused) are listed with the state they are labelled
+    as, their card says why, and the two share a colour."""
+    path = app_env["checkpoints"] / "merged"
+    shutil.copytree(app_env["checkpoints"] / "tiny-k3", path)
+    try:
+        decoding = json.loads((path / "decoding.json").read_text())
+        selected = json.loads((path / "selected.json").read_text())
+        task, states = next(iter(selected["all"].items()))
+        first, second, third = states
+        # the network confuses the first two picks (and they make one run): one key-step
+        decoding["all"]["confusion"] = {task: [[None, 0.5, 0.01], [0.5, None, 0.01], [0.01, 0.01, None]]}
+        decoding["all"]["contiguity"] = {task: [[None, 1.0, 1.0], [1.0, None, 1.0], [1.0, 1.0, None]]}
+        (path / "decoding.json").write_text(json.dumps(decoding))
+        from procl.explore import load_run_info
+        info = load_run_info(path)
+        assert info.merged_into(task, second) == first and info.merged_into(task, first) is None
+        colors = info.state_colors(task)
+        assert colors[first] == colors[second] != colors[third]
+        at = open_page("app_pages/keysteps.py", run="merged")
+        assert_clean(at)
+        at.selectbox(key="ks_task_merged").set_value(task).run()
+        table = at.dataframe[0].value.set_index("state")
+        assert table.loc[second, "labelled as"] == f"state {first}" and table.loc[first, "labelled as"] == ""
+        assert f"Labelled as state {first}" in texts(at)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def test_keysteps_names_a_state_everywhere(app_env):
     """A name typed on Key-steps is written to the run folder and shows on Explore, Compare and in the procedure."""
     from procl.procedure import run_procedure
