@@ -86,6 +86,17 @@ class LoadedRun:
     decoding_states: dict[str, dict]  # unit -> {"background": states, "order": {task: states}, "confusion": ...}
     train_config: TrainConfig  # the run's settings, resolved (old runs: the paper's recipe)
     task_heads: dict[str, TaskHead] = field(default_factory=dict)  # unit -> state classifier (task_head.npz)
+    _merges: dict = field(default_factory=dict, repr=False, compare=False)  # (unit, threshold) -> (evidence, maps)
+
+    def merges(self, unit: str) -> dict[str, dict[int, int]]:
+        """`merge_maps` of network `unit` at the run's merge_confused, computed once per
+        threshold and decoding.json's evidence (not per video)."""
+        d = self.decoding_states.get(unit, {})
+        key = (unit, self.train_config.merge_confused)
+        cached = self._merges.get(key)
+        if cached is None or cached[0] is not d:  # another LoadedRun's evidence (dataclasses.replace)
+            cached = self._merges[key] = (d, merge_maps(d, self.selected.get(unit, {}), key[1]))
+        return cached[1]
 
     def decoding(self, unit: str) -> Decoding:
         """How predict_video turns scores into labels for this run's network `unit`."""
@@ -95,7 +106,7 @@ class LoadedRun:
                         switch_cost=cfg.switch_cost, order=d.get("order") if cfg.ordered else None,
                         task_evidence=cfg.task_evidence, background_bias=cfg.background_bias,
                         task_head=self.task_heads.get(unit) if cfg.state_classifier else None,
-                        merge=merge_maps(d, self.selected.get(unit, {}), cfg.merge_confused))
+                        merge=self.merges(unit))
 
     def unit_of(self, task: str) -> str:
         for key, tasks in self.units.items():
