@@ -125,14 +125,16 @@ with sh.guard(f"Run {info.name}"):
             field.text_input(f"Name of state {state}", key=key, on_change=save_name, args=(key, task, state),
                              placeholder="what it shows, e.g. loosen nuts", max_chars=names.MAX_LENGTH,
                              label_visibility="collapsed")
+            into = info.merged_into(task, state)
             facts = [f"IoU {sh.pct(r.iou)}" if r.step else None,
                      f"at {sh.pct(r.at)} of the video, in {sh.pct(r.occurs_in)} of the videos, typically "
-                     f"{r.duration:.1f} s" if r.videos else "never predicted for this task",
+                     f"{r.duration:.1f} s" if r.videos else
+                     (f"counted as state {into}" if into is not None else "never predicted for this task"),
                      f"the clustering's suggestion #{r.pick}",
                      None if sh.missing(r.beta) else f"reliance {r.beta:.4f}",
                      f"also selected by: {r.shared_with}" if r.shared_with else "selected by this task only"]
             head.caption(" · ".join(f for f in facts if f))
-            if (into := info.merged_into(task, state)) is not None:
+            if into is not None:
                 st.caption(f"Labelled as {info.state_text(task, into)}: on the training videos the network does not "
                            "tell the two apart, so the decoding counts them as one key-step (the setting *Merge "
                            "confused states*; 0 keeps every state apart). Its frames are shown there.")
