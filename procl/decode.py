@@ -399,18 +399,24 @@ def state_contiguity(labels: list[np.ndarray], states: list[int]) -> np.ndarray:
     """
     states = [int(s) for s in states]
     k = len(states)
-    R = np.full((k, k), np.nan)
-    hits = [[np.flatnonzero(np.asarray(z) == s) for s in states] for z in labels]  # per video, per state
-    for i in range(k):
-        for j in range(i + 1, k):
-            held = one = 0
-            for h in hits:
-                frames = np.union1d(h[i], h[j])
-                if len(frames):
-                    held += 1
-                    one += frames[-1] - frames[0] + 1 == len(frames)
-            if held:
-                R[i, j] = R[j, i] = one / held
+    held = np.zeros((k, k))  # videos where s_i or s_j occurs
+    one = np.zeros((k, k))  # ... and their frames form one run
+    for z in labels:
+        z = np.asarray(z)
+        hit = z[None, :] == np.asarray(states)[:, None]  # [k, T]
+        count = hit.sum(1)  # [k]
+        if not count.any():
+            continue
+        T = len(z)
+        first = np.where(count > 0, hit.argmax(1), T)  # [k]; T, -1 for absent states
+        last = np.where(count > 0, T - 1 - hit[:, ::-1].argmax(1), -1)
+        either = (count[:, None] + count[None, :]) > 0
+        span = np.maximum(last[:, None], last[None, :]) - np.minimum(first[:, None], first[None, :]) + 1
+        held += either
+        one += either & (span == count[:, None] + count[None, :])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        R = np.where(held > 0, one / held, np.nan)
+    np.fill_diagonal(R, np.nan)
     return R
 
 
