@@ -36,9 +36,13 @@ def _add_span(info, video_id: str) -> None:
     corrections.add(info.path, "segments", span, info.config)
 
 
-def _add_state(info, kind: str, key: str) -> None:
-    """A merge (the states picked), a background or a split state, read when the button is clicked."""
-    corrections.add(info.path, kind, st.session_state.get(key), info.config)
+def _add_state(info, kind: str, key: str, task: str) -> None:
+    """A merge (the states picked), a background or a split state, read when the button is
+    clicked; a merge or a background takes the states labelled as the ones picked."""
+    value = st.session_state.get(key)
+    if kind in ("merge", "background") and value is not None:
+        value = info.labelled_as_one(task, value)
+    corrections.add(info.path, kind, value, info.config)
 
 
 def _at_frame(key: str, frame_key: str, times, after: bool) -> None:
@@ -117,17 +121,18 @@ def _state_buttons(info, task: str, states: list[int]) -> None:
     group = c1.multiselect("States that are one step", states, key=f"corr_merge_{task}",
                            format_func=lambda s: info.state_label(task, s))
     c2.button("Merge", key=f"corr_merge_btn_{task}", disabled=len(group) < 2, on_click=_do,
-              args=(_add_state, info, "merge", f"corr_merge_{task}"), icon=":material/merge:")
+              args=(_add_state, info, "merge", f"corr_merge_{task}", task), icon=":material/merge:")
     c3.selectbox("State that is background (idle hands, the scene)", states, key=f"corr_bg_{task}",
-                      format_func=lambda s: info.state_label(task, s))
+                 format_func=lambda s: info.state_label(task, s),
+                 help="With the states labelled as it (the table's \"labelled as\"): the frames shown as it.")
     c4.button("Mark background", key=f"corr_bg_btn_{task}", on_click=_do,
-              args=(_add_state, info, "background", f"corr_bg_{task}"), icon=":material/block:")
+              args=(_add_state, info, "background", f"corr_bg_{task}", task), icon=":material/block:")
     c1, c2, _ = st.columns([2, 1, 3])
     c1.selectbox("State that is two steps", states, key=f"corr_split_{task}",
                  format_func=lambda s: info.state_label(task, s),
                  help="Refining re-clusters its frames into two; both halves become steps of this task.")
     c2.button("Split", key=f"corr_split_btn_{task}", on_click=_do,
-              args=(_add_state, info, "split", f"corr_split_{task}"), icon=":material/call_split:")
+              args=(_add_state, info, "split", f"corr_split_{task}", task), icon=":material/call_split:")
 
 
 def corrections_list(info, key: str) -> None:

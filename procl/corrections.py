@@ -238,7 +238,7 @@ def states_ambiguous(config: dict) -> str | None:
 
 def add(run: str | os.PathLike, kind: str, value: Any, config: dict | None = None) -> dict:
     """One correction added to the run's saved ones: kind "segments" (a {video, start,
-    end, step}), "merge" (a list of states), "background" (a state), "names" ((state,
+    end, step}), "merge" (a list of states), "background" (a state or a list), "names" ((state,
     name)) or "split" (a state). States only where they are unambiguous (`states_ambiguous`)."""
     if kind in STATE_KEYS and config is not None and (why := states_ambiguous(config)):
         raise ProclError(f"{kind}: {why}")
@@ -253,8 +253,10 @@ def add(run: str | os.PathLike, kind: str, value: Any, config: dict | None = Non
         corr["merge"] = keep + [joined]
         what = "merge states " + ", ".join(map(str, joined))
     elif kind == "background":
-        corr["background"] = sorted(set(corr["background"]) | {int(value)})
-        what = f"state {int(value)} is background"
+        states = sorted({int(s) for s in np.atleast_1d(value)})
+        corr["background"] = sorted(set(corr["background"]) | set(states))
+        what = (f"state {states[0]} is" if len(states) == 1 else f"states {', '.join(map(str, states))} are") + \
+            " background"
     elif kind == "names":
         state, name = value
         corr["names"][str(int(state))] = name

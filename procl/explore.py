@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,6 +180,14 @@ class RunInfo:
         """The state that `state` is labelled as in `task` (the decoding merged it, merge_confused), or None."""
         rep = self.auto_merged.get(task, {}).get(int(state))
         return None if rep is None or rep == int(state) else rep
+
+    def labelled_as_one(self, task: str, states: int | Sequence[int]) -> list[int]:
+        """`states` with the states the decoding labels as each of them in `task`
+        (merge_confused): what a person sees as those states on every timeline, so that a
+        correction of a state reaches the frames shown as it. A merged state given by its
+        own number stays alone."""
+        picked = {int(s) for s in np.atleast_1d(states)}
+        return sorted(picked | {s for s, rep in self.auto_merged.get(task, {}).items() if rep in picked})
 
     def state_names(self, task: str) -> dict[int, str]:
         """Selected state -> its label (given name, matched step, or 'state m')."""

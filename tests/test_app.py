@@ -692,6 +692,15 @@ def test_keysteps_says_which_state_a_merged_one_is_labelled_as(app_env):
         table = at.dataframe[0].value.set_index("state")
         assert table.loc[second, "labelled as"] == f"state {first}" and table.loc[first, "labelled as"] == ""
         assert f"Labelled as state {first}" in texts(at)
+        # marking the state it is labelled as background marks the frames shown as it: both states
+        at.selectbox(key=f"corr_bg_{task}").set_value(first).run()
+        at.button(key=f"corr_bg_btn_{task}").click().run()
+        assert_clean(at)
+        corr = json.loads((path / "corrections.json").read_text())
+        assert corr["background"] == sorted([first, second])
+        at.selectbox(key=f"corr_bg_{task}").set_value(third).run()  # a state labelled as itself alone
+        at.button(key=f"corr_bg_btn_{task}").click().run()
+        assert json.loads((path / "corrections.json").read_text())["background"] == sorted([first, second, third])
     finally:
         shutil.rmtree(path, ignore_errors=True)
 
