@@ -12,6 +12,7 @@ from procl.config import (
     Lever,
     TrainConfig,
     default_lam,
+    default_M,
     suggested_setting,
 )
 from procl.data.specs import normalise_spec
@@ -87,11 +88,9 @@ k = c2.number_input("Steps per task (k)", value=7, step=1, key="tr_k",
                          "Try several below and compare them on **Compare**. More than a task has: the extra steps "
                          "split true ones, and scores that pair each true step with one found step fall.")
 k_slot = c2.empty()
-M = c3.number_input("Kinds of moment (M, 0: automatic)", value=0, step=1, key=f"tr_M_{setting}",
+M = c3.number_input("Kinds of moment (M)", value=default_M(setting), step=1, key=f"tr_M_{setting}",
                     help="How many kinds of moment (latent states) the frames are grouped into; each task's "
-                         "k steps are chosen among them (the paper's M). Automatic: 30 with one network per task; "
-                         "with one network for all tasks 50, or more at large k (the default recipe: at least "
-                         "0.8 × tasks × k, so that the tasks need not pick the same ones).")
+                         "k steps are chosen among them (the paper's M).")
 M_slot = c3.empty()
 lam = c4.number_input("Weight of the task guess (λ)", value=default_lam(setting), step=0.1,
                       key=f"tr_lam_{setting}",
@@ -186,13 +185,11 @@ if name:
     except ProclError as err:
         errors["run"] = str(err)
 
-# what launches: M 0 stays automatic (decided by the job with the dataset's tasks); cfg: as it will train
-given = TrainConfig(dataset=spec or "synthetic", k=int(k), M=int(M) or None, lam=float(lam),
-                    epochs=int(epochs) or None, setting=setting, recipe=recipe, attention=attention,
-                    learnable_pooling=pooling or not multi, seed=int(seed), backbone=backbone, weights=weights,
-                    fps=float(fps), width=int(width), refresh_every=int(refresh), batch_size=int(batch_size),
-                    ranking=ranking, device=device, **levers)
-cfg = given.resolved(n_tasks=len(ds.tasks) if ds is not None else 0)
+cfg = TrainConfig(dataset=spec or "synthetic", k=int(k), M=int(M), lam=float(lam), epochs=int(epochs) or None,
+                  setting=setting, recipe=recipe, attention=attention, learnable_pooling=pooling or not multi,
+                  seed=int(seed), backbone=backbone, weights=weights, fps=float(fps), width=int(width),
+                  refresh_every=int(refresh), batch_size=int(batch_size), ranking=ranking, device=device,
+                  **levers).resolved()
 try:
     cfg.validate()
 except ProclError as err:
@@ -202,9 +199,6 @@ except ProclError as err:
 for key, slot in dict(dataset=dataset_slot, k=k_slot, M=M_slot, lam=lam_slot, run=run_slot, weights=weights_slot,
                       device=device_slot).items():
     field_error(slot, errors, key)
-if not int(M) and "M" not in errors and "k" not in errors:
-    M_slot.caption(f"Automatic: {cfg.M}" + ("" if ds is not None or not multi else " (more at large k on a dataset of "
-                                                                                     "many tasks)"))
 if ds is not None and "dataset" not in errors:
     dataset_slot.caption(f"{words.counted(len(ds.tasks), 'task')}, {words.counted(len(ds.videos), 'video')}"
                          f"{'' if ds.annotated else ', not annotated (no localization scores)'}; "
@@ -227,7 +221,7 @@ def launch(cfg: TrainConfig, name: str) -> None:
 
 
 st.button("Launch training", type="primary", disabled=bool(errors), key="tr_launch", on_click=launch,
-          args=(given, name), help="Starts a background process; it keeps running if you close this page.")
+          args=(cfg, name), help="Starts a background process; it keeps running if you close this page.")
 if "tr_message" in st.session_state:
     st.error(st.session_state.pop("tr_message"), icon=":material/warning:")
 
@@ -262,7 +256,7 @@ with st.expander("Not sure of k? Try several"):
         sweep_error = str(err)
     blocking = {f: e for f, e in errors.items() if f != "k"}  # the form's own k is not used here
     s2.button("Try these k", key="tr_sweep", disabled=bool(blocking) or bool(sweep_error) or not ks,
-              on_click=launch_sweep, args=(given, ks, name, seeds), width="stretch",
+              on_click=launch_sweep, args=(cfg, ks, name, seeds), width="stretch",
               help="Starts one background job that trains the runs one after another (named RUN-kK, or "
                    "RUN-kK-sS with several seeds, when a run name is given).")
     if sweep_error:

@@ -131,13 +131,6 @@ LEVER_SPECS: tuple[Lever, ...] = (
                          "and happen at a similar point of the procedure. The default recipe uses 0 on features "
                          "without a region grid (precomputed per-frame features), where it cost F1.",
           step=0.5, no_grid=0.0),
-    Lever("states_per_pick", float, 0.0, 0.8, "train",
-          "multi-task, M not given: M is at least this many times the key-steps all tasks pick together (tasks x "
-          "k), so that at large k the tasks need not pick the same states (0: M = 50, as the paper)",
-          "Kinds of moment per step", "Multi-task, with M automatic: at least this many kinds of moment (M) per step "
-                                      "the tasks look for together (tasks × k), so that at large k the tasks need not "
-                                      "share them (0: M = 50, as the paper).",
-          step=0.1, maximum=10.0, multi_only=True, before=0.0),
     Lever("min_steps", int, 0, 1600, "train",
           "multi-task, without --epochs: train on at least this many videos in all (more epochs on small data, "
           "for the task classifier)",
@@ -159,14 +152,9 @@ DECODE_LEVERS: tuple[str, ...] = tuple(lv.name for lv in LEVER_SPECS if lv.stage
 GRID_LEVERS: tuple[str, ...] = tuple(lv.name for lv in LEVER_SPECS if lv.no_grid is not None)
 
 
-def default_M(setting: str, k: int = 0, n_tasks: int = 0, states_per_pick: float = 0.0) -> int:
-    """Latent states M: 50 multi-task, 30 single-task (Sec. 3.1); multi-task, at least
-    `states_per_pick` x n_tasks x k (procl's lever: each task picks its k key-steps among
-    the same M states, and at large k the paper's 50 made the tasks pick the same ones;
-    docs/method.md, "Kinds of moment per step")."""
-    if setting != "multi":
-        return 30
-    return max(50, math.ceil(states_per_pick * n_tasks * k - 1e-9))
+def default_M(setting: str) -> int:
+    """Latent states M: 50 multi-task, 30 single-task (Sec. 3.1)."""
+    return 50 if setting == "multi" else 30
 
 
 def default_lam(setting: str) -> float:
@@ -227,12 +215,10 @@ class TrainConfig:
     center: bool = False  # runs of procl 0.1 subtracted each video's mean attention feature (read back only)
     device: str = "auto"  # "auto" (cuda when available), "cpu" or "cuda"
 
-    def resolved(self, grid: bool | None = True, n_tasks: int = 0) -> "TrainConfig":
+    def resolved(self, grid: bool | None = True) -> "TrainConfig":
         """Every None filled with its default. grid: whether the inputs have a region grid
         (R > 1), which some levers' default-recipe values depend on (`Lever.no_grid`);
-        None (not known yet: a job not started) leaves those levers, and a multi-task M, as
-        given. n_tasks: the dataset's tasks, which the automatic M grows with (`default_M`;
-        0, not known yet: 50)."""
+        None (not known yet: a job not started) leaves those levers as given."""
         if self.recipe not in RECIPES:
             raise ProclError(f"recipe {self.recipe!r} is not one of {', '.join(RECIPES)}")
         levers = {lv.name: value if (value := getattr(self, lv.name)) is not None
@@ -240,8 +226,7 @@ class TrainConfig:
                   for lv in LEVER_SPECS}
         return TrainConfig(**{
             **asdict(self), **levers,
-            "M": self.M if self.M is not None else None if grid is None and self.setting == "multi"
-            else default_M(self.setting, self.k, n_tasks, levers["states_per_pick"] or 0.0),
+            "M": self.M if self.M is not None else default_M(self.setting),
             "lam": self.lam if self.lam is not None else default_lam(self.setting),
         })
 
@@ -346,8 +331,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     p.add_argument("--dataset", default=d.dataset, help="dataset spec (default: synthetic)")
     p.add_argument("--k", type=int, default=None, help="key-steps per task (required unless --resume)")
-    p.add_argument("--M", type=int, default=None,
-                   help="latent states (default 30 single; multi 50, or --states-per-pick x tasks x k when more)")
+    p.add_argument("--M", type=int, default=None, help="latent states (default 50 multi, 30 single)")
     p.add_argument("--lam", type=float, default=None, help="weight of the task loss (default 0.5 multi, 0 single)")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"training epochs (default {DEFAULT_EPOCHS}, more on a small dataset: see --min-steps)")

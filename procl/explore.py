@@ -241,7 +241,7 @@ def describe_run(config: dict) -> str:
     c = config
     single = c.get("setting") == "single"
     parts = ["one network per task" if single else "one network for all tasks",
-             f"{c.get('k')} steps per task (k)", f"{c.get('M') or 'automatic'} kinds of moment (M)"]
+             f"{c.get('k')} steps per task (k)", f"{c.get('M')} kinds of moment (M)"]
     if single:
         parts.append("no task guess")
     else:

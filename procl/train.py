@@ -407,7 +407,7 @@ def _inputs(given: TrainConfig, progress: bool, on_progress: Callable | None):
     checked) and the settings `given` resolved for those features (a region grid or not:
     `TrainConfig.resolved`), with their epochs decided."""
     dataset, features = load_inputs(given.resolved(), progress=progress, on_progress=on_progress)
-    cfg = given.resolved(grid=features.R > 1, n_tasks=len(dataset.tasks))
+    cfg = given.resolved(grid=features.R > 1)
     cfg.validate()
     units = make_units(cfg, dataset, features)
     check_features(features, [v for u in units for v in u.videos])

@@ -175,12 +175,8 @@ def test_train_form_validates_next_to_the_fields(app_env):
     assert not at.button(key="tr_launch").disabled
 
     at.number_input(key="tr_k").set_value(60).run()
-    assert "Automatic: 144" in texts(at) and not at.button(key="tr_launch").disabled  # 0.8 x 3 tasks x 60
-    at.number_input(key="tr_M_multi").set_value(50).run()
     assert "larger than M = 50" in field_errors(at) and at.button(key="tr_launch").disabled
-    at.number_input(key="tr_M_multi").set_value(0).run()
     at.number_input(key="tr_k").set_value(3).run()
-    assert "Automatic: 50" in texts(at)
     at.text_input(key="tr_run").input("tiny-k3").run()
     assert "exists already" in field_errors(at) and at.button(key="tr_launch").disabled
     at.text_input(key="tr_run").input("bad name!").run()
@@ -251,7 +247,7 @@ def test_train_starts_one_task_datasets_from_single(app_env):
     assert at.radio(key="tr_setting_one_task").value == "single"
     assert "1 task, 5 videos" in " ".join(c.value for c in at.caption)
     assert not any(words.ONE_TASK_NOTE in i.value for i in at.info)
-    assert at.number_input(key="tr_M_single").value == 0 and "Automatic: 30" in texts(at)
+    assert at.number_input(key="tr_M_single").value == 30
     at.radio(key="tr_setting_one_task").set_value("multi").run()
     assert any(words.ONE_TASK_NOTE in i.value for i in at.info)
 
@@ -283,7 +279,6 @@ def test_train_all_runs_table_never_says_none(app_env):
 def test_train_an_invalid_k_is_said_and_never_launched(app_env):
     """Whatever k the field shows is what launches, or nothing does and a message says why."""
     at = open_page("app_pages/train.py")
-    at.number_input(key="tr_M_multi").set_value(50).run()  # an M given (automatic grows with k)
     for bad, message in ((0, "k=0: the number of key-steps must be at least 1"),
                          (-3, "k=-3: the number of key-steps must be at least 1"),
                          (150, "k = 150 is larger than M = 50")):
@@ -291,9 +286,9 @@ def test_train_an_invalid_k_is_said_and_never_launched(app_env):
         assert not at.exception
         assert at.number_input(key="tr_k").value == bad, "the field keeps what was typed"
         assert message in field_errors(at) and at.button(key="tr_launch").disabled
-    at.number_input(key="tr_M_multi").set_value(-1).run()
-    assert "M=-1" in field_errors(at) and at.button(key="tr_launch").disabled
-    at.number_input(key="tr_M_multi").set_value(0).run()  # automatic
+    at.number_input(key="tr_M_multi").set_value(0).run()
+    assert "M=0" in field_errors(at) and at.button(key="tr_launch").disabled
+    at.number_input(key="tr_M_multi").set_value(50).run()
     at.number_input(key="tr_k").set_value(5).run()
     assert_clean(at)
     assert not at.button(key="tr_launch").disabled

@@ -228,24 +228,6 @@ def test_default_recipe_resolves_levers_by_region_grid(env, tmp_path):
     assert queued.time_weight is None and queued.M == 8
 
 
-def test_automatic_M_grows_with_the_steps_all_tasks_pick(env):
-    """Multi-task with M automatic: 50, or states_per_pick x tasks x k when more (the default
-    recipe's 0.8; the paper's 50 whatever k); single-task 30; an M given is kept; a queued
-    job leaves it to the training, which knows the tasks and writes the M it used."""
-    from procl import jobs
-    assert TrainConfig(k=12).resolved(n_tasks=6).M == 58  # 0.8 x 6 x 12 = 57.6
-    assert TrainConfig(k=8).resolved(n_tasks=6).M == 50
-    assert TrainConfig(k=12, recipe="paper").resolved(n_tasks=6).M == 50
-    assert TrainConfig(k=12, states_per_pick=0.0).resolved(n_tasks=6).M == 50
-    assert TrainConfig(k=12, setting="single").resolved(n_tasks=6).M == 30
-    assert TrainConfig(k=12, M=40).resolved(n_tasks=6).M == 40
-    assert TrainConfig(k=12).resolved().M == 50  # the tasks not known yet
-    assert TrainConfig(k=12).resolved(grid=None).M is None  # a queued job: decided when it trains
-    assert jobs.sweep_plan(TrainConfig(dataset=env["spec"]), [3])[0][1].M is None
-    cfg = TrainConfig(dataset=env["spec"], k=3, epochs=1, width=8, states_per_pick=6.0)  # 3 tasks: 6 x 3 x 3
-    assert json.loads((train(cfg, run="auto-M", progress=False) / "config.json").read_text())["M"] == 54
-
-
 @pytest.mark.parametrize("change, message", [
     (dict(k=0), "k=0"), (dict(k=9, M=8), "k = 9 is larger than M = 8"), (dict(M=0), "M=0"),
     (dict(lam=-1.0), "lambda=-1.0"), (dict(epochs=0), "epochs=0"), (dict(setting="both"), "setting"),

@@ -151,8 +151,7 @@ def visit(pg, url: str, title: str) -> None:
 
 def launch_training(pg, run: str, k: int, M: int, epochs: int, width: int, timeout_ms: int = 120_000) -> None:
     """On the Train page: fill the form (the dataset as it is), launch, wait for the job to end."""
-    for label, value in (("Steps per task (k)", k), ("Kinds of moment (M, 0: automatic)", M),
-                         ("Epochs (0: automatic)", epochs)):
+    for label, value in (("Steps per task (k)", k), ("Kinds of moment (M)", M), ("Epochs (0: automatic)", epochs)):
         box = pg.get_by_label(label, exact=True)
         box.fill(str(value))
         box.press("Enter")
