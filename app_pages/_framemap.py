@@ -22,9 +22,10 @@ def frame_map(info, task: str) -> None:
             return
         only = st.toggle(f"Only {task}", value=True, key=f"map_only_{info.name}")
         shown = data[data["task"] == task] if only else data
-        label = [n if n else ("background" if s < 0 else f"state {s}") for s, n in zip(shown["state"], shown["name"])]
+        label = [info.state_label(t, int(s)) for t, s in zip(shown["task"], shown["state"])]  # as on the timelines
         fig = px.scatter(shown.assign(step=label), x="x", y="y", color="step", hover_data=["video", "time"],
-                         custom_data=["video", "time"], height=480)
+                         custom_data=["video", "time"], height=480,
+                         color_discrete_map=info.label_colors(task, shown["state"].unique()))
         fig.update_traces(marker={"size": 5})
         fig.update_layout(margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis_title="PC 1", yaxis_title="PC 2")
         event = st.plotly_chart(fig, key=f"map_{info.name}", on_select="rerun", selection_mode="points")

@@ -181,6 +181,13 @@ class RunInfo:
         rep = self.auto_merged.get(task, {}).get(int(state))
         return None if rep is None or rep == int(state) else rep
 
+    def label_colors(self, task: str, extra=()) -> dict[str, str]:
+        """The task's states' labels (`state_label`) -> their colours (`state_colors`, with the
+        states of `extra`), and background grey: a chart keyed by label (the map of frames)
+        in the colours of the timelines."""
+        colors = {self.state_label(task, s): c for s, c in self.state_colors(task, extra).items()}
+        return {**colors, "background": viz.BACKGROUND_COLOR}
+
     def labelled_as_one(self, task: str, states: int | Sequence[int]) -> list[int]:
         """`states` with the states the decoding labels as each of them in `task`
         (merge_confused): what a person sees as those states on every timeline, so that a

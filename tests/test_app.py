@@ -18,7 +18,7 @@ import pytest
 from conftest import SAMPLES
 from streamlit.testing.v1 import AppTest
 
-from procl import explore, jobs, runs, words
+from procl import explore, framemap, jobs, runs, words
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = ["app_pages/home.py", "app_pages/train.py", "app_pages/explore.py", "app_pages/keysteps.py",
@@ -657,6 +657,13 @@ def test_keysteps_lists_states_with_frames(app_env):
     assert sorted(table["state"]) == sorted(selected["change_tire"])
     assert [selected["change_tire"][p - 1] for p in table["suggested as"]] == list(table["state"]), "pick order beside"
     assert {"step", "iou", "at", "occurs in", "typical duration"} <= set(table.columns)
+    # the map of frames: labelled and coloured as the timelines are (state_label, state_colors)
+    info = explore.load_run_info(runs.run_dir("tiny-k3"))
+    fig = next(f for f in figures(at) if f["layout"].get("xaxis", {}).get("title", {}).get("text") == "PC 1")
+    data = framemap.frame_map(runs.run_dir("tiny-k3"))
+    colors = info.label_colors("change_tire", data.loc[data["task"] == "change_tire", "state"].unique())
+    shown = {t["name"]: t["marker"]["color"] for t in fig["data"]}
+    assert shown and all(colors.get(name) == color for name, color in shown.items()), (shown, colors)
     at.selectbox(key="ks_task_tiny-k3").set_value("make_tea").run()
     assert_clean(at)
     assert sorted(at.dataframe[0].value["state"]) == sorted(selected["make_tea"])
