@@ -168,8 +168,7 @@ class RunInfo:
         merges (one step) and the decoding's (merge_confused: one label)."""
         mapping = self.mapping(task)
         groups = list(self.merged)
-        auto = self.auto_merged.get(task, {})
-        groups += [[s for s, r in auto.items() if r == rep] for rep in sorted(set(auto.values()))]
+        groups += [self.labelled_as_one(task, rep) for rep in sorted(set(self.auto_merged.get(task, {}).values()))]
         for group in groups:
             present = sorted((str(s) not in mapping and s not in mapping, s) for s in group if s in colors)
             for _, s in present:
