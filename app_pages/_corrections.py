@@ -117,20 +117,22 @@ def state_form(info, task: str, states: list[int]) -> None:
 
 
 def _state_buttons(info, task: str, states: list[int]) -> None:
-    c1, c2, c3, c4 = st.columns([2, 1, 2, 1])
-    group = c1.multiselect("States that are one step", states, key=f"corr_merge_{task}",
-                           format_func=lambda s: info.state_label(task, s))
+    """One row per correction: what it takes, then its button (wide enough for its label)."""
+    label = lambda s: info.state_label(task, s)  # noqa: E731
+    c1, c2, _ = st.columns([3, 1.5, 1.5], vertical_alignment="bottom")
+    group = c1.multiselect("States that are one step", states, key=f"corr_merge_{task}", format_func=label)
     c2.button("Merge", key=f"corr_merge_btn_{task}", disabled=len(group) < 2, on_click=_do,
               args=(_add_state, info, "merge", f"corr_merge_{task}", task), icon=":material/merge:")
-    c3.selectbox("State that is background (idle hands, the scene)", states, key=f"corr_bg_{task}",
-                 format_func=lambda s: info.state_label(task, s),
+    c1, c2, _ = st.columns([3, 1.5, 1.5], vertical_alignment="bottom")
+    c1.selectbox("State that is background (idle hands, the scene)", states, key=f"corr_bg_{task}", format_func=label,
                  help="With the states labelled as it (the table's \"labelled as\"): the frames shown as it.")
-    c4.button("Mark background", key=f"corr_bg_btn_{task}", on_click=_do,
+    c2.button("Mark background", key=f"corr_bg_btn_{task}", on_click=_do,
               args=(_add_state, info, "background", f"corr_bg_{task}", task), icon=":material/block:")
-    c1, c2, _ = st.columns([2, 1, 3])
-    c1.selectbox("State that is two steps", states, key=f"corr_split_{task}",
-                 format_func=lambda s: info.state_label(task, s),
-                 help="Refining re-clusters its frames into two; both halves become steps of this task.")
+    c1, c2, _ = st.columns([3, 1.5, 1.5], vertical_alignment="bottom")
+    c1.selectbox("State that is two steps", states, key=f"corr_split_{task}", format_func=label,
+                 help="Refining re-clusters its frames into two; both halves become steps of this task. A step "
+                 "the run shows for several states (the table's \"labelled as\") is split into those states, "
+                 "each a step of its own.")
     c2.button("Split", key=f"corr_split_btn_{task}", on_click=_do,
               args=(_add_state, info, "split", f"corr_split_{task}", task), icon=":material/call_split:")
 

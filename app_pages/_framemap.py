@@ -13,7 +13,8 @@ def _map(path: str, stamp: float):
     return framemap.frame_map(path)
 
 
-def frame_map(info, task: str) -> None:
+def frame_map(info, task: str, order: list[int]) -> None:
+    """The map of the run's frames; `order`: the task's states in the procedure's order (the legend's)."""
     st.subheader("Map of the frames")
     with sh.guard("Map"):
         data = _map(str(info.path), (info.path / "model.pt").stat().st_mtime)
@@ -25,7 +26,8 @@ def frame_map(info, task: str) -> None:
         label = [info.state_label(t, int(s)) for t, s in zip(shown["task"], shown["state"])]  # as on the timelines
         fig = px.scatter(shown.assign(step=label), x="x", y="y", color="step", hover_data=["video", "time"],
                          custom_data=["video", "time"], height=480,
-                         color_discrete_map=info.label_colors(task, shown["state"].unique()))
+                         color_discrete_map=info.label_colors(task, shown["state"].unique()),
+                         category_orders={"step": info.label_order(task, order, label)})
         fig.update_traces(marker={"size": 5})
         fig.update_layout(margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis_title="PC 1", yaxis_title="PC 2")
         event = st.plotly_chart(fig, key=f"map_{info.name}", on_select="rerun", selection_mode="points")

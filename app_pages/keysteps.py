@@ -166,5 +166,6 @@ with sh.guard(f"Run {info.name}"):
     else:
         st.caption("Frames show where the network looks (red = most; the paper's spatial attention).")
 
-    _framemap.frame_map(info, task)
-    _corrections.state_form(info, task, [int(s) for s in table["state"]])
+    order = [int(s) for s in table["state"]]  # the procedure's order
+    _framemap.frame_map(info, task, order)
+    _corrections.state_form(info, task, order)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,6 +186,15 @@ class RunInfo:
         in the colours of the timelines."""
         colors = {self.state_label(task, s): c for s, c in self.state_colors(task, extra).items()}
         return {**colors, "background": viz.BACKGROUND_COLOR}
+
+    def label_order(self, task: str, order: Sequence[int], labels: Iterable[str]) -> list[str]:
+        """`labels` (of a chart keyed by label, the map of frames) in the procedure's order:
+        those of the task's states in `order` first (a merged group once), then the others
+        sorted, background last."""
+        labels = set(labels)
+        first = [lab for lab in dict.fromkeys(self.state_label(task, int(s)) for s in order) if lab in labels]
+        rest = sorted(labels - set(first) - {"background"})
+        return first + rest + (["background"] if "background" in labels else [])
 
     def labelled_as_one(self, task: str, states: int | Sequence[int]) -> list[int]:
         """`states` with the states the decoding labels as each of them in `task`

@@ -4,7 +4,8 @@ Frames are drawn evenly from the run's videos up to `cap` (a stated cap, so that
 map stays fast on large datasets), put in the teacher's space by the run's own network
 (`procl.train.attention_features`: attention features, with time when the run uses
 it), and projected on their first two principal components (scikit-learn PCA). Each
-point keeps its video, time, task, the state the run gives it and that state's name.
+point keeps its video, time, task and the state the run gives it (the app labels and
+colours it as the timelines do: `procl.explore.RunInfo.label_colors`).
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ import torch
 from procl import runs
 from procl.evaluate import open_for_run
 from procl.infer import load_run
-from procl.names import names_by_task, read_names
 from procl.train import attention_features
 
 MAP_CAP = 3000  # frames on the map at most
@@ -25,12 +25,11 @@ MAP_CAP = 3000  # frames on the map at most
 
 def frame_map(run: str | os.PathLike, cap: int = MAP_CAP, seed: int = 0) -> pd.DataFrame:
     """Columns x, y (the first two principal components), video, task, time, frame,
-    state (-1 background), name ('' when the state has none), of at most `cap` frames."""
+    state (-1 background), of at most `cap` frames."""
     from sklearn.decomposition import PCA  # imported here: it takes a second, and most commands never need it
 
     loaded = load_run(run)
     dataset, features = open_for_run(loaded.config, None)
-    names = names_by_task(loaded.config, read_names(loaded.path))
     videos = [v for v in dataset.videos if v.id in features.videos and runs.outputs_path(loaded.path, v.id).exists()]
     total = sum(features.videos[v.id].T for v in videos)
     step = max(1, int(np.ceil(total / max(cap, 1))))
@@ -47,8 +46,8 @@ def frame_map(run: str | os.PathLike, cap: int = MAP_CAP, seed: int = 0) -> pd.D
         parts.append(x)
         for i in idx:
             s = int(states[i]) if i < len(states) else -1
-            rows.append((v.id, v.task, float(vf.times[i]), int(i), s, names.get(v.task, {}).get(s, "")))
-    frame = pd.DataFrame(rows, columns=["video", "task", "time", "frame", "state", "name"])
+            rows.append((v.id, v.task, float(vf.times[i]), int(i), s))
+    frame = pd.DataFrame(rows, columns=["video", "task", "time", "frame", "state"])
     if not parts:
         return frame.assign(x=[], y=[])
     X = np.concatenate(parts)[:cap]

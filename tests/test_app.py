@@ -664,6 +664,11 @@ def test_keysteps_lists_states_with_frames(app_env):
     colors = info.label_colors("change_tire", data.loc[data["task"] == "change_tire", "state"].unique())
     shown = {t["name"]: t["marker"]["color"] for t in fig["data"]}
     assert shown and all(colors.get(name) == color for name, color in shown.items()), (shown, colors)
+    # ... and its legend in the procedure's order (the table's), background last
+    order = [info.state_label("change_tire", int(s)) for s in table["state"]]
+    legend = [t["name"] for t in fig["data"]]
+    assert legend == [lab for lab in order if lab in shown] + [lab for lab in legend if lab not in order], legend
+    assert "background" not in legend[:-1]
     at.selectbox(key="ks_task_tiny-k3").set_value("make_tea").run()
     assert_clean(at)
     assert sorted(at.dataframe[0].value["state"]) == sorted(selected["make_tea"])
