@@ -9,7 +9,7 @@ penalty. One implementation is shared by the student and the teacher.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -475,15 +475,25 @@ def merge_groups(confusion: np.ndarray, states: list[int], threshold: float,
     return {int(states[i]): int(states[g[0]]) for g in groups if len(g) > 1 for i in g}
 
 
-def keep_apart(confusion: np.ndarray, states: list[int], names: dict[int, str]) -> np.ndarray:
+def keep_apart(confusion: np.ndarray, states: list[int], names: dict[int, str],
+               apart: Sequence[Sequence[int]] = ()) -> np.ndarray:
     """The confusion with NaN between two states named differently (a person's names, which
-    say they are two steps), so that `merge_groups` never joins them. A copy."""
+    say they are two steps) and between two states of a group in `apart` (a person split
+    what the decoding had merged: each its own step), so that `merge_groups` never joins
+    them. A copy."""
     C = np.array(confusion, dtype=np.float64, copy=True)
     named = [(i, str(names[int(s)]).strip().lower()) for i, s in enumerate(states) if int(s) in names]
     for i, a in named:
         for j, b in named:
             if a != b:
                 C[i, j] = np.nan
+    index = {int(s): i for i, s in enumerate(states)}
+    for group in apart:
+        members = [index[int(s)] for s in group if int(s) in index]
+        for i in members:
+            for j in members:
+                if i != j:
+                    C[i, j] = np.nan
     return C
 
 

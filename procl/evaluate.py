@@ -91,9 +91,11 @@ def merge_evidence(loaded: LoadedRun, dataset: Dataset, features: FeatureSet) ->
     "contiguity"} -> task -> [k, k] (`procl.decode.state_confusion`, `state_contiguity`),
     on its training videos decoded without merges; a video counts for its task when that
     task is the one predicted. Two states a person named differently (a refinement's
-    names.json) are kept apart (`keep_apart`). Measured for every run, whatever its recipe,
-    so that merge_confused is a decoding choice."""
+    names.json), or split apart where the parent's decoding had merged them (config.json's
+    refine "apart"), are kept apart (`keep_apart`). Measured for every run, whatever its
+    recipe, so that merge_confused is a decoding choice."""
     names = read_names(loaded.path)
+    apart = loaded.config.get("refine", {}).get("apart", {})
     unmerged = replace(loaded, decoding_states={u: {k: v for k, v in d.items() if k not in runs.MERGE_EVIDENCE}
                                                 for u, d in loaded.decoding_states.items()})
     preds = predict_dataset(unmerged, dataset, features, only=set(loaded.config["train_videos"]))
@@ -104,7 +106,7 @@ def merge_evidence(loaded: LoadedRun, dataset: Dataset, features: FeatureSet) ->
             mine = [p for p in preds if p.task == task and p.pred_task == task]
             states = loaded.selected[unit][task]
             C = state_confusion([p.states for p in mine], [p.p for p in mine], states)
-            out[unit]["confusion"][task] = keep_apart(C, states, names.get(unit, {}))
+            out[unit]["confusion"][task] = keep_apart(C, states, names.get(unit, {}), apart.get(unit, []))
             out[unit]["contiguity"][task] = state_contiguity([p.states for p in mine], states)
     return out
 

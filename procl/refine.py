@@ -17,7 +17,10 @@ The corrections (procl.corrections) are constraints on the teacher and the stude
 - background states are never selected;
 - a split state's frames are re-clustered into two: the state keeps one half, a state no
   task used takes the other, both start at their half's center and stay key-steps of the
-  tasks that had the state;
+  tasks that had the state; a split state the parent's decoding had merged with others
+  (merge_confused: one step on every timeline, several states) is already several
+  states: they become steps of their own, kept key-steps and never merged again
+  (config.json's refine "apart", read by `procl.evaluate.merge_evidence`);
 - named steps keep their names: the refined run's names.json, so its predictions on
   every other video carry the person's names. After training, each other selected
   state takes the name most of its labelled frames have (`name_by_vote`; which ones in
@@ -79,6 +82,7 @@ class RefineHooks(TrainHooks):
         self.raw = raw
         self.loaded = load_run(parent)
         self.constraints: dict[str, Constraints] = {}
+        self.apart: dict[str, list[list[int]]] = {}  # unit -> groups of states kept apart (`_apart`)
 
     def prepare(self, cfg, dataset, features, units) -> dict:
         loaded = self.loaded
@@ -100,6 +104,7 @@ class RefineHooks(TrainHooks):
         return {"parent": self.parent.name, "corrections": corr,
                 "refine": {"parent_epochs": int(loaded.config.get("epochs") or 0),
                            "anchors": {u: c.anchors for u, c in self.constraints.items()},
+                           "apart": {u: groups for u, groups in self.apart.items() if groups},
                            "names": {u: {str(s): n for s, n in c.names.items()} for u, c in self.constraints.items()}}}
 
     def _constraints(self, u, cfg, features, task_of: dict[str, str], corr: dict) -> Constraints:
@@ -149,13 +154,15 @@ class RefineHooks(TrainHooks):
             label = background[0] if key == BACKGROUND else anchor_of[key]
             for v, m in parts:
                 fixed.setdefault(v, np.full(len(m), -1, dtype=np.int64))[m] = label
-        split, split_centers = self._split(u, cfg, features, corr, mm, taken | set(background))
+        self.apart[u.key], unmerged = self._apart(u, corr, mm)
+        split, split_centers = self._split(u, cfg, features, corr, mm, taken | set(background), unmerged)
         anchors: dict[str, list[int]] = {}
         for task in u.tasks:
             mine = {anchor_of[key] for key, parts in frames.items() if key != BACKGROUND
                     for v, _ in parts if task_of[v] == task}
             had = {int(mm[s]) for s in loaded.selected[u.key].get(task, [])}
             halves = [s for s, other in split.items() if s in had or other in had]  # both halves of a split state
+            halves += [s for s in sorted(unmerged.get(task, ())) if s in had]  # a split merged step's states
             named = {s for s in had if s in given}
             anchors[task] = list(dict.fromkeys(sorted(mine) + halves + sorted(named - mine - set(background))))[: cfg.k]
         return Constraints(fixed=fixed, merge_map=mm, background=background, anchors=anchors,
@@ -163,13 +170,38 @@ class RefineHooks(TrainHooks):
                            split=split_centers,
                            labelled_tasks={task_of[v] for v in fixed}, free_picks=FREE_PICKS)
 
-    def _split(self, u, cfg, features, corr: dict, mm: np.ndarray,
-               taken: set[int]) -> tuple[dict[int, int], dict[int, np.ndarray]]:
+    def _apart(self, u, corr: dict, mm: np.ndarray) -> tuple[list[list[int]], dict[str, set[int]]]:
+        """The split states that the parent's decoding labels as one step with others
+        (merge_confused, in any task of unit `u`): a person who calls that step two steps
+        sees states that are already several, so each group's states become steps of their
+        own, kept apart in the refined run (`procl.decode.keep_apart`), with no state
+        re-clustered. Returns (the groups kept apart, the parent's own kept too when it is a
+        refinement; task -> the states of its groups)."""
+        merges = self.loaded.merges(u.key)  # task -> state -> the state it is labelled as
+        inherited = self.loaded.config.get("refine", {}).get("apart", {}).get(u.key, [])
+        groups = [sorted(int(s) for s in g) for g in inherited]
+        states: dict[str, set[int]] = {}
+        for s in sorted({int(mm[s]) for s in corr["split"]}):
+            for task in u.tasks:
+                m = merges.get(task, {})
+                if s not in m:
+                    continue
+                group = sorted({int(mm[x]) for x, rep in m.items() if rep == m[s]})
+                if len(group) > 1:
+                    groups.append(group)
+                    states.setdefault(task, set()).update(group)
+        return [list(g) for g in dict.fromkeys(tuple(g) for g in groups)], states
+
+    def _split(self, u, cfg, features, corr: dict, mm: np.ndarray, taken: set[int],
+               unmerged: dict[str, set[int]]) -> tuple[dict[int, int], dict[int, np.ndarray]]:
         """Each split state's frames (the unit's training frames nearest to it in the parent's
         teacher space) re-clustered into two (2-means): the state keeps one half and a state
-        no task selected, nobody named and nobody marked takes the other. Returns (state ->
-        its other half, both ways; state -> the center its half starts at, for `warm`)."""
-        if not corr["split"]:
+        no task selected, nobody named and nobody marked takes the other; not the states of a
+        merged step (`unmerged`, `_apart`). Returns (state -> its other half, both ways;
+        state -> the center its half starts at, for `warm`)."""
+        done = set().union(*unmerged.values()) if unmerged else set()
+        todo = sorted({int(mm[s]) for s in corr["split"]} - done)
+        if not todo:
             return {}, {}
         loaded, M = self.loaded, cfg.M
         ys = {v: torch.from_numpy(np.ascontiguousarray(features.videos[v].feats, dtype=np.float32)) for v in u.videos}
@@ -180,7 +212,7 @@ class RefineHooks(TrainHooks):
         free = [m for m in range(M) if int(mm[m]) == m and m not in used]
         out: dict[int, int] = {}
         halves: dict[int, np.ndarray] = {}
-        for s in sorted({int(mm[s]) for s in corr["split"]}):
+        for s in todo:
             frames = X[nearest == s]
             if len(frames) < 2:
                 raise ProclError(f"split: state {s} is the nearest state of {len(frames)} training frame(s): "

@@ -247,6 +247,9 @@ def test_merge_groups_joins_the_states_the_network_confuses():
     assert np.isnan(named[1, 2]) and not np.isnan(C[1, 2])
     assert 24 not in merge_groups(named, states, 0.1)
     assert merge_groups(keep_apart(C, states, {4: "jack up", 24: "Jack up "}), states, 0.2) == {4: 4, 24: 4}
+    # ... and so does a group a person split (a refinement's "apart"); states not selected are ignored
+    apart = keep_apart(C, states, {}, [[24, 4, 77]])
+    assert np.isnan(apart[1, 2]) and np.isnan(apart[2, 1]) and 24 not in merge_groups(apart, states, 0.1)
     assert relabel(np.array([24, -1, 4, 31, 24]), {4: 4, 24: 4}).tolist() == [4, -1, 4, 31, 4]
 
 

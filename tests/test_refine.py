@@ -259,7 +259,7 @@ def test_frame_map_is_capped_and_labelled(parent):
 
     data = frame_map(parent, cap=50)
     assert 0 < len(data) <= 50
-    assert {"x", "y", "video", "task", "time", "frame", "state", "name"} <= set(data.columns)
+    assert {"x", "y", "video", "task", "time", "frame", "state"} <= set(data.columns)
     assert data["x"].notna().all() and data["video"].nunique() > 1
 
 
@@ -291,3 +291,38 @@ def test_a_single_task_run_refines_from_spans(env, tmp_path, capsys):
     one_task = {**loaded.config, "units": {"a": ["a"]}}
     assert corrections.states_ambiguous(one_task) is None and corrections.states_ambiguous(
         {"setting": "multi", "units": {"all": ["a", "b"]}}) is None
+
+
+def test_splitting_a_merged_step_keeps_its_states_apart(env, parent, tmp_path):
+    """Split of a step the decoding merged (merge_confused: two states shown as one on every
+    timeline): its states become steps of their own, no state is re-clustered, and the
+    refined run's decoding never merges them again."""
+    import shutil
+
+    src = runs.run_dir("parent")
+    shutil.copytree(src, src.parent / "merged-parent")
+    dst = runs.run_dir("merged-parent")
+    loaded = load_run(dst)
+    task = loaded.config["tasks"][0]
+    states = [int(s) for s in loaded.selected["all"][task]]
+    decoding = json.loads((dst / "decoding.json").read_text())
+    sizes = {t: len(sel) for t, sel in loaded.selected["all"].items()}
+    decoding["all"]["confusion"] = {t: np.zeros((n, n)).tolist() for t, n in sizes.items()}
+    decoding["all"]["contiguity"] = {t: np.ones((n, n)).tolist() for t, n in sizes.items()}
+    decoding["all"]["confusion"][task][0][1] = decoding["all"]["confusion"][task][1][0] = 1.0  # the first two picks
+    (dst / "decoding.json").write_text(json.dumps(decoding))
+    assert load_run(dst).merges("all")[task] == {states[0]: states[0], states[1]: states[0]}
+    (dst / corrections.CORRECTIONS_FILE).write_text(json.dumps({"split": [states[0]]}))
+
+    child = refine("merged-parent", "unmerged-child", epochs=2, progress=False)
+    config = runs.read_config(child)
+    assert config["refine"]["apart"] == {"all": [sorted(states[:2])]}
+    anchors = config["refine"]["anchors"]["all"][task]
+    used = {int(s) for sel in loaded.selected["all"].values() for s in sel}
+    assert set(states[:2]) <= set(anchors) <= used, "both stay key-steps; no new state (nothing re-clustered)"
+    again = load_run(child)
+    sel = [int(s) for s in again.selected["all"][task]]
+    C = np.asarray(again.decoding_states["all"]["confusion"][task], dtype=float)
+    assert np.isnan(C[sel.index(states[0]), sel.index(states[1])])
+    merged = again.merges("all").get(task, {})
+    assert merged.get(states[0], states[0]) != merged.get(states[1], states[1])
