@@ -295,9 +295,9 @@ def video_record(info: explore.RunInfo, video_id: str) -> VideoRecord | None:
 
 
 def known_specs() -> list[str]:
-    """The built-in dataset, those of existing runs, the folder datasets under data/ (made
-    from uploads) and paths added in this session."""
-    specs = [BUILTIN]
+    """The built-in dataset, the real samples shipped with procl, those of existing runs,
+    the folder datasets under data/ (made from uploads) and paths added in this session."""
+    specs = [BUILTIN, *explore.sample_datasets()]
     for entry in all_runs():
         spec = (entry.get("config") or {}).get("dataset")
         if spec and spec not in specs:

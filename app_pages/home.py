@@ -65,7 +65,9 @@ st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
              column_config={"state": st.column_config.TextColumn(width="medium"),
                             "dataset": st.column_config.TextColumn(
                                 "spec", help="How the command line names it (--dataset SPEC)")})
-st.caption("Built-in, those used by runs, the folders under `data/` (made from uploads) and paths added below. "
+st.caption("Built-in, the real Breakfast *coffee* sample shipped with procl (precomputed features of one task: "
+           "train it with *one network per task*), those used by runs, the folders under `data/` (made from "
+           "uploads) and paths added below. "
            "*features*: the feature caches (backbone-fps: videos cached / videos).")
 
 

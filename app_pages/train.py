@@ -110,12 +110,14 @@ c1, c2, c3, c4 = st.columns(4)
 run_name = c1.text_input("Run name", key="tr_run", placeholder="automatic",
                          help="Letters, digits, '.', '_' and '-'; empty: derived from dataset, k and time.")
 run_slot = c1.empty()
-attention = c2.toggle("Spatial attention", True, key="tr_attention", help="Off: the mean over grid cells.")
+grid = sh.region_grid(spec) if ds is not None else True  # some levers' defaults differ without a region grid
+attention = c2.toggle("Spatial attention", True, key="tr_attention", disabled=not grid,
+                      help="Off: the mean over grid cells." if grid else
+                      "These features have no region grid (one vector per frame): attention has a single cell "
+                      "to weigh, so on or off it is the same.")
 pooling = c3.toggle("Learnable pooling", True, key="tr_pooling", disabled=not multi,
                     help="Off: uniform pooling weights beta. Only the multi-task classifier pools.")
 
-
-grid = sh.region_grid(spec) if ds is not None else True  # some levers' defaults differ without a region grid
 if not grid and multi and ds is not None and len(ds.tasks) > 1:
     st.info("These features have no region grid (one vector per frame), so the network cannot look at where "
             "the hands are. There, telling the tasks apart is weak: on procl's benchmark sets given this way the "

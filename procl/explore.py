@@ -27,7 +27,7 @@ from procl.infer import segments_frame
 from procl.io import read_json
 from procl.metrics import annotated
 from procl.names import NAMES_FILE, names_by_task, read_names, unit_of
-from procl.paths import data_dir, slug
+from procl.paths import SAMPLES, data_dir, slug
 from procl.selection import SHARED_MIN_TASKS
 from procl.words import dataset_name
 
@@ -658,6 +658,14 @@ def dataset_summary(dataset: Dataset) -> pd.DataFrame:
             "key-steps": len(dataset.steps.get(task, [])),
         })
     return pd.DataFrame(rows, columns=["task", "videos", "train", "test", "annotated", "key-steps"])
+
+
+def sample_datasets() -> list[str]:
+    """Specs of the real samples shipped in the repository (data/samples, NOTICE.md there):
+    the Breakfast coffee sample, precomputed features of one task. [] where procl was
+    installed without them."""
+    coffee = SAMPLES / "breakfast_coffee"
+    return [f"actseg:{coffee}"] if (coffee / "groundTruth").is_dir() else []
 
 
 def local_datasets() -> list[str]:

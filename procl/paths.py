@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"  # the real samples a clone ships (NOTICE.md)
+
 
 def data_dir() -> Path:
     return Path(os.environ.get("PROCL_DATA", "data"))

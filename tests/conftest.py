@@ -23,8 +23,6 @@ def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     frame_size=112, min_duration=8.0, max_duration=12.0, progress=False, workers=1)
 
 
-# The real samples shipped in the repository (data/samples/, see its NOTICE.md).
-SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 # procl's levers as the tiny-set trainings of the tests were written with: every lever of
 # the registry (procl.config), the default recipe's value unless fixed here (the default
 # recipe's values are chosen on development sets and may change)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLES
 from streamlit.testing.v1 import AppTest
 
 from procl import explore, framemap, jobs, runs, words
+from procl.paths import SAMPLES
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = ["app_pages/home.py", "app_pages/train.py", "app_pages/explore.py", "app_pages/keysteps.py",
@@ -115,6 +115,10 @@ def test_home_lists_and_previews_the_dataset(app_env):
     assert "default-2fps: 12/12" in row["features"]
     builtin = table[table["dataset"] == "synthetic"].iloc[0]
     assert builtin["state"] == "not generated" and builtin["tasks"] == builtin["videos"] == "–"  # never None
+    # the real sample a clone ships is listed, ready to train (data/samples, NOTICE.md)
+    sample = table[table["dataset"] == f"actseg:{SAMPLES / 'breakfast_coffee'}"].iloc[0]
+    assert (sample["name"], sample["state"], sample["tasks"], sample["videos"]) == \
+        ("breakfast_coffee (actseg)", "ready", "1", "5"), sample
     assert any(b.label == "Generate the built-in dataset" for b in at.button)
     at.selectbox(key="home_spec").set_value(app_env["dataset"]).run()
     first = row_names(timeline(at))
@@ -202,11 +206,16 @@ def test_train_levers_show_the_defaults_of_features_without_a_grid(app_env):
     the field shows the value that launches."""
     at = open_page("app_pages/train.py")
     assert at.number_input(key="tr_time_weight_default").value == 2.0
+    assert not at.toggle(key="tr_attention").disabled
     at.selectbox(key="tr_dataset").set_value("another folder…").run()
     at.selectbox(key="tr_kind").set_value("actseg").run()
     at.text_input(key="tr_path").input(str(BREAKFAST)).run()
     assert_clean(at)
     assert at.number_input(key="tr_time_weight_default_nogrid").value == 0.0
+    assert at.toggle(key="tr_attention").disabled, "one vector per frame: nothing for attention to weigh"
+    at.selectbox(key="tr_dataset").set_value(f"actseg:{BREAKFAST}").run()  # the shipped sample, listed
+    assert_clean(at)
+    assert at.radio(key="tr_setting_one_task").value == "single" and at.toggle(key="tr_attention").disabled
 
 
 def test_train_says_the_task_guess_is_weak_on_features_without_a_grid(app_env, tmp_path):

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
-from conftest import SAMPLES
 
 from procl import ProclError
 from procl.data import BACKGROUND, Segment, load_feature_array, open_dataset, parse_spec, specs
 from procl.data.folder import seeded_split
 from procl.data.records import VideoRecord
+from procl.paths import SAMPLES
 
 BREAKFAST = SAMPLES / "breakfast_coffee"
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 import pytest
-from conftest import SAMPLES
 
 from procl import ProclError
 from procl.data.records import Dataset, VideoRecord
@@ -16,6 +15,7 @@ from procl.features import backbones, cache
 from procl.features.backbones import get_backbone
 from procl.features.cache import load_or_extract, measure_throughput, pool_superframes
 from procl.features.video import iter_frames, probe, sample_frames
+from procl.paths import SAMPLES
 
 PANCAKE = SAMPLES / "flipping_a_pancake.mkv"
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}

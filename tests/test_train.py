@@ -22,9 +22,9 @@ from procl.cli import main as cli
 from procl.decode import bias_background, decode_states, merge_maps, path_fit, relabel
 from procl.evaluate import evaluate
 from procl.infer import PREDICT_COLUMNS, SEGMENT_COLUMNS, load_run, predict_dataset
+from procl.paths import SAMPLES
 from procl.train import TrainConfig, config_from_saved, load_inputs, train
 
-SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 TINY = dict(k=3, M=16, epochs=30, width=32)  # M well above tasks x k: the tiny set has 3 x 3 steps
 
 

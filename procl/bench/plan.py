@@ -34,11 +34,11 @@ import torch
 import procl
 from procl.config import LEVERS
 from procl.data import scene
-from procl.paths import environment
+from procl.paths import SAMPLES, environment
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS_PATH = REPO / "docs" / "RESULTS.md"
-REAL_DATA = REPO / "data" / "samples" / "breakfast_coffee"
+REAL_DATA = SAMPLES / "breakfast_coffee"
 REAL_DATA_ENV = "PROCL_BENCH_REAL_DATA"  # another folder with that sample, if moved
 MIN_MARGIN = 0.01  # one point of F1 / accuracy: the least difference a claim counts
 STABLE_RANGE = 0.05  # C5: F1 may move this much across k and still be "stable"
