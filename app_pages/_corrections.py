@@ -3,6 +3,7 @@ background or split one in two (Key-steps), the list with undo, and "Refine with
 background job, procl.jobs.launch_refine). The logic is procl.corrections."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable
 
 import streamlit as st
@@ -118,7 +119,7 @@ def state_form(info, task: str, states: list[int]) -> None:
 
 def _state_buttons(info, task: str, states: list[int]) -> None:
     """One row per correction: what it takes, then its button (wide enough for its label)."""
-    label = lambda s: info.state_label(task, s)  # noqa: E731
+    label = partial(info.state_label, task)  # a state as the timelines name it
     c1, c2, _ = st.columns([3, 1.5, 1.5], vertical_alignment="bottom")
     group = c1.multiselect("States that are one step", states, key=f"corr_merge_{task}", format_func=label)
     c2.button("Merge", key=f"corr_merge_btn_{task}", disabled=len(group) < 2, on_click=_do,
