@@ -497,6 +497,12 @@ def keep_apart(confusion: np.ndarray, states: list[int], names: dict[int, str],
     return C
 
 
+def labelled_as(merge: dict[int, int], rep: int) -> list[int]:
+    """The states a task's merge map (`merge_groups`: state -> the state its group is
+    labelled as) labels as `rep`, sorted; [] when `rep` heads no group."""
+    return sorted(int(s) for s, r in merge.items() if r == rep)
+
+
 def relabel(labels: np.ndarray, merge: dict[int, int]) -> np.ndarray:
     """labels [T] with each merged state replaced by its group's (`merge_groups`); -1 stays."""
     labels = np.asarray(labels)

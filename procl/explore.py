@@ -21,7 +21,7 @@ from procl import ProclError, metrics, runs, viz
 from procl.config import config_from_saved, task_given
 from procl.corrections import CORRECTIONS_FILE, read_corrections, suggest_videos
 from procl.data import Dataset, VideoRecord
-from procl.decode import merge_maps
+from procl.decode import labelled_as, merge_maps
 from procl.features.video import FrameReader
 from procl.infer import segments_frame
 from procl.io import read_json
@@ -202,7 +202,8 @@ class RunInfo:
         correction of a state reaches the frames shown as it. A merged state given by its
         own number stays alone."""
         picked = {int(s) for s in np.atleast_1d(states)}
-        return sorted(picked | {s for s, rep in self.auto_merged.get(task, {}).items() if rep in picked})
+        merge = self.auto_merged.get(task, {})
+        return sorted(picked.union(*(labelled_as(merge, p) for p in picked)))
 
     def state_names(self, task: str) -> dict[int, str]:
         """Selected state -> its label (given name, matched step, or 'state m')."""

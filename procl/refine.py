@@ -45,6 +45,7 @@ import torch
 from procl import ProclError, corrections, runs
 from procl.config import config_from_saved
 from procl.corrections import BACKGROUND, Constraints
+from procl.decode import labelled_as
 from procl.evaluate import format_metrics, open_for_run
 from procl.explore import load_run_info, videos_to_correct
 from procl.infer import load_run, predict_video
@@ -186,7 +187,7 @@ class RefineHooks(TrainHooks):
                 m = merges.get(task, {})
                 if s not in m:
                     continue
-                group = sorted({int(mm[x]) for x, rep in m.items() if rep == m[s]})
+                group = sorted({int(mm[x]) for x in labelled_as(m, m[s])})
                 if len(group) > 1:
                     groups.append(group)
                     states.setdefault(task, set()).update(group)

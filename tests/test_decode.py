@@ -15,6 +15,7 @@ from procl.decode import (
     decode_states_batch,
     fit_bound,
     keep_apart,
+    labelled_as,
     merge_groups,
     merge_maps,
     path_fit,
@@ -251,6 +252,9 @@ def test_merge_groups_joins_the_states_the_network_confuses():
     apart = keep_apart(C, states, {}, [[24, 4, 77]])
     assert np.isnan(apart[1, 2]) and np.isnan(apart[2, 1]) and 24 not in merge_groups(apart, states, 0.1)
     assert relabel(np.array([24, -1, 4, 31, 24]), {4: 4, 24: 4}).tolist() == [4, -1, 4, 31, 4]
+    # the states a merge map labels as a group's head; none for a member or an unmerged state
+    merge = merge_groups(C, states, 0.15)
+    assert labelled_as(merge, 4) == [4, 9, 24] and labelled_as(merge, 24) == [] and labelled_as(merge, 31) == []
 
 
 def test_state_contiguity_tells_a_cut_step_from_two_steps():
